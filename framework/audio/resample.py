@@ -1,0 +1,136 @@
+"""Sample-rate conversion of PCM16 audio with soxr, one-shot and streaming."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+import numpy as np
+import numpy.typing as npt
+import soxr
+
+from framework.audio._checks import as_int16, check_channels, check_pcm16, check_rate
+
+__all__ = ["Quality", "StreamResampler", "resample"]
+
+Quality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
+"""soxr quality presets, from quick (``QQ``) to very high (``VHQ``)."""
+
+_QUALITIES: tuple[str, ...] = get_args(Quality)
+
+
+def _check_quality(quality: object) -> str:
+    if quality not in _QUALITIES:
+        raise ValueError(f"quality must be one of {', '.join(_QUALITIES)}, got {quality!r}")
+    return str(quality)
+
+
+def _to_pcm(samples: object) -> bytes:
+    arr: npt.NDArray[np.int16] = np.asarray(samples, dtype=np.int16)
+    return arr.astype("<i2", copy=False).tobytes()
+
+
+def resample(
+    pcm: bytes,
+    from_rate: int,
+    to_rate: int,
+    num_channels: int = 1,
+    quality: Quality = "HQ",
+) -> bytes:
+    """Resample a whole clip of interleaved PCM16 audio from ``from_rate`` to ``to_rate``.
+
+    Equal rates return the input unchanged without copying. For audio that
+    arrives in pieces use :class:`StreamResampler`: resampling each piece on its
+    own clicks at the boundaries.
+    """
+    from_rate = check_rate(from_rate, "from_rate")
+    to_rate = check_rate(to_rate, "to_rate")
+    num_channels = check_channels(num_channels)
+    preset = _check_quality(quality)
+    data = check_pcm16(pcm, num_channels)
+    if from_rate == to_rate or not data:
+        return data
+    frames = as_int16(data).reshape(-1, num_channels)
+    return _to_pcm(soxr.resample(frames, from_rate, to_rate, quality=preset))
+
+
+class StreamResampler:
+    """Resample a stream of PCM16 chunks with state carried across chunks.
+
+    Feed chunks to :meth:`process` and call :meth:`flush` at the end of the
+    stream to get the tail the filter still holds. Concatenating every output
+    gives (to within a couple of LSB) what :func:`resample` returns for the whole
+    stream. After :meth:`flush` the resampler is ready for a new stream.
+    When both rates are equal the audio passes straight through.
+    """
+
+    __slots__ = ("_from_rate", "_num_channels", "_quality", "_stream", "_to_rate")
+
+    def __init__(
+        self,
+        from_rate: int,
+        to_rate: int,
+        num_channels: int = 1,
+        quality: Quality = "HQ",
+    ) -> None:
+        """Create a resampler from ``from_rate`` Hz to ``to_rate`` Hz."""
+        self._from_rate = check_rate(from_rate, "from_rate")
+        self._to_rate = check_rate(to_rate, "to_rate")
+        self._num_channels = check_channels(num_channels)
+        self._quality = _check_quality(quality)
+        self._stream: soxr.ResampleStream | None = None
+        if self._from_rate != self._to_rate:
+            self._stream = soxr.ResampleStream(
+                self._from_rate,
+                self._to_rate,
+                self._num_channels,
+                dtype="int16",
+                quality=self._quality,
+            )
+
+    @property
+    def from_rate(self) -> int:
+        """Input sample rate in Hz."""
+        return self._from_rate
+
+    @property
+    def to_rate(self) -> int:
+        """Output sample rate in Hz."""
+        return self._to_rate
+
+    @property
+    def num_channels(self) -> int:
+        """Channels per sample frame, in and out."""
+        return self._num_channels
+
+    @property
+    def passthrough(self) -> bool:
+        """True when the rates are equal and audio is returned untouched."""
+        return self._stream is None
+
+    def process(self, pcm: bytes) -> bytes:
+        """Resample the next chunk; the output may be shorter while the filter fills."""
+        data = check_pcm16(pcm, self._num_channels)
+        if self._stream is None or not data:
+            return data
+        frames = as_int16(data).reshape(-1, self._num_channels)
+        return _to_pcm(self._stream.resample_chunk(frames))
+
+    def flush(self) -> bytes:
+        """End the stream: return the buffered tail and reset for a new stream."""
+        if self._stream is None:
+            return b""
+        empty = np.zeros((0, self._num_channels), dtype=np.int16)
+        tail = _to_pcm(self._stream.resample_chunk(empty, last=True))
+        self._stream.clear()
+        return tail
+
+    def reset(self) -> None:
+        """Drop any buffered audio and start a new stream (after an interruption)."""
+        if self._stream is not None:
+            self._stream.clear()
+
+    def __repr__(self) -> str:
+        return (
+            f"StreamResampler({self._from_rate}, {self._to_rate}, "
+            f"num_channels={self._num_channels}, quality={self._quality!r})"
+        )

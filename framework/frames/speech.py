@@ -1,0 +1,41 @@
+"""Turn-taking frames: who is speaking, as decided by a VAD, a turn detector or a server."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from framework.frames.base import SystemFrame
+
+__all__ = [
+    "BotStartedSpeakingFrame",
+    "BotStoppedSpeakingFrame",
+    "UserStartedSpeakingFrame",
+    "UserStoppedSpeakingFrame",
+]
+
+
+@dataclass(slots=True, kw_only=True)
+class UserStartedSpeakingFrame(SystemFrame):
+    """The user began a turn. ``speech_start_ns`` is when the speech itself began, if known."""
+
+    speech_start_ns: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class UserStoppedSpeakingFrame(SystemFrame):
+    """The user's turn ended. ``speech_end_ns`` is when the speech itself ended, if known."""
+
+    speech_end_ns: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class BotStartedSpeakingFrame(SystemFrame):
+    """The output transport started playing bot audio."""
+
+
+@dataclass(slots=True, kw_only=True)
+class BotStoppedSpeakingFrame(SystemFrame):
+    """The output transport stopped playing bot audio. ``interrupted`` if it was cut off."""
+
+    interrupted: bool = False
+    played_s: float = 0.0
