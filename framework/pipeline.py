@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
@@ -62,7 +63,7 @@ class Pipeline(_Container):
             seen.add(id(stage))
         for stage in stages:
             stage._adopt(self)
-        for upstream, downstream in zip(stages, stages[1:], strict=False):
+        for upstream, downstream in itertools.pairwise(stages):
             upstream.link(downstream)
         self._stages = stages
         self._head = stages[0]
@@ -120,8 +121,10 @@ class ParallelPipeline(_Container):
         super().__init__(name=name)
         self._branches: list[Pipeline] = []
         for index, branch in enumerate(branches):
-            pipeline = branch if isinstance(branch, Pipeline) else Pipeline(
-                list(branch), name=f"{self.name}.branch{index}"
+            pipeline = (
+                branch
+                if isinstance(branch, Pipeline)
+                else Pipeline(list(branch), name=f"{self.name}.branch{index}")
             )
             pipeline._adopt(self)
             pipeline._next = _Edge(self, DOWNSTREAM, f"branch{index}.out")

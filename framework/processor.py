@@ -254,10 +254,7 @@ class Processor:
         """Handle one frame. The default runs the :func:`handles` handler or pushes it on."""
         frame_type = type(frame)
         resolved = self._resolved
-        if frame_type in resolved:
-            attr = resolved[frame_type]
-        else:
-            attr = self._resolve(frame_type)
+        attr = resolved[frame_type] if frame_type in resolved else self._resolve(frame_type)
         if attr is None:
             await self.push(frame, direction)
         else:

@@ -230,12 +230,15 @@ class PipelineTask:
                 await self._finished.wait()
                 tg.cancel_scope.cancel()
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(
-                self.params.cleanup_timeout_s
-            ) as cleanup_scope:
+            with (
+                anyio.CancelScope(shield=True),
+                anyio.move_on_after(self.params.cleanup_timeout_s) as cleanup_scope,
+            ):
                 await self.pipeline.cleanup()
             if cleanup_scope.cancelled_caught:
-                log.warning("%s: cleanup took over %.1f s", self.name, self.params.cleanup_timeout_s)
+                log.warning(
+                    "%s: cleanup took over %.1f s", self.name, self.params.cleanup_timeout_s
+                )
             if self._outcome.reason is None:
                 self._outcome.reason = EndReason.CANCELLED
             self._state = _State.FINISHED

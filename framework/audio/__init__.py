@@ -9,6 +9,7 @@ input and :class:`ValueError` for an odd number of bytes. This package imports
 numpy, soxr and soundfile, so ``import framework`` does not import it.
 """
 
+from framework.audio._checks import BytesLike
 from framework.audio.chunk import Chunker, bytes_per_ms, chunk_bytes, chunk_pcm, silence
 from framework.audio.frames import (
     frame_dbfs,
@@ -31,9 +32,11 @@ from framework.audio.pcm import (
     to_mono,
 )
 from framework.audio.resample import Quality, StreamResampler, resample
+from framework.audio.signals import sine_wave
 from framework.audio.wav import WavAudio, WavWriter, read_wav, write_wav
 
 __all__ = [
+    "BytesLike",
     "Chunker",
     "Quality",
     "StreamResampler",
@@ -56,14 +59,15 @@ __all__ = [
     "frame_with_channels",
     "interleave",
     "is_silent",
-    "peak",
     "pcm16_to_float32",
     "pcm_duration_s",
+    "peak",
     "read_wav",
     "resample",
     "resample_frame",
     "rms",
     "silence",
+    "sine_wave",
     "to_mono",
     "ulaw_decode",
     "ulaw_encode",

@@ -8,6 +8,7 @@ import numpy.typing as npt
 from framework.frames.audio import AudioFrame
 
 __all__ = [
+    "BytesLike",
     "as_int16",
     "check_audio_frame",
     "check_channels",
@@ -15,6 +16,10 @@ __all__ = [
     "check_positive_int",
     "check_rate",
 ]
+
+
+BytesLike = bytes | bytearray | memoryview
+"""What the byte-taking functions accept; they always return ``bytes``."""
 
 
 def check_positive_int(name: str, value: object) -> int:
@@ -51,7 +56,7 @@ def check_pcm16(pcm: object, num_channels: int = 1, name: str = "pcm") -> bytes:
     if isinstance(pcm, bytes):
         data = pcm
     elif isinstance(pcm, bytearray | memoryview):
-        data = bytes(pcm)
+        data = bytes(pcm)  # a memoryview of any format is read as its raw bytes
     else:
         hint = " (pass frame.audio)" if isinstance(pcm, AudioFrame) else ""
         raise TypeError(f"{name} must be PCM16 audio as bytes, got {type(pcm).__name__}{hint}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 
-from framework.audio._checks import check_channels, check_pcm16, check_rate
+from framework.audio._checks import BytesLike, check_channels, check_pcm16, check_rate
 
 __all__ = ["Chunker", "bytes_per_ms", "chunk_bytes", "chunk_pcm", "silence"]
 
@@ -82,7 +82,7 @@ class Chunker:
         """Bytes held back waiting for the rest of a chunk."""
         return len(self._buffer)
 
-    def push(self, pcm: bytes) -> list[bytes]:
+    def push(self, pcm: BytesLike) -> list[bytes]:
         """Add ``pcm`` and return the chunks it completes (possibly none)."""
         if not isinstance(pcm, bytes | bytearray | memoryview):
             raise TypeError(f"pcm must be PCM16 audio as bytes, got {type(pcm).__name__}")
@@ -127,7 +127,7 @@ class Chunker:
 
 
 def chunk_pcm(
-    pcm: bytes,
+    pcm: BytesLike,
     sample_rate: int,
     num_channels: int = 1,
     chunk_ms: float = 20,

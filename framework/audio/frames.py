@@ -10,7 +10,7 @@ measured from the original frame stays meaningful).
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from framework.audio._checks import check_audio_frame, check_channels, check_rate
 from framework.audio.levels import dbfs, is_silent, peak, rms
@@ -44,12 +44,12 @@ def frame_with_audio(
     ``sample_rate`` and ``num_channels`` default to the frame's own.
     """
     check_audio_frame(frame)
-    if not dataclasses.is_dataclass(frame):
-        raise TypeError(f"cannot copy {type(frame).__name__}: it is not a dataclass frame")
+    try:
+        fields = dataclasses.fields(cast(Any, frame))
+    except TypeError:
+        raise TypeError(f"cannot copy {type(frame).__name__}: it is not a dataclass") from None
     values: dict[str, Any] = {
-        f.name: getattr(frame, f.name)
-        for f in dataclasses.fields(frame)
-        if f.init and f.name != "id"
+        f.name: getattr(frame, f.name) for f in fields if f.init and f.name != "id"
     }
     values["audio"] = audio
     if sample_rate is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from framework.audio._checks import as_int16, check_pcm16
+from framework.audio._checks import BytesLike, as_int16, check_pcm16
 
 __all__ = ["alaw_decode", "alaw_encode", "ulaw_decode", "ulaw_encode"]
 
@@ -37,7 +37,7 @@ def _build_ulaw_encode() -> npt.NDArray[np.uint8]:
     magnitude = np.minimum(np.abs(samples), _ULAW_CLIP) + _ULAW_BIAS
     exponent = _segment(magnitude, 0x80)
     mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    codes = ~(sign | (exponent << 4) | mantissa) & 0xFF
+    codes: npt.NDArray[np.int64] = ~(sign | (exponent << 4) | mantissa) & 0xFF
     return codes.astype(np.uint8)
 
 
@@ -81,26 +81,26 @@ def _check_codes(data: object) -> npt.NDArray[np.uint8]:
     raise TypeError(f"expected G.711 data as bytes, got {type(data).__name__}")
 
 
-def _encode(pcm: bytes, table: npt.NDArray[np.uint8]) -> bytes:
+def _encode(pcm: BytesLike, table: npt.NDArray[np.uint8]) -> bytes:
     samples = as_int16(check_pcm16(pcm))
     return table[samples.view(np.uint16)].tobytes()
 
 
-def ulaw_encode(pcm: bytes) -> bytes:
+def ulaw_encode(pcm: BytesLike) -> bytes:
     """Encode PCM16 audio as G.711 mu-law, one byte per sample (``0`` gives ``0xFF``)."""
     return _encode(pcm, _ULAW_ENCODE)
 
 
-def ulaw_decode(data: bytes) -> bytes:
+def ulaw_decode(data: BytesLike) -> bytes:
     """Decode G.711 mu-law bytes to PCM16 audio, two bytes per code."""
     return _ULAW_DECODE[_check_codes(data)].tobytes()
 
 
-def alaw_encode(pcm: bytes) -> bytes:
+def alaw_encode(pcm: BytesLike) -> bytes:
     """Encode PCM16 audio as G.711 A-law, one byte per sample (``0`` gives ``0xD5``)."""
     return _encode(pcm, _ALAW_ENCODE)
 
 
-def alaw_decode(data: bytes) -> bytes:
+def alaw_decode(data: BytesLike) -> bytes:
     """Decode G.711 A-law bytes to PCM16 audio, two bytes per code."""
     return _ALAW_DECODE[_check_codes(data)].tobytes()

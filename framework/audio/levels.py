@@ -10,14 +10,14 @@ import math
 
 import numpy as np
 
-from framework.audio._checks import as_int16, check_pcm16
+from framework.audio._checks import BytesLike, as_int16, check_pcm16
 
 __all__ = ["dbfs", "is_silent", "peak", "rms"]
 
 _FULL_SCALE = 32768.0
 
 
-def rms(pcm: bytes) -> float:
+def rms(pcm: BytesLike) -> float:
     """Return the root-mean-square level of PCM16 audio in ``[0.0, 1.0]``.
 
     All channels are pooled. Empty audio has level 0.
@@ -29,7 +29,7 @@ def rms(pcm: bytes) -> float:
     return math.sqrt(mean_square) / _FULL_SCALE
 
 
-def peak(pcm: bytes) -> float:
+def peak(pcm: BytesLike) -> float:
     """Return the largest absolute sample of PCM16 audio in ``[0.0, 1.0]`` (0 if empty)."""
     samples = as_int16(check_pcm16(pcm))
     if not samples.size:
@@ -37,7 +37,7 @@ def peak(pcm: bytes) -> float:
     return float(np.max(np.abs(samples.astype(np.int32)))) / _FULL_SCALE
 
 
-def dbfs(pcm: bytes) -> float:
+def dbfs(pcm: BytesLike) -> float:
     """Return the RMS level of PCM16 audio in dB relative to full scale.
 
     The result is at most 0.0; digital silence (or empty audio) gives ``-inf``.
@@ -48,6 +48,6 @@ def dbfs(pcm: bytes) -> float:
     return 20.0 * math.log10(level)
 
 
-def is_silent(pcm: bytes, threshold_dbfs: float = -60.0) -> bool:
+def is_silent(pcm: BytesLike, threshold_dbfs: float = -60.0) -> bool:
     """Return True when the RMS level of PCM16 audio is below ``threshold_dbfs``."""
     return dbfs(pcm) < threshold_dbfs

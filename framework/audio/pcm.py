@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import numpy.typing as npt
 
-from framework.audio._checks import as_int16, check_channels, check_pcm16, check_rate
+from framework.audio._checks import BytesLike, as_int16, check_channels, check_pcm16, check_rate
 
 __all__ = [
     "convert_channels",
@@ -23,7 +23,7 @@ __all__ = [
 _SCALE = 32768.0
 
 
-def pcm16_to_float32(pcm: bytes | npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
+def pcm16_to_float32(pcm: BytesLike | npt.NDArray[np.int16]) -> npt.NDArray[np.float32]:
     """Convert PCM16 samples to ``float32`` samples in ``[-1.0, 1.0)``.
 
     ``pcm`` is either PCM16 little-endian bytes (giving a flat array, still
@@ -57,7 +57,7 @@ def float32_to_pcm16(samples: npt.ArrayLike) -> bytes:
     return scaled.astype("<i2").tobytes()
 
 
-def to_mono(pcm: bytes, num_channels: int) -> bytes:
+def to_mono(pcm: BytesLike, num_channels: int) -> bytes:
     """Mix interleaved PCM16 audio down to one channel by averaging the channels.
 
     The average is rounded to the nearest integer. Mono input is returned as is.
@@ -67,11 +67,11 @@ def to_mono(pcm: bytes, num_channels: int) -> bytes:
     if num_channels == 1:
         return data
     frames = as_int16(data).reshape(-1, num_channels)
-    mixed = np.rint(frames.mean(axis=1, dtype=np.float64))
+    mixed: npt.NDArray[np.float64] = np.rint(frames.mean(axis=1, dtype=np.float64))
     return mixed.astype("<i2").tobytes()
 
 
-def convert_channels(pcm: bytes, from_channels: int, to_channels: int) -> bytes:
+def convert_channels(pcm: BytesLike, from_channels: int, to_channels: int) -> bytes:
     """Change the channel count of interleaved PCM16 audio.
 
     Same count returns the audio unchanged; ``to_channels == 1`` averages the
@@ -87,14 +87,15 @@ def convert_channels(pcm: bytes, from_channels: int, to_channels: int) -> bytes:
     if to_channels == 1:
         return to_mono(data, from_channels)
     if from_channels == 1:
-        return np.repeat(as_int16(data), to_channels).astype("<i2").tobytes()
+        copied: npt.NDArray[np.int16] = np.repeat(as_int16(data), to_channels)
+        return copied.astype("<i2").tobytes()
     raise ValueError(
         f"cannot convert {from_channels}-channel audio to {to_channels} channels; "
         "only to mono or from mono is supported"
     )
 
 
-def interleave(left: bytes, right: bytes) -> bytes:
+def interleave(left: BytesLike, right: BytesLike) -> bytes:
     """Interleave two mono PCM16 streams into one stereo PCM16 stream.
 
     The shorter stream is padded with silence to the length of the longer one.
@@ -108,7 +109,7 @@ def interleave(left: bytes, right: bytes) -> bytes:
     return out.tobytes()
 
 
-def pcm_duration_s(pcm: bytes, sample_rate: int, num_channels: int = 1) -> float:
+def pcm_duration_s(pcm: BytesLike, sample_rate: int, num_channels: int = 1) -> float:
     """Return how many seconds the interleaved PCM16 audio lasts."""
     sample_rate = check_rate(sample_rate)
     num_channels = check_channels(num_channels)

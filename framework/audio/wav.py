@@ -10,7 +10,7 @@ from types import TracebackType
 import numpy as np
 import soundfile as sf
 
-from framework.audio._checks import as_int16, check_channels, check_pcm16, check_rate
+from framework.audio._checks import BytesLike, as_int16, check_channels, check_pcm16, check_rate
 from framework.audio.pcm import float32_to_pcm16, to_mono
 from framework.audio.resample import resample
 
@@ -29,7 +29,9 @@ class WavAudio:
 
     def __post_init__(self) -> None:
         check_rate(self.sample_rate)
-        check_pcm16(self.pcm, check_channels(self.num_channels))
+        pcm = check_pcm16(self.pcm, check_channels(self.num_channels))
+        if pcm is not self.pcm:  # a bytearray or memoryview: keep an immutable copy
+            object.__setattr__(self, "pcm", pcm)
 
     @property
     def num_samples(self) -> int:
@@ -141,7 +143,7 @@ class WavWriter:
         """True once :meth:`close` has run."""
         return self._file is None
 
-    def write(self, pcm: bytes) -> None:
+    def write(self, pcm: BytesLike) -> None:
         """Append interleaved PCM16 audio to the file."""
         data = check_pcm16(pcm, self._num_channels)
         if self._file is None:
@@ -172,7 +174,7 @@ class WavWriter:
         return f"WavWriter({self._path!r}, {self._sample_rate}, {self._num_channels}, {state})"
 
 
-def write_wav(path: StrPath, pcm: bytes, sample_rate: int, num_channels: int = 1) -> None:
+def write_wav(path: StrPath, pcm: BytesLike, sample_rate: int, num_channels: int = 1) -> None:
     """Write interleaved PCM16 audio to ``path`` as a 16-bit WAV file."""
     data = check_pcm16(pcm, check_channels(num_channels))
     with WavWriter(path, sample_rate, num_channels) as writer:

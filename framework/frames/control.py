@@ -22,7 +22,7 @@ class TTSStoppedFrame(ControlFrame):
 
 @dataclass(slots=True, kw_only=True)
 class SettingsUpdateFrame(ControlFrame):
-    """Change settings of processors at run time. ``target`` names a processor or is empty for all."""
+    """Change processor settings at run time; ``target`` names a processor, or empty for all."""
 
     settings: dict[str, Any] = field(default_factory=dict)
     target: str = ""

@@ -12,8 +12,8 @@ __all__ = [
     "EndFrame",
     "ErrorFrame",
     "InterruptionFrame",
-    "MetricsFrame",
     "MetricSample",
+    "MetricsFrame",
     "StartFrame",
 ]
 

@@ -1,0 +1,1 @@
+"""Benchmarks of Parley: engine overhead (:mod:`benchmarks.overhead`) and, later, pipelines."""

@@ -1,0 +1,254 @@
+"""Targets and the printed report: every figure next to its target and the baselines."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["evaluate_targets", "print_report"]
+
+BASELINES = ("asyncio.Queue", "anyio stream")
+
+
+def _get(data: dict[str, Any], *path: str) -> Any:
+    """``data[path[0]][path[1]]...`` or None if any step is missing."""
+    node: Any = data
+    for key in path:
+        if not isinstance(node, dict) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def _row(
+    figure: str,
+    value: Any,
+    unit: str,
+    target: str,
+    check: Callable[[Any], bool] | None,
+    baselines: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    passed = None if value is None or check is None else bool(check(value))
+    return {
+        "figure": figure,
+        "value": value,
+        "unit": unit,
+        "baselines": baselines or {},
+        "target": target,
+        "passed": passed,
+    }
+
+
+def _latency_targets(lat: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    ns = lat["config"]["stages"]
+    span = f"N={min(ns)}->{max(ns)}"
+    for kind in ("system", "data"):
+        key = f"queue_frame/{kind}"
+        base = {b: _get(lat, "tight_per_hop_us", b, "slope_us", "min_max") for b in BASELINES}
+        rows.append(
+            _row(
+                f"a. per hop, tight loop, {kind} frames ({span})",
+                _get(lat, "tight_per_hop_us", key, "slope_us", "min_max"),
+                "us",
+                "<= 3 us",
+                lambda v: v <= 3.0,
+                base,
+            )
+        )
+    for kind in ("system", "data"):
+        key = f"queue_frame/{kind}"
+        base = {b: _get(lat, "paced_per_hop_us", b, "slope_us", "min_max") for b in BASELINES}
+        rows.append(
+            _row(
+                f"a. per hop, paced p50 slope, {kind} frames ({span})",
+                _get(lat, "paced_per_hop_us", key, "slope_us", "min_max"),
+                "us",
+                "<= 3 us",
+                lambda v: v <= 3.0,
+                base,
+            )
+        )
+    top = str(max(ns))
+    for kind in ("system", "data"):
+        key = f"queue_frame/{kind}"
+        base = {b: _get(lat, "paced_latency_us", top, b, "p99") for b in BASELINES}
+        rows.append(
+            _row(
+                f"a. paced p99 latency through N={top}, {kind} frames",
+                _get(lat, "paced_latency_us", top, key, "p99"),
+                "us",
+                "(info)",
+                None,
+                base,
+            )
+        )
+    return rows
+
+
+def _concurrency_targets(conc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    for variant in ("system", "data"):
+        run100 = _get(conc, "runs", variant, "100")
+        if run100 is not None:
+            floor = _get(conc, "runs", "feeders", "100", "cpu_pct_of_one_core")
+            rows.append(
+                _row(
+                    f"d. 100 sessions, {variant} frames: CPU of one core",
+                    run100["cpu_pct_of_one_core"],
+                    "%",
+                    "<= 15 %",
+                    lambda v: v <= 15.0,
+                    {"feeders only": floor} if floor is not None else None,
+                )
+            )
+            rows.append(
+                _row(
+                    f"d. 100 sessions, {variant} frames: p99 latency",
+                    _get(run100, "latency_us", "p99") / 1e3,
+                    "ms",
+                    "<= 2 ms",
+                    lambda v: v <= 2.0,
+                )
+            )
+        run1000 = _get(conc, "runs", variant, "1000")
+        if run1000 is not None:
+            rows.append(
+                _row(
+                    f"d. 1000 sessions, {variant} frames: keep up with real time",
+                    run1000["kept_up"],
+                    "",
+                    "yes",
+                    lambda v: v is True,
+                    {"CPU %": round(run1000["cpu_pct_of_one_core"], 1)},
+                )
+            )
+    return rows
+
+
+def evaluate_targets(scenarios: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per targeted figure; ``passed`` is None where the target is informational."""
+    rows: list[dict[str, Any]] = []
+    if "latency" in scenarios:
+        rows += _latency_targets(scenarios["latency"])
+    thr = scenarios.get("throughput")
+    if thr is not None:
+        rows.append(
+            _row(
+                f"b. throughput, {thr['config']['stages']} stages, data frames",
+                thr["frames_per_s"]["parley"]["median"],
+                "frames/s",
+                ">= 40,000 frames/s",
+                lambda v: v >= 40_000,
+                {b: thr["frames_per_s"][b]["median"] for b in BASELINES},
+            )
+        )
+    intr = scenarios.get("interruption")
+    if intr is not None:
+        cfg = intr["config"]
+        rows.append(
+            _row(
+                f"c. interruption through a {cfg['backlog']}-frame backlog, p99",
+                intr["latency_ms"]["p99"],
+                "ms",
+                "<= 0.2 ms",
+                lambda v: v <= 0.2,
+                {"idle pipeline": intr["idle_latency_ms"]["p99"]},
+            )
+        )
+        rows.append(
+            _row(
+                "c. queued frames dropped by the interruption",
+                f"{intr['dropped']['min']}..{intr['dropped']['max']} of {cfg['backlog'] + 1}",
+                "",
+                "all not yet processed",
+                lambda _: bool(intr["dropped"]["all_as_expected"]),
+            )
+        )
+    conc = scenarios.get("concurrency")
+    if conc is not None:
+        rows += _concurrency_targets(conc)
+    mem = scenarios.get("memory")
+    if mem is not None:
+        base = _get(mem, "idle", "asyncio.Queue", "tracemalloc", "traced_kib_per_pipeline")
+        rows.append(
+            _row(
+                f"e. idle started pipeline, {mem['config']['stages']} stages (tracemalloc)",
+                _get(mem, "idle", "parley", "tracemalloc", "traced_kib_per_pipeline"),
+                "KiB",
+                "<= 50 KiB",
+                lambda v: v <= 50.0,
+                {"asyncio.Queue": base},
+            )
+        )
+        rows.append(
+            _row(
+                "e. idle started pipeline (RSS delta)",
+                _get(mem, "idle", "parley", "rss", "rss_kib_per_pipeline"),
+                "KiB",
+                "<= 50 KiB",
+                lambda v: v <= 50.0,
+                {
+                    "asyncio.Queue": _get(
+                        mem, "idle", "asyncio.Queue", "rss", "rss_kib_per_pipeline"
+                    )
+                },
+            )
+        )
+        rows.append(
+            _row(
+                "e. import framework (median, fresh interpreter)",
+                _get(mem, "imports", "framework", "median_ms"),
+                "ms",
+                "<= 150 ms",
+                lambda v: v <= 150.0,
+                {"import anyio": _get(mem, "imports", "anyio", "median_ms")},
+            )
+        )
+    return rows
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    """A number with sensible precision, or the value as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and math.isnan(value):
+            return "-"
+        magnitude = abs(value)
+        text = (
+            f"{value:,.0f}"
+            if magnitude >= 1000
+            else f"{value:.1f}"
+            if magnitude >= 10
+            else f"{value:.2f}"
+            if magnitude >= 0.1
+            else f"{value:.3f}"
+        )
+        return f"{text} {unit}".strip()
+    return str(value)
+
+
+def print_report(results: dict[str, Any], console: Any = None) -> None:
+    """Print the detail tables of each scenario, then the targets table, with ``rich``."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from benchmarks.overhead.tables import scenario_tables
+
+    console = console or Console()
+    for table in scenario_tables(results["scenarios"]):
+        console.print(table)
+    table = Table(title="Engine overhead: figures vs targets", title_justify="left")
+    for column in ("Figure", "Parley", "Baselines", "Target", "Result"):
+        table.add_column(column, justify="left" if column == "Figure" else "right")
+    for row in results["targets"]:
+        baselines = ", ".join(f"{k}: {fmt(v, row['unit'])}" for k, v in row["baselines"].items())
+        verdict = {True: "[green]pass[/]", False: "[red]FAIL[/]", None: ""}[row["passed"]]
+        table.add_row(
+            row["figure"], fmt(row["value"], row["unit"]), baselines, row["target"], verdict
+        )
+    console.print(table)

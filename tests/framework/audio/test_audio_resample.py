@@ -1,0 +1,139 @@
+"""Tests for framework.audio.resample: one-shot and streaming sample-rate conversion."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from framework.audio import StreamResampler, interleave, resample, sine_wave
+
+
+def samples(data: bytes, num_channels: int = 1) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2").reshape(-1, num_channels).astype(np.int64)
+
+
+def dominant_freq(data: bytes, sample_rate: int) -> float:
+    x = samples(data)[:, 0].astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(x.size)))
+    return float(np.fft.rfftfreq(x.size, 1 / sample_rate)[np.argmax(spectrum)])
+
+
+def stream(resampler: StreamResampler, data: bytes, sizes: list[int]) -> bytes:
+    frame = 2 * resampler.num_channels
+    out, pos = [], 0
+    for size in sizes:
+        out.append(resampler.process(data[pos : pos + size * frame]))
+        pos += size * frame
+    out.append(resampler.process(data[pos:]))
+    out.append(resampler.flush())
+    return b"".join(out)
+
+
+@pytest.mark.parametrize(("from_rate", "to_rate"), [(16000, 24000), (48000, 16000), (8000, 44100)])
+def test_resample_keeps_duration_and_pitch(from_rate: int, to_rate: int) -> None:
+    data = sine_wave(440, from_rate, 0.5)
+    out = resample(data, from_rate, to_rate)
+    assert len(out) // 2 == round(len(data) // 2 * to_rate / from_rate)
+    assert abs(dominant_freq(out, to_rate) - 440) < 5
+
+
+def test_resample_stereo_keeps_channels_apart() -> None:
+    data = interleave(sine_wave(300, 16000, 0.25, 0.8), sine_wave(300, 16000, 0.25, 0.4))
+    out = samples(resample(data, 16000, 8000, num_channels=2), 2)
+    assert out.shape == (2000, 2)
+    left, right = np.abs(out[200:-200]).max(axis=0)
+    assert abs(left / right - 2.0) < 0.05
+
+
+def test_same_rate_is_a_passthrough() -> None:
+    data = sine_wave(440, 16000, 0.5)
+    assert resample(data, 16000, 16000) is data
+    resampler = StreamResampler(16000, 16000)
+    assert resampler.passthrough
+    assert resampler.process(data) is data
+    assert resampler.flush() == b""
+
+
+def test_empty_input() -> None:
+    assert resample(b"", 16000, 8000) == b""
+    resampler = StreamResampler(16000, 8000)
+    assert resampler.process(b"") == b""
+    assert resampler.flush() == b""
+
+
+@pytest.mark.parametrize("bad", [0, -8000])
+def test_non_positive_rates_are_rejected(bad: int) -> None:
+    with pytest.raises(ValueError, match=f"from_rate must be positive, got {bad}"):
+        resample(b"", bad, 16000)
+    with pytest.raises(ValueError, match=f"to_rate must be positive, got {bad}"):
+        resample(b"", 16000, bad)
+    with pytest.raises(ValueError, match=f"to_rate must be positive, got {bad}"):
+        StreamResampler(16000, bad)
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(TypeError, match="from_rate must be an int, got float"):
+        resample(b"", 16000.0, 8000)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="quality must be one of"):
+        StreamResampler(16000, 8000, quality="best")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="multiple of 4 bytes, got 6"):
+        resample(bytes(6), 16000, 8000, num_channels=2)
+    with pytest.raises(ValueError, match="even number of bytes, got 3"):
+        StreamResampler(16000, 8000).process(b"abc")
+    with pytest.raises(TypeError, match="must be PCM16 audio as bytes, got str"):
+        StreamResampler(16000, 8000).process("abc")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("from_rate", "to_rate", "num_channels"),
+    [(16000, 24000, 1), (24000, 16000, 1), (44100, 16000, 2), (8000, 48000, 1)],
+)
+def test_stream_matches_one_shot(from_rate: int, to_rate: int, num_channels: int) -> None:
+    data = sine_wave(440, from_rate, 0.3, 0.7, num_channels)
+    one_shot = samples(resample(data, from_rate, to_rate, num_channels), num_channels)
+    rng = np.random.default_rng(from_rate + to_rate)
+    sizes = rng.integers(1, 700, size=200).tolist()
+    resampler = StreamResampler(from_rate, to_rate, num_channels)
+    streamed = samples(stream(resampler, data, sizes), num_channels)
+    assert streamed.shape == one_shot.shape
+    assert np.array_equal(streamed, one_shot)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.integers(0, 400), max_size=30))
+def test_stream_equals_one_shot_for_any_chunking(sizes: list[int]) -> None:
+    data = sine_wave(1000, 16000, 0.2, 0.9)
+    one_shot = resample(data, 16000, 22050)
+    assert stream(StreamResampler(16000, 22050), data, sizes) == one_shot
+
+
+def test_resampling_is_deterministic() -> None:
+    data = sine_wave(440, 16000, 0.1)
+    assert resample(data, 16000, 24000) == resample(data, 16000, 24000)
+
+
+def test_flush_resets_for_the_next_stream() -> None:
+    data = sine_wave(440, 16000, 0.1)
+    resampler = StreamResampler(16000, 8000)
+    first = resampler.process(data) + resampler.flush()
+    second = resampler.process(data) + resampler.flush()
+    assert first == second
+
+
+def test_reset_drops_pending_audio() -> None:
+    data = sine_wave(440, 16000, 0.1)
+    fresh = StreamResampler(16000, 8000)
+    expected = fresh.process(data) + fresh.flush()
+    resampler = StreamResampler(16000, 8000)
+    resampler.process(sine_wave(3000, 16000, 0.05, 0.9))
+    resampler.reset()
+    assert resampler.process(data) + resampler.flush() == expected
+
+
+def test_properties_and_repr() -> None:
+    resampler = StreamResampler(16000, 8000, num_channels=2, quality="VHQ")
+    assert (resampler.from_rate, resampler.to_rate, resampler.num_channels) == (16000, 8000, 2)
+    assert not resampler.passthrough
+    assert repr(resampler) == "StreamResampler(16000, 8000, num_channels=2, quality='VHQ')"

@@ -1,0 +1,90 @@
+"""Promise 3: an interruption drops queued interruptible frames and cancels in-flight work."""
+
+from __future__ import annotations
+
+import anyio
+import pytest
+
+from framework import Direction, Pipeline, PipelineTask, Processor
+from framework.frames import InterruptionFrame
+
+from .helpers import Data, Injector, Recorder, Slow, Sticky, wait_until
+
+pytestmark = pytest.mark.anyio
+
+DOWN, UP = Direction.DOWNSTREAM, Direction.UPSTREAM
+
+
+async def test_interruption_drops_exactly_the_queued_interruptible_frames() -> None:
+    slow = Slow(0.05)
+    sink = Recorder("sink")
+    task = PipelineTask(Pipeline([Processor(), slow, sink]))
+    frames = [Sticky(seq=i) if i in (3, 6) else Data(seq=i) for i in range(10)]
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        await task.queue_frames(frames)
+        await wait_until(lambda: slow.started == [0])
+        await task.queue_frame(InterruptionFrame())
+        # Frame 0 was in flight: cancelled at its next checkpoint, never delivered.
+        await wait_until(lambda: slow.cancelled == [0])
+        # After the interruption, new frames flow normally.
+        await task.queue_frames([Data(seq=100), Data(seq=101)])
+        await task.stop_when_done()
+    assert sink.seqs() == [3, 6, 100, 101]
+    assert slow.finished == [3, 6, 100, 101]
+    interruptions = sink.frames(kind=InterruptionFrame)
+    assert len(interruptions) == 1
+
+
+async def test_uninterruptible_frame_in_flight_is_not_cancelled() -> None:
+    slow = Slow(0.05)
+    sink = Recorder()
+    task = PipelineTask(Pipeline([slow, sink]))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        await task.queue_frames([Sticky(seq=1), Data(seq=2)])
+        await wait_until(lambda: slow.started == [1])
+        await task.queue_frame(InterruptionFrame())
+        await task.stop_when_done()
+    assert slow.cancelled == []
+    assert sink.seqs() == [1]
+
+
+async def test_broadcast_interruption_reaches_both_ends_once_and_clears_both_sides() -> None:
+    head = Recorder("head")
+    upstream_slow = Slow(0.05, name="up-slow")
+    middle = Injector(name="middle")
+    downstream_slow = Slow(0.05, name="down-slow")
+    tail = Recorder("tail")
+    task = PipelineTask(Pipeline([head, upstream_slow, middle, downstream_slow, tail]))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        await wait_until(lambda: task.running)
+        for i in range(5):
+            await middle.inject(Data(seq=i), DOWN)
+            await middle.inject(Data(seq=10 + i), UP)
+        await wait_until(lambda: downstream_slow.started and upstream_slow.started)
+        await middle.broadcast_interruption()
+        assert len(head.frames(UP, InterruptionFrame)) == 1
+        assert len(tail.frames(DOWN, InterruptionFrame)) == 1
+        await task.stop_when_done()
+    assert tail.seqs(DOWN) == []
+    assert head.seqs(UP) == []
+    assert downstream_slow.cancelled == [0]
+    assert upstream_slow.cancelled == [10]
+
+
+async def test_on_interruption_hook_runs_in_every_processor() -> None:
+    calls: list[str] = []
+
+    class Hooked(Processor):
+        async def on_interruption(self, frame: InterruptionFrame) -> None:
+            calls.append(self.name)
+
+    stages = [Hooked(name=f"s{i}", queued=i % 2 == 0) for i in range(4)]
+    task = PipelineTask(Pipeline(stages))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        await task.queue_frame(InterruptionFrame())
+        await task.stop_when_done()
+    assert calls == ["s0", "s1", "s2", "s3"]
