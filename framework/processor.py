@@ -23,6 +23,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 
@@ -57,6 +58,25 @@ _counter = itertools.count(1)
 F = TypeVar("F", bound=Callable[..., Awaitable[None]])
 P = ParamSpec("P")
 T = TypeVar("T")
+
+
+class _Work:
+    """One droppable frame being processed by a worker; flagged when interrupted.
+
+    Cancelling a cancel scope takes effect at the worker's next checkpoint, which
+    can come after the worker has resumed and pushed its result. The flag closes
+    that gap: pushes of droppable frames made on behalf of flagged work are
+    discarded at once, however far down an inline chain they happen.
+    """
+
+    __slots__ = ("cancelled", "scope")
+
+    def __init__(self, scope: anyio.CancelScope) -> None:
+        self.cancelled = False
+        self.scope = scope
+
+
+_current_work: ContextVar[_Work | None] = ContextVar("parley_current_work", default=None)
 
 
 def handles(*frame_types: type[Frame]) -> Callable[[F], F]:
@@ -116,8 +136,7 @@ class Processor:
         self._context: ProcessorContext | None = None
         self._queue: deque[tuple[Frame, Direction]] | None = deque() if queued else None
         self._wakeup: anyio.Event | None = None
-        self._work_scope: anyio.CancelScope | None = None
-        self._busy_uninterruptible = False
+        self._work: _Work | None = None
 
     # ----------------------------------------------------------------- wiring
 
@@ -214,7 +233,15 @@ class Processor:
             wakeup.set()
 
     async def push(self, frame: Frame, direction: Direction = DOWNSTREAM) -> None:
-        """Send ``frame`` to the next processor in ``direction``."""
+        """Send ``frame`` to the next processor in ``direction``.
+
+        A droppable frame pushed on behalf of work that an interruption cancelled
+        is discarded.
+        """
+        if frame.kind is not _SYSTEM:
+            work = _current_work.get()
+            if work is not None and work.cancelled and frame.droppable:
+                return
         target = self._next if direction is DOWNSTREAM else self._prev
         if self._observers:
             now = time.monotonic_ns()
@@ -301,38 +328,42 @@ class Processor:
                 kept = [item for item in queue if not item[0].droppable]
                 queue.clear()
                 queue.extend(kept)
-            if self._work_scope is not None and not self._busy_uninterruptible:
-                self._work_scope.cancel()
+            self._cancel_work()
         await self.on_interruption(frame)
 
     async def _cancel(self, frame: CancelFrame) -> None:
         if self._queue is not None:
             self._queue.clear()
-            if self._work_scope is not None:
-                self._work_scope.cancel()
+            self._cancel_work()
         await self.on_cancel(frame)
 
+    def _cancel_work(self) -> None:
+        work = self._work
+        if work is not None:
+            work.cancelled = True
+            work.scope.cancel()
+
     async def _run_worker(self) -> None:
+        # Each droppable frame gets its own cancel scope, so that a cancellation
+        # delivered late can only ever land on the work it was meant for.
         queue = self._queue
         assert queue is not None
         while True:
+            while not queue:
+                wakeup = self._wakeup = anyio.Event()
+                await wakeup.wait()
+            frame, direction = queue.popleft()
+            if not frame.droppable:
+                await self._dispatch(frame, direction)
+                continue
             with anyio.CancelScope() as scope:
-                self._work_scope = scope
-                while True:
-                    while not queue:
-                        wakeup = self._wakeup = anyio.Event()
-                        await wakeup.wait()
-                    frame, direction = queue.popleft()
-                    if frame.droppable:
-                        await self._dispatch(frame, direction)
-                    else:
-                        self._busy_uninterruptible = True
-                        try:
-                            await self._dispatch(frame, direction)
-                        finally:
-                            self._busy_uninterruptible = False
-            self._work_scope = None
-            self._wakeup = None
+                work = self._work = _Work(scope)
+                token = _current_work.set(work)
+                try:
+                    await self._dispatch(frame, direction)
+                finally:
+                    _current_work.reset(token)
+                    self._work = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

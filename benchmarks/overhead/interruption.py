@@ -107,10 +107,12 @@ async def run_interruption(profile: Profile) -> dict[str, Any]:
     idle_ns: list[int] = []
     async with anyio.create_task_group() as tg:
         await rig.start(tg)
-        for _ in range(10):  # warm-up, then the interruption through the idle pipeline
-            await _interrupt(rig)
-        for _ in range(max(profile.interruption_repeats, 10)):
-            idle_ns.append(await _interrupt(rig))
+        for index in range(10 + max(profile.interruption_repeats, 10)):
+            # The idle pipeline, first 10 rounds for warm-up; a pause lets the workers restart.
+            await anyio.sleep(0.002)
+            latency_ns = await _interrupt(rig)
+            if index >= 10:
+                idle_ns.append(latency_ns)
         await _busy_round(rig, slow, profile.interruption_backlog)  # warm-up
         for _ in range(profile.interruption_repeats):
             rounds.append(await _busy_round(rig, slow, profile.interruption_backlog))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -239,7 +240,8 @@ def print_report(results: dict[str, Any], console: Any = None) -> None:
 
     from benchmarks.overhead.tables import scenario_tables
 
-    console = console or Console()
+    if console is None:
+        console = Console() if sys.stdout.isatty() else Console(width=150)
     for table in scenario_tables(results["scenarios"]):
         console.print(table)
     table = Table(title="Engine overhead: figures vs targets", title_justify="left")

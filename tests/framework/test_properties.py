@@ -127,13 +127,13 @@ def check(log: list[Event]) -> None:
     assert len(pushed) >= 0
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(spec=stages, ops=script)
 def test_frame_promises_hold_for_random_pipelines(spec: list, ops: list) -> None:
     check(anyio.run(play, spec, ops))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(deadline=None)
 @given(
     spec=stages,
     ops=st.lists(
