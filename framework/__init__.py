@@ -4,6 +4,7 @@ Nothing here knows a backend, and importing it is cheap (no numpy, no pydantic).
 Audio utilities live in :mod:`framework.audio`.
 """
 
+from framework.capabilities import Capabilities
 from framework.errors import LinkError, ParleyError, TaskFinishedError
 from framework.filters import FilterProcessor, FunctionProcessor
 from framework.frames.base import Direction, Frame, FrameKind
@@ -14,6 +15,7 @@ from framework.runner import PipelineRunner, run
 from framework.task import EndReason, PipelineTask, TaskParams
 
 __all__ = [
+    "Capabilities",
     "Direction",
     "EndReason",
     "FilterProcessor",

@@ -22,7 +22,7 @@ import itertools
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar
 import anyio
 import anyio.to_thread
 
+from framework.capabilities import Capabilities
 from framework.errors import LinkError
 from framework.frames.base import Direction, Frame, FrameKind
 from framework.frames.lifecycle import (
@@ -113,6 +114,9 @@ class Processor:
     Hooks to override, all optional: :meth:`on_start`, :meth:`on_end`,
     :meth:`on_cancel`, :meth:`on_interruption`, :meth:`setup`, :meth:`cleanup`.
     """
+
+    capabilities: ClassVar[Capabilities] = Capabilities()
+    """What this processor can do; see :class:`~framework.capabilities.Capabilities`."""
 
     _handler_names: ClassVar[dict[type[Frame], str]] = {}
     _resolved: ClassVar[dict[type[Frame], str | None]] = {}
@@ -212,9 +216,13 @@ class Processor:
     async def on_cancel(self, frame: CancelFrame) -> None:
         """Called when the Cancel frame reaches this processor."""
 
-    async def on_interruption(self, frame: InterruptionFrame) -> None:
+    async def on_interruption(
+        self, frame: InterruptionFrame, dropped: Sequence[tuple[Frame, Direction]]
+    ) -> None:
         """Called on an interruption after queued frames were dropped and work cancelled.
 
+        ``dropped`` lists the queued frames that were discarded, in queue order
+        (an output transport uses it to tell how much of a sentence was heard).
         Override to stop work the processor runs outside its worker (threads, sockets).
         """
 
@@ -323,13 +331,16 @@ class Processor:
 
     async def _interrupt(self, frame: InterruptionFrame) -> None:
         queue = self._queue
+        dropped: list[tuple[Frame, Direction]] = []
         if queue is not None:
             if queue:
-                kept = [item for item in queue if not item[0].droppable]
+                kept: list[tuple[Frame, Direction]] = []
+                for item in queue:
+                    (dropped if item[0].droppable else kept).append(item)
                 queue.clear()
                 queue.extend(kept)
             self._cancel_work()
-        await self.on_interruption(frame)
+        await self.on_interruption(frame, dropped)
 
     async def _cancel(self, frame: CancelFrame) -> None:
         if self._queue is not None:

@@ -76,15 +76,28 @@ async def test_broadcast_interruption_reaches_both_ends_once_and_clears_both_sid
 
 async def test_on_interruption_hook_runs_in_every_processor() -> None:
     calls: list[str] = []
+    dropped_seqs: list[int] = []
 
     class Hooked(Processor):
-        async def on_interruption(self, frame: InterruptionFrame) -> None:
+        async def on_interruption(self, frame: InterruptionFrame, dropped) -> None:
             calls.append(self.name)
+            if self.queued:
+                dropped_seqs.extend(f.seq for f, _ in dropped)
+
+    class SlowHooked(Slow):
+        async def on_interruption(self, frame: InterruptionFrame, dropped) -> None:
+            dropped_seqs.extend(f.seq for f, _ in dropped)
 
     stages = [Hooked(name=f"s{i}", queued=i % 2 == 0) for i in range(4)]
-    task = PipelineTask(Pipeline(stages))
+    slow = SlowHooked(0.05)
+    task = PipelineTask(Pipeline([*stages, slow, Hooked(name="s4", queued=True)]))
     async with anyio.create_task_group() as tg:
         tg.start_soon(task.run)
+        await task.queue_frames([Data(seq=i) for i in range(4)])
+        await wait_until(lambda: slow.started == [0])
         await task.queue_frame(InterruptionFrame())
         await task.stop_when_done()
-    assert calls == ["s0", "s1", "s2", "s3"]
+    assert calls == ["s0", "s1", "s2", "s3", "s4"]
+    # The slow stage held 1, 2 and 3 in its queue (0 was in flight); the others held nothing.
+    assert dropped_seqs == [1, 2, 3]
+    assert slow.cancelled == [0]
