@@ -85,7 +85,13 @@ async def play(spec: list, ops: list[tuple[str, Direction]]) -> list[Event]:
                 await task.queue_frame(frame)
             else:
                 await tail.inject(frame, UP)
-        await anyio.sleep(0.02)  # let upstream frames drain; End only drains downstream
+        # End drains only downstream. Upstream, an uninterruptible marker pushed
+        # last arrives after every surviving upstream frame, since order holds.
+        marker = Sticky(seq=len(ops))
+        await tail.inject(marker, UP)
+        with anyio.fail_after(10):
+            while not any(e.frame is marker for e in log):
+                await anyio.sleep(0.001)
         await task.stop_when_done()
     return log
 
