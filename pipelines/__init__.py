@@ -1,0 +1,1 @@
+"""Assembling pipelines: the backend registry, pipeline files, the factory and the CLI."""

@@ -1,0 +1,125 @@
+"""The ``parley`` command line: run pipelines, check pipeline files, list backends, benchmark."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["main"]
+
+SHIPPED = Path(__file__).resolve().parent
+
+
+def resolve_pipeline(name_or_path: str) -> Path:
+    """A pipeline file path, or the name of a shipped one (``cascade-local``)."""
+    path = Path(name_or_path)
+    if path.exists() or path.suffix == ".toml" or "/" in name_or_path:
+        return path
+    shipped = SHIPPED / f"{name_or_path}.toml"
+    if shipped.exists():
+        return shipped
+    names = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.toml")))
+    raise SystemExit(f"parley: no pipeline file {name_or_path!r}; shipped pipelines: {names}")
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    from pipelines.config import load_pipeline_file
+
+    config = load_pipeline_file(resolve_pipeline(args.pipeline), args.set)
+    print(f"{config.source}: {config.pipeline.name} ({config.pipeline.architecture})")
+    for stage, stage_config in config.stages.items():
+        settings = ", ".join(f"{k}={v!r}" for k, v in stage_config.params.items())
+        print(f"  {stage:<10} {stage_config.backend:<14} {settings}")
+    return 0
+
+
+def _cmd_backends(args: argparse.Namespace) -> int:
+    from pipelines import registry
+
+    for backend in registry.backends(args.stage):
+        extra = f"[{backend.extra}]" if backend.extra else ""
+        print(f"{backend.stage:<10} {backend.name:<14} {extra:<9} {backend.description}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from pipelines.run import run_file
+
+    return run_file(
+        resolve_pipeline(args.pipeline),
+        input_path=Path(args.input),
+        output_path=Path(args.output),
+        events_path=Path(args.events) if args.events else None,
+        overrides=args.set,
+        stereo=args.stereo,
+    )
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    if args.suite == "overhead":
+        from benchmarks.overhead import main as overhead_main
+
+        return overhead_main(args.rest)
+    raise SystemExit(f"parley bench: unknown suite {args.suite!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``parley`` command."""
+    parser = argparse.ArgumentParser(prog="parley", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    overrides = argparse.ArgumentParser(add_help=False)
+    overrides.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE",
+        help="override a pipeline setting, e.g. --set stt.backend=pocketsphinx (repeatable)",
+    )
+
+    run = sub.add_parser("run", parents=[overrides], help="run a pipeline on a WAV file")
+    run.add_argument("pipeline", help="pipeline file, or the name of a shipped one")
+    run.add_argument("--input", required=True, help="WAV file the user speaks (any rate)")
+    run.add_argument("--output", required=True, help="WAV file to write, on the input's timeline")
+    run.add_argument("--events", help="JSONL file of timestamped events")
+    run.add_argument("--stereo", action="store_true", help="user left, bot right in the output")
+    run.set_defaults(func=_cmd_run)
+
+    check = sub.add_parser("check", parents=[overrides], help="validate a pipeline file")
+    check.add_argument("pipeline")
+    check.set_defaults(func=_cmd_check)
+
+    lister = sub.add_parser("backends", help="list the registered backends")
+    lister.add_argument("stage", nargs="?", help="only this stage")
+    lister.set_defaults(func=_cmd_backends)
+
+    bench = sub.add_parser("bench", help="run a benchmark suite")
+    bench.add_argument("suite", choices=["overhead"], help="which benchmark")
+    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite")
+    bench.set_defaults(func=_cmd_bench)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``parley`` console script."""
+    from pipelines.config import ConfigError
+    from pipelines.registry import BackendError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result: int = args.func(args)
+    except (ConfigError, BackendError) as exc:
+        print(f"parley: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

