@@ -74,7 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     overrides = argparse.ArgumentParser(add_help=False)
     overrides.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE",
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="override a pipeline setting, e.g. --set stt.backend=pocketsphinx (repeatable)",
     )
 

@@ -166,9 +166,8 @@ def parse_pipeline(data: Mapping[str, Any], *, source: str = "<pipeline>") -> Pi
     """Validate a parsed pipeline file; every error names ``source`` and the key."""
     unknown = sorted(set(data) - _TOP_LEVEL)
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown table or key {unknown[0]!r}; allowed: {', '.join(sorted(_TOP_LEVEL))}"
-        )
+        allowed = ", ".join(sorted(_TOP_LEVEL))
+        raise ConfigError(f"{source}: unknown table or key {unknown[0]!r}; allowed: {allowed}")
     info = _validate(PipelineInfo, data.get("pipeline"), source, "pipeline", required=True)
     audio = _validate(AudioConfig, data.get("audio", {}), source, "audio")
     task = _validate(TaskConfig, data.get("task", {}), source, "task")
@@ -186,7 +185,12 @@ def parse_pipeline(data: Mapping[str, Any], *, source: str = "<pipeline>") -> Pi
             f"(stages: {', '.join(REQUIRED_STAGES[info.architecture])})"
         )
     return PipelineConfig(
-        source=source, pipeline=info, audio=audio, task=task, stages=stages, tools=tools,
+        source=source,
+        pipeline=info,
+        audio=audio,
+        task=task,
+        stages=stages,
+        tools=tools,
         raw=dict(data),
     )
 
@@ -225,7 +229,9 @@ def _is_backend_table(stage: str, key: str, value: Any) -> bool:
     return True
 
 
-def _check_params(backend: registry.Backend, params: dict[str, Any], source: str, where: str) -> None:
+def _check_params(
+    backend: registry.Backend, params: dict[str, Any], source: str, where: str
+) -> None:
     try:
         model = backend.params_model()
     except registry.BackendError as exc:
@@ -233,7 +239,9 @@ def _check_params(backend: registry.Backend, params: dict[str, Any], source: str
     _validate(model, params, source, where)
 
 
-def _validate(model: type[Any], value: Any, source: str, where: str, *, required: bool = False) -> Any:
+def _validate(
+    model: type[Any], value: Any, source: str, where: str, *, required: bool = False
+) -> Any:
     if value is None and required:
         raise ConfigError(f"{source}: missing [{where}] table")
     if not isinstance(value, dict):

