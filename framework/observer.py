@@ -7,7 +7,8 @@ or in a task of the observer's own.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from framework.frames.base import Direction, Frame
@@ -23,7 +24,7 @@ class FrameEndpoint(Protocol):
 
 
 class Observer:
-    """Base class for observers. Override :meth:`on_push`."""
+    """Base class for observers: override :meth:`on_push`, and :meth:`on_event` for other events."""
 
     def on_push(
         self,
@@ -34,3 +35,15 @@ class Observer:
         timestamp_ns: int,
     ) -> None:
         """Called for every push; ``destination`` is None at the ends of the chain."""
+
+    def on_event(
+        self,
+        source: FrameEndpoint,
+        event: str,
+        timestamp_ns: int,
+        fields: Mapping[str, Any],
+    ) -> None:
+        """Called for events that are not frames, reported with ``Processor.report_event``.
+
+        For example an output transport reports the play time of a reply's first sample.
+        """

@@ -150,6 +150,11 @@ class Processor:
         return self._queue is not None
 
     @property
+    def queue_size(self) -> int:
+        """Frames waiting in this processor's queue (0 for an inline processor)."""
+        return len(self._queue) if self._queue is not None else 0
+
+    @property
     def next(self) -> Processor | None:
         """The processor downstream of this one, if linked."""
         return self._next
@@ -273,6 +278,17 @@ class Processor:
             ),
             UPSTREAM,
         )
+
+    def report_event(self, event: str, timestamp_ns: int | None = None, **fields: Any) -> None:
+        """Tell the task's observers about an event that is not a frame.
+
+        ``timestamp_ns`` defaults to now. Cheap when nobody observes.
+        """
+        if not self._observers:
+            return
+        when = time.monotonic_ns() if timestamp_ns is None else timestamp_ns
+        for observer in self._observers:
+            observer.on_event(self, event, when, fields)
 
     async def broadcast_interruption(self) -> None:
         """Interrupt the whole pipeline: send an interruption both ways, then handle it here.

@@ -232,11 +232,17 @@ def _is_backend_table(stage: str, key: str, value: Any) -> bool:
 def _check_params(
     backend: registry.Backend, params: dict[str, Any], source: str, where: str
 ) -> None:
+    for key, value in backend.preset.items():
+        if key in params and params[key] != value:
+            raise ConfigError(
+                f"{source}: [{where}] {key} = {params[key]!r} contradicts backend "
+                f"{backend.name!r}, which means {key} = {value!r}; change the backend instead"
+            )
     try:
         model = backend.params_model()
     except registry.BackendError as exc:
         raise ConfigError(f"{source}: [{where}]: {exc}") from None
-    _validate(model, params, source, where)
+    _validate(model, {**params, **backend.preset}, source, where)
 
 
 def _validate(

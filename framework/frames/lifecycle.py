@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from framework.frames.base import ControlFrame, SystemFrame
+from framework.frames.base import ControlFrame, SystemFrame, Uninterruptible
 
 __all__ = [
     "CancelFrame",
@@ -28,8 +28,11 @@ class StartFrame(SystemFrame):
 
 
 @dataclass(slots=True, kw_only=True)
-class EndFrame(ControlFrame):
-    """Graceful end: travels behind all queued work, and the task stops when it has drained."""
+class EndFrame(Uninterruptible, ControlFrame):
+    """Graceful end: travels behind all queued work, and the task stops when it has drained.
+
+    Uninterruptible: an interruption never discards a queued End.
+    """
 
     reason: str = ""
 

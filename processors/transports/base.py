@@ -1,0 +1,475 @@
+"""Transport bases: hearing the user and playing the bot at real-time pace.
+
+:class:`InputTransport` starts a producer when the Start frame has gone through
+the pipeline and pushes :class:`~framework.frames.InputAudioFrame` chunks (mono,
+at the task's input rate) that a subclass produces in :meth:`InputTransport.produce`.
+
+:class:`OutputTransport` is the output side of ``docs/frame-flow.md``: a queued
+stage that cuts :class:`~framework.frames.OutputAudioFrame` audio into chunks at
+the task's output rate and hands each to :meth:`OutputTransport.write_chunk` at
+the moment it is due on an absolute schedule (chunk ``k`` of a stretch is due at
+the stretch's anchor plus ``k`` chunks, so lateness never accumulates; the
+schedule is re-anchored to *now* after the queue ran dry). It announces the bot
+speaking both ways, holds each :class:`~framework.frames.TTSTextFrame` until its
+audio has played, and on an interruption stops within one chunk and passes on
+only the words that were heard.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, ClassVar, Literal
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
+
+from framework import Capabilities, Direction, Frame, Processor, handles
+from framework.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    ControlFrame,
+    DataFrame,
+    EndFrame,
+    InputAudioFrame,
+    InterruptionFrame,
+    LLMResponseStartFrame,
+    OutputAudioFrame,
+    StartFrame,
+    TTSStartedFrame,
+    TTSTextFrame,
+)
+from processors.recording.events import report_event
+
+if TYPE_CHECKING:
+    from framework.audio import StreamResampler
+    from framework.frames import CancelFrame
+
+__all__ = [
+    "InputTransport",
+    "InputTransportParams",
+    "OutputTransport",
+    "OutputTransportParams",
+    "heard_text",
+    "sleep_until_ns",
+]
+
+DOWN, UP = Direction.DOWNSTREAM, Direction.UPSTREAM
+ResampleQuality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
+
+
+async def sleep_until_ns(deadline_ns: int) -> None:
+    """Sleep until the monotonic clock reads ``deadline_ns`` (at once if it has passed)."""
+    delay = deadline_ns - time.monotonic_ns()
+    if delay > 0:
+        await anyio.sleep(delay / 1e9)
+
+
+def heard_text(text: str, fraction: float) -> str:
+    """The words of ``text`` heard when ``fraction`` of its audio played (floor by word count)."""
+    words = text.split()
+    # The epsilon keeps an exact boundary (3 s of 10 words, 0.6 s played) from
+    # losing a word to floating-point error.
+    count = int(len(words) * max(0.0, min(1.0, fraction)) + 1e-6)
+    if count >= len(words):
+        return text
+    if count == 0:
+        return ""
+    lead = text[: len(text) - len(text.lstrip())]
+    return lead + " ".join(words[:count])
+
+
+class InputTransportParams(BaseModel):
+    """Settings of an input transport."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    chunk_ms: float = Field(
+        default=20.0, gt=0, le=200, description="Duration of each pushed chunk."
+    )
+
+
+class OutputTransportParams(InputTransportParams):
+    """Settings of an output transport."""
+
+    stop_delay_ms: float = Field(
+        default=40.0,
+        ge=0,
+        le=5000,
+        description="How long the audio queue must stay dry after the last sample has "
+        "played before BotStoppedSpeakingFrame is pushed.",
+    )
+    max_lag_ms: float = Field(
+        default=100.0,
+        gt=0,
+        description="When playback falls this far behind its schedule (a stalled event "
+        "loop), the schedule is re-anchored to now instead of bursting to catch up.",
+    )
+    resample_quality: ResampleQuality = Field(
+        default="HQ", description="soxr quality for audio arriving at another rate."
+    )
+
+
+class InputTransport(Processor):
+    """Base of transports that hear the user; override :meth:`produce`.
+
+    The producer runs in the task's task group once the Start frame has passed
+    the whole pipeline, and stops on End, Cancel or cleanup.
+    """
+
+    Params: ClassVar[type[InputTransportParams]] = InputTransportParams
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
+
+    def __init__(self, params: InputTransportParams | None = None, *, name: str | None = None):
+        """Create the transport; ``params`` defaults to :attr:`Params` defaults."""
+        super().__init__(name=name)
+        self.params = params or self.Params()
+        self._sample_rate = 0
+        self._scope: anyio.CancelScope | None = None
+
+    @property
+    def sample_rate(self) -> int:
+        """The task's input rate (0 before the Start frame)."""
+        return self._sample_rate
+
+    @property
+    def chunk_samples(self) -> int:
+        """Samples per pushed chunk at :attr:`sample_rate`."""
+        return max(1, round(self._sample_rate * self.params.chunk_ms / 1000))
+
+    async def on_start(self, frame: StartFrame) -> None:
+        """Take the task's input rate."""
+        self._sample_rate = frame.audio_in_sample_rate
+
+    @handles(StartFrame)
+    async def _start(self, frame: StartFrame, direction: Direction) -> None:
+        await self.push(frame, direction)
+        if direction is DOWN and self._scope is None:
+            self.context.task_group.start_soon(self._run_producer, name=f"{self.name}.producer")
+
+    async def _run_producer(self) -> None:
+        with anyio.CancelScope() as scope:
+            self._scope = scope
+            try:
+                await self.produce()
+            except Exception as exc:
+                await self.push_error(
+                    f"{self.name}: the input stopped: {type(exc).__name__}: {exc}", exception=exc
+                )
+
+    async def produce(self) -> None:
+        """Produce the input: call :meth:`push_audio` per chunk, at the source's pace."""
+
+    async def push_audio(self, pcm: bytes, timestamp_ns: int) -> None:
+        """Push one chunk of mono PCM16 at :attr:`sample_rate` heard from ``timestamp_ns``."""
+        await self.push(
+            InputAudioFrame(
+                audio=pcm, sample_rate=self._sample_rate, num_channels=1, timestamp_ns=timestamp_ns
+            )
+        )
+
+    def stop_input(self) -> None:
+        """Stop the producer (it is cancelled at its next checkpoint)."""
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def on_end(self, frame: EndFrame) -> None:
+        """An End frame from outside stops the input."""
+        self.stop_input()
+
+    async def on_cancel(self, frame: CancelFrame) -> None:
+        """A Cancel frame stops the input."""
+        self.stop_input()
+
+    async def cleanup(self) -> None:
+        """Stop the producer if it still runs."""
+        self.stop_input()
+
+
+class OutputTransport(Processor):
+    """Base of transports that play the bot; override :meth:`write_chunk`.
+
+    :attr:`reply_first_audio_ns` lists, per reply, the play time of its first
+    audio sample. The same moments are reported to event observers as
+    ``bot_first_audio`` events, and the end of each stretch of bot audio as
+    ``bot_audio_stopped`` (``t_ns`` is the end of the last sample written).
+    """
+
+    Params: ClassVar[type[OutputTransportParams]] = OutputTransportParams
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
+
+    def __init__(self, params: OutputTransportParams | None = None, *, name: str | None = None):
+        """Create the transport; ``params`` defaults to :attr:`Params` defaults."""
+        super().__init__(name=name, queued=True)
+        self.params = params or self.Params()
+        self.reply_first_audio_ns: list[int] = []
+        self._rate = 0
+        self._chunk_samples = 0
+        self._pending = bytearray()  # converted audio not yet played, at the output rate
+        self._resampler: StreamResampler | None = None
+        self._resampler_dirty = False
+        self._scheduled = False  # False: the next chunk re-anchors the schedule to now
+        self._anchor_ns = 0
+        self._anchor_samples = 0
+        self._audio_end_ns = 0  # when the last written sample finishes playing
+        self._speaking = False
+        self._stretch_samples = 0
+        self._held: TTSTextFrame | None = None
+        self._piece_samples = 0
+        self._reply_pending = True
+        self._markers_seen = False
+        self._arrival: anyio.Event | None = None
+
+    # ------------------------------------------------------------ for subclasses
+
+    @property
+    def sample_rate(self) -> int:
+        """The task's output rate (0 before the Start frame)."""
+        return self._rate
+
+    @property
+    def speaking(self) -> bool:
+        """True while bot audio is playing."""
+        return self._speaking
+
+    async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
+        """Play one chunk of mono PCM16 at :attr:`sample_rate`, first sample at ``play_ns``.
+
+        Called when the chunk is due. The base discards the audio (a null output).
+        """
+
+    async def on_speaking_changed(self, speaking: bool, t_ns: int) -> None:
+        """Called when bot audio starts (at its play time) or stops (at its end)."""
+
+    async def on_output_end(self) -> None:
+        """Called when the End frame arrives, after all audio before it has played."""
+
+    # --------------------------------------------------------------- lifecycle
+
+    async def on_start(self, frame: StartFrame) -> None:
+        """Take the task's output rate."""
+        self._rate = frame.audio_out_sample_rate
+        self._chunk_samples = max(1, round(self._rate * self.params.chunk_ms / 1000))
+
+    async def on_interruption(
+        self, frame: InterruptionFrame, dropped: Sequence[tuple[Frame, Direction]]
+    ) -> None:
+        """Stop playing, pass on the words heard of the current piece, announce the stop."""
+        held, rate = self._held, self._rate or 1
+        left = len(self._pending) / 2 / rate  # audio of the current piece not played
+        same_piece, dropped_audio = True, False
+        for item, direction in dropped:
+            if direction is not DOWN:
+                continue
+            if isinstance(item, TTSTextFrame):
+                same_piece = False
+            elif isinstance(item, OutputAudioFrame):
+                dropped_audio = True
+                left += item.duration_s if same_piece else 0.0
+        # The chunk playing now is heard up to now only.
+        unplayed = max(0, self._audio_end_ns - time.monotonic_ns()) / 1e9 if self._speaking else 0.0
+        text = ""
+        if held is not None and self._piece_samples > 0:
+            played = max(0.0, self._piece_samples / rate - unplayed)
+            left += unplayed
+            text = heard_text(held.text, played / (played + left) if played + left else 1.0)
+        # Cut short, unless the audio had already finished and nothing was waiting.
+        cut = held is not None or dropped_audio or bool(self._pending) or unplayed > 0
+        self._reset()  # before any await: the worker may go on meanwhile
+        if text:
+            await self.push(TTSTextFrame(text=text), DOWN)
+        await self._stop_speaking(interrupted=cut, unplayed_s=unplayed)
+        self._reply_pending = True
+
+    async def on_cancel(self, frame: CancelFrame) -> None:
+        """Drop everything; nothing more is played."""
+        self._reset()
+        self._speaking = False
+
+    def _reset(self) -> None:
+        self._pending.clear()
+        if self._resampler is not None:
+            self._resampler.reset()
+        self._resampler_dirty = False
+        self._held = None
+        self._piece_samples = 0
+        self._scheduled = False
+
+    async def receive(self, frame: Frame, direction: Direction) -> None:
+        """Queue or dispatch ``frame``; wake a worker waiting to see if the queue runs dry."""
+        await super().receive(frame, direction)
+        arrival = self._arrival
+        if arrival is not None and not frame.is_system:
+            self._arrival = None
+            arrival.set()
+
+    # ------------------------------------------------------------ frame handlers
+
+    @handles(OutputAudioFrame)
+    async def _audio(self, frame: OutputAudioFrame, direction: Direction) -> None:
+        if direction is UP:
+            await self._pass_up(frame)
+            return
+        self._pending += self._convert(frame)
+        chunk_bytes = 2 * self._chunk_samples
+        while len(self._pending) >= chunk_bytes:
+            await self._play_chunk()
+        await self._idle_tail()
+
+    @handles(TTSTextFrame)
+    async def _text(self, frame: TTSTextFrame, direction: Direction) -> None:
+        if direction is UP:
+            await self._pass_up(frame)
+            return
+        await self._finish_playback(release=True)
+        self._held = frame
+        self._piece_samples = 0
+        await self._idle_tail()
+
+    @handles(LLMResponseStartFrame, TTSStartedFrame)
+    async def _reply_start(self, frame: Frame, direction: Direction) -> None:
+        if direction is DOWN:
+            self._markers_seen = True
+            self._reply_pending = True
+        await self._ordered(frame, direction)
+
+    @handles(EndFrame)
+    async def _end(self, frame: EndFrame, direction: Direction) -> None:
+        await self._finish_playback(release=True)
+        await self._stop_speaking(interrupted=False)
+        await self.on_output_end()
+        await self.push(frame, direction)
+
+    @handles(DataFrame, ControlFrame)
+    async def _ordered(self, frame: Frame, direction: Direction) -> None:
+        if direction is UP:
+            await self._pass_up(frame)
+            return
+        await self._finish_playback(release=True)
+        await self.push(frame, direction)
+        await self._idle_tail()
+
+    async def _pass_up(self, frame: Frame) -> None:
+        await self.push(frame, UP)
+        await self._idle_tail()
+
+    # ---------------------------------------------------------------- playback
+
+    def _convert(self, frame: OutputAudioFrame) -> bytes:
+        from framework.audio import StreamResampler, to_mono
+
+        audio = frame.audio
+        if frame.num_channels != 1:
+            audio = to_mono(audio, frame.num_channels)
+        if frame.sample_rate == self._rate:
+            self._flush_resampler()
+            return audio
+        resampler = self._resampler
+        if resampler is None or resampler.from_rate != frame.sample_rate:
+            self._flush_resampler()
+            quality = self.params.resample_quality
+            resampler = self._resampler = StreamResampler(frame.sample_rate, self._rate, 1, quality)
+        self._resampler_dirty = True
+        return resampler.process(audio)
+
+    def _flush_resampler(self) -> None:
+        if self._resampler is not None and self._resampler_dirty:
+            self._pending += self._resampler.flush()
+            self._resampler_dirty = False
+
+    def _next_due(self) -> int:
+        return self._anchor_ns + self._anchor_samples * 1_000_000_000 // self._rate
+
+    async def _play_chunk(self) -> None:
+        """Wait until the next chunk is due (cancellable), then write it."""
+        now = time.monotonic_ns()
+        due = self._next_due()
+        if not self._scheduled or now - due > self.params.max_lag_ms * 1e6:
+            self._anchor_ns, self._anchor_samples, self._scheduled = now, 0, True
+            due = now
+        elif due > now:
+            await anyio.sleep((due - now) / 1e9)
+        size = 2 * self._chunk_samples
+        chunk = bytes(self._pending[:size])
+        del self._pending[:size]
+        if len(chunk) < size:
+            chunk += bytes(size - len(chunk))
+        self._anchor_samples += self._chunk_samples
+        self._audio_end_ns = self._next_due()
+        self._stretch_samples += self._chunk_samples
+        if self._held is not None:
+            self._piece_samples += self._chunk_samples
+        started = not self._speaking
+        self._speaking = True
+        if self._reply_pending:
+            self._reply_pending = False
+            self.reply_first_audio_ns.append(due)
+            report_event(self, "bot_first_audio", due, reply=len(self.reply_first_audio_ns))
+        await self.write_chunk(chunk, due)
+        if started:
+            self._stretch_samples = self._chunk_samples
+            await self.push(BotStartedSpeakingFrame(), DOWN)
+            await self.push(BotStartedSpeakingFrame(), UP)
+            await self.on_speaking_changed(True, due)
+
+    async def _finish_playback(self, *, release: bool) -> None:
+        """Play what is buffered, wait until it has played, then pass on the held text.
+
+        Without ``release`` the held text is passed on only if some of its audio played.
+        """
+        self._flush_resampler()
+        while self._pending:
+            await self._play_chunk()
+        if self._scheduled:
+            await sleep_until_ns(self._audio_end_ns)
+        held = self._held
+        if held is not None and (release or self._piece_samples > 0):
+            self._held = None
+            self._piece_samples = 0
+            await self.push(held, DOWN)
+
+    async def _wait_arrival(self, deadline_ns: int | None) -> bool:
+        """Wait until a frame is queued or ``deadline_ns`` passes; True if one is queued."""
+        queue = self._queue
+        if queue:
+            return True
+        if deadline_ns is None:
+            return False
+        delay = deadline_ns - time.monotonic_ns()
+        if delay <= 0:
+            return False
+        arrival = self._arrival = anyio.Event()
+        with anyio.move_on_after(delay / 1e9):
+            await arrival.wait()
+        self._arrival = None
+        return bool(queue)
+
+    async def _idle_tail(self) -> None:
+        """After a frame: if the queue runs dry, finish playing and, later, announce the stop."""
+        if not (self._speaking or self._pending or self._resampler_dirty):
+            return
+        if await self._wait_arrival(self._next_due() if self._scheduled else None):
+            return
+        await self._finish_playback(release=False)
+        self._scheduled = False
+        if not self._speaking:
+            return
+        if await self._wait_arrival(self._audio_end_ns + int(self.params.stop_delay_ms * 1e6)):
+            return
+        await self._stop_speaking(interrupted=False)
+
+    async def _stop_speaking(self, *, interrupted: bool, unplayed_s: float = 0.0) -> None:
+        """Announce the end of a stretch; ``played_s`` leaves out ``unplayed_s`` cut off."""
+        if not self._speaking:
+            return
+        self._speaking = False
+        played_s = max(0.0, self._stretch_samples / self._rate - unplayed_s)
+        self._stretch_samples = 0
+        end_ns = self._audio_end_ns
+        report_event(self, "bot_audio_stopped", end_ns, interrupted=interrupted, played_s=played_s)
+        for direction in (DOWN, UP):
+            frame = BotStoppedSpeakingFrame(interrupted=interrupted, played_s=played_s)
+            await self.push(frame, direction)
+        if not self._markers_seen:
+            self._reply_pending = True
+        await self.on_speaking_changed(False, end_ns)

