@@ -330,20 +330,28 @@ class Processor:
     # --------------------------------------------------------------- internals
 
     async def _dispatch(self, frame: Frame, direction: Direction) -> None:
-        try:
-            hook = _LIFECYCLE_HOOKS.get(type(frame))
-            if hook is not None:
+        hook = _LIFECYCLE_HOOKS.get(type(frame))
+        if hook is not None:
+            # A failing hook is reported, and the lifecycle frame still travels on:
+            # one stage that cannot start must not keep the others from starting.
+            try:
                 await hook(self, frame)
+            except Exception as exc:
+                await self._report_failure(frame, exc, "in its hook for")
+        try:
             await self.process_frame(frame, direction)
         except Exception as exc:  # a failing stage reports; it never kills the task by itself
-            if isinstance(frame, ErrorFrame):  # reporting an error failed: do not loop
-                log.error("%s failed while passing on %s", self.name, frame, exc_info=True)
-                return
-            log.debug("%s failed on %s", self.name, frame.name, exc_info=True)
-            await self.push_error(
-                f"{self.name} failed on {type(frame).__name__}: {type(exc).__name__}: {exc}",
-                exception=exc,
-            )
+            await self._report_failure(frame, exc, "on")
+
+    async def _report_failure(self, frame: Frame, exc: Exception, where: str) -> None:
+        if isinstance(frame, ErrorFrame):  # reporting an error failed: do not loop
+            log.error("%s failed while passing on %s", self.name, frame, exc_info=exc)
+            return
+        log.debug("%s failed %s %s", self.name, where, frame.name, exc_info=exc)
+        await self.push_error(
+            f"{self.name} failed {where} {type(frame).__name__}: {type(exc).__name__}: {exc}",
+            exception=exc,
+        )
 
     async def _interrupt(self, frame: InterruptionFrame) -> None:
         queue = self._queue

@@ -214,3 +214,25 @@ async def test_runner_returns_the_end_reason() -> None:
     await task.queue_frame(InterruptionFrame())
     await task.stop_when_done()
     assert await PipelineRunner(handle_signals=False).run(task) is EndReason.ENDED
+
+
+async def test_a_stage_whose_start_hook_fails_reports_and_the_rest_still_start() -> None:
+    started: list[str] = []
+
+    class Broken(Processor):
+        async def on_start(self, frame: StartFrame) -> None:
+            raise OSError("model file missing")
+
+    class Marks(Processor):
+        async def on_start(self, frame: StartFrame) -> None:
+            started.append(self.name)
+
+    sink = Recorder()
+    task = PipelineTask(Pipeline([Broken(name="broken"), Marks(name="after"), sink]))
+    await task.queue_frame(Data(seq=1))
+    await task.stop_when_done()
+    assert await task.run() is EndReason.ENDED
+    assert started == ["after"]
+    assert sink.seqs() == [1]
+    [error] = task.errors
+    assert error.message == "broken failed in its hook for StartFrame: OSError: model file missing"

