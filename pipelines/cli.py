@@ -58,6 +58,19 @@ def _cmd_run(args: argparse.Namespace) -> int:
     )
 
 
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from pipelines.serve import parse_options, serve_main
+
+    return serve_main(
+        resolve_pipeline(args.pipeline),
+        host=args.host,
+        port=args.port,
+        token=args.token,
+        overrides=args.set,
+        options=parse_options(args.option),
+    )
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     if args.suite == "overhead":
         from benchmarks.overhead import main as overhead_main
@@ -88,6 +101,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--events", help="JSONL file of timestamped events")
     run.add_argument("--stereo", action="store_true", help="user left, bot right in the output")
     run.set_defaults(func=_cmd_run)
+
+    serve = sub.add_parser(
+        "serve", parents=[overrides], help="serve a cascade as an OpenAI-Realtime WebSocket API"
+    )
+    serve.add_argument("pipeline", nargs="?", default="cascade-local", help="cascade pipeline")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
+    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' from clients")
+    serve.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="server option, e.g. --option max_duration_s=3600 (repeatable)",
+    )
+    serve.set_defaults(func=_cmd_serve)
 
     check = sub.add_parser("check", parents=[overrides], help="validate a pipeline file")
     check.add_argument("pipeline")

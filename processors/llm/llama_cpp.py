@@ -69,6 +69,9 @@ __all__ = ["GenerationStats", "LlamaCppLLM", "LlamaCppLLMParams", "default_model
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PER_MESSAGE_TOKENS = 6  # chat-template tokens around each message's content
+# llama.cpp can bring the process down when two threads construct models at the same
+# time (seen with two sessions of `parley serve` connecting at once): load one at a time.
+_LOAD_LOCK = threading.Lock()
 
 
 def default_model_path() -> Path:
@@ -227,15 +230,16 @@ class LlamaCppLLM(Processor):
         if not path.is_file():
             raise FileNotFoundError(f"llm model_path {str(path)!r} is not a file")
         started = time.perf_counter()
-        llama = Llama(
-            model_path=str(path),
-            n_ctx=p.n_ctx,
-            n_threads=p.n_threads,
-            n_threads_batch=p.n_threads,
-            n_batch=p.n_batch,
-            seed=p.seed,
-            verbose=False,
-        )
+        with _LOAD_LOCK:
+            llama = Llama(
+                model_path=str(path),
+                n_ctx=p.n_ctx,
+                n_threads=p.n_threads,
+                n_threads_batch=p.n_threads,
+                n_batch=p.n_batch,
+                seed=p.seed,
+                verbose=False,
+            )
         if p.warmup:
             messages: list[Any] = []
             if p.system_prompt:

@@ -28,6 +28,7 @@ import time
 from typing import Any, ClassVar, Literal
 
 import anyio
+import anyio.to_thread
 from pydantic import Field
 
 from framework.capabilities import Capabilities
@@ -126,8 +127,8 @@ class OpenAILLM(Processor):
 
     async def on_start(self, frame: StartFrame) -> None:
         """Create the client; a missing key is a fatal error naming the variable."""
-        try:
-            self._client = make_client(self.params)
+        try:  # in a thread: importing the SDK takes most of a second
+            self._client = await anyio.to_thread.run_sync(make_client, self.params)
         except RuntimeError as exc:
             await self.push_error(f"{self.name}: {exc}", fatal=True)
 

@@ -94,7 +94,7 @@ async def test_nothing_is_left_running_after_end_or_cancel() -> None:
 
 
 def test_no_thread_outlives_the_event_loop() -> None:
-    baseline = threading.active_count()
+    before = set(threading.enumerate())
 
     def blocking() -> None:
         time.sleep(0.005)
@@ -113,9 +113,13 @@ def test_no_thread_outlives_the_event_loop() -> None:
 
     anyio.run(main)
     deadline = time.monotonic() + 5
-    while threading.active_count() > baseline and time.monotonic() < deadline:
+
+    def started_here() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t not in before and t.is_alive()]
+
+    while started_here() and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert threading.active_count() == baseline
+    assert started_here() == []
 
 
 async def test_a_failing_processor_reports_upstream_and_the_pipeline_goes_on() -> None:

@@ -1,0 +1,217 @@
+"""``parley serve``: the OpenAI-Realtime-compatible WebSocket server (GA protocol).
+
+Any Realtime client, the official ``openai`` SDK included, talks to a Parley
+cascade pipeline through it::
+
+    parley serve cascade-local --port 8765
+    AsyncOpenAI(api_key="local", websocket_base_url="ws://127.0.0.1:8765/v1")
+    client.realtime.connect(model="gpt-realtime")     # -> ws://.../v1/realtime?model=...
+
+The endpoint is any path ending in ``/realtime`` (the SDK appends it to the
+base URL), normally ``/v1/realtime``. ``?model=`` names the session's model (it
+is only reported: the pipeline file decides what runs); ``intent`` and
+``call_id`` are accepted and ignored. With a token, the handshake needs
+``Authorization: Bearer <token>`` (or the browser subprotocol
+``openai-insecure-api-key.<token>``), else HTTP 401. A beta-shaped connection
+(``OpenAI-Beta: realtime=v1``) gets the error ``beta_api_shape_disabled`` and
+close code 4000, as OpenAI answers since the beta's shutdown. The server binds
+127.0.0.1 by default. Each connection runs its own pipeline (its own model
+instances; Piper's voice is shared by the process).
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+from collections.abc import Callable, Sequence
+from http import HTTPStatus
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import anyio
+
+from pipelines.config import PipelineConfig, load_pipeline_file
+from pipelines.serve.options import ServerOptions
+from pipelines.serve.protocol import error_event
+
+__all__ = ["serve", "serve_main", "serve_pipeline_file"]
+
+log = logging.getLogger("parley.serve")
+SHUTDOWN_TIMEOUT_S = 15.0
+
+
+def _path_and_query(path: str) -> tuple[str, dict[str, list[str]]]:
+    parts = urlsplit(path)
+    return parts.path, parse_qs(parts.query)
+
+
+def _authorized(headers: Any, token: str) -> bool:
+    offered: list[str] = []
+    auth = headers.get("Authorization", "")
+    if auth.lower().startswith("bearer "):
+        offered.append(auth[7:].strip())
+    for value in headers.get_all("Sec-WebSocket-Protocol"):
+        for proto in value.split(","):
+            proto = proto.strip()
+            if proto.startswith("openai-insecure-api-key."):
+                offered.append(proto.split(".", 1)[1])
+    return any(hmac.compare_digest(o.encode(), token.encode()) for o in offered)
+
+
+def _process_request(token: str | None) -> Callable[[Any, Any], Any]:
+    def process_request(connection: Any, request: Any) -> Any:
+        path, _ = _path_and_query(request.path)
+        if not path.rstrip("/").endswith("/realtime"):
+            return connection.respond(
+                HTTPStatus.NOT_FOUND,
+                f"No endpoint at {path}: the Realtime WebSocket endpoint is /v1/realtime.\n",
+            )
+        if token is not None and not _authorized(request.headers, token):
+            return connection.respond(
+                HTTPStatus.UNAUTHORIZED,
+                "Missing or wrong API key: send 'Authorization: Bearer <token>'.\n",
+            )
+        return None
+
+    return process_request
+
+
+def _select_subprotocol(connection: Any, subprotocols: Sequence[str]) -> str | None:
+    return "realtime" if "realtime" in subprotocols else None
+
+
+def prepare(config: PipelineConfig, options: ServerOptions) -> tuple[PipelineConfig, ServerOptions]:
+    """Settle the default instructions; the language model warms up on them.
+
+    The default is ``options.instructions``, else the file's ``[llm] system_prompt``,
+    else a short voice-assistant prompt. When the file sets no ``system_prompt`` and
+    the backend has one, it gets the default, so its start-up warm-up caches the
+    prompt most sessions will use and the first reply is quicker.
+    """
+    from pipelines import registry
+    from pipelines.serve.session_config import DEFAULT_INSTRUCTIONS
+
+    llm = config.stages.get("llm")
+    instructions = options.instructions
+    if instructions is None:
+        instructions = str((llm.params.get("system_prompt") if llm else "") or DEFAULT_INSTRUCTIONS)
+    options = options.model_copy(update={"instructions": instructions})
+    if llm is not None and "system_prompt" not in llm.params:
+        try:
+            fields = registry.get("llm", llm.backend).params_model().model_fields
+        except registry.BackendError:
+            fields = {}
+        if "system_prompt" in fields:
+            config = config.model_copy(deep=True)
+            config.stages["llm"].params["system_prompt"] = instructions
+    return config, options
+
+
+async def _refuse_beta(connection: Any) -> None:
+    """Beta-shaped connections are refused as OpenAI does since the beta's shutdown."""
+    message = error_event(
+        "The Realtime Beta API is no longer supported. Please use /v1/realtime for the GA API.",
+        code="beta_api_shape_disabled",
+    )
+    await connection.send(json.dumps(message))
+    await connection.close(4000, "beta API shape disabled")
+
+
+async def serve(
+    config: PipelineConfig,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    options: ServerOptions | None = None,
+    *,
+    on_ready: Callable[[str, int], None] | None = None,
+) -> None:
+    """Serve ``config``'s cascade until cancelled. ``on_ready(host, port)`` gets the bound port."""
+    from websockets.asyncio.server import serve as ws_serve
+
+    from pipelines.serve.session import RealtimeSession
+
+    config, opts = prepare(config, options or ServerOptions())
+    start_gate = anyio.Semaphore(1)
+
+    async def handler(connection: Any) -> None:
+        _, query = _path_and_query(connection.request.path)
+        if "realtime=v1" in connection.request.headers.get("OpenAI-Beta", ""):
+            await _refuse_beta(connection)
+            return
+        model = (query.get("model") or ["gpt-realtime"])[0]
+        try:
+            session = RealtimeSession(connection, config, opts, model=model, start_gate=start_gate)
+        except Exception as exc:
+            log.exception("cannot build the session pipeline")
+            await connection.close(1011, f"cannot start the pipeline: {exc}"[:120])
+            return
+        await session.run()
+
+    async with ws_serve(
+        handler,
+        host,
+        port,
+        process_request=_process_request(token),
+        select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
+        max_size=opts.hard_max_message_bytes,
+        compression=None,
+        ping_interval=20,
+        ping_timeout=60,
+        close_timeout=5,
+    ) as server:
+        bound = next(iter(server.sockets)).getsockname()
+        log.info(
+            "parley serve: ws://%s:%d/v1/realtime (%s)", bound[0], bound[1], config.pipeline.name
+        )
+        try:
+            if on_ready is not None:
+                on_ready(bound[0], bound[1])
+            await anyio.sleep_forever()
+        finally:
+            # Cancellation lands here: close every connection (1001) and wait, shielded,
+            # for the sessions to wind down, so no task outlives the server.
+            with anyio.move_on_after(SHUTDOWN_TIMEOUT_S, shield=True):
+                server.close()
+                await server.wait_closed()
+
+
+def serve_pipeline_file(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConfig:
+    """Load and check a pipeline file for serving (a cascade: vad, stt, llm, tts)."""
+    from pipelines.config import ConfigError
+
+    config = load_pipeline_file(path, overrides)
+    if config.pipeline.architecture != "cascade":
+        raise ConfigError(
+            f"{config.source}: parley serve needs a cascade pipeline (vad, stt, llm, tts); "
+            f"this one is {config.pipeline.architecture!r}"
+        )
+    return config
+
+
+def serve_main(
+    pipeline: str | Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    token: str | None = None,
+    overrides: Sequence[str] = (),
+    options: ServerOptions | None = None,
+) -> int:
+    """Blocking entry point for the CLI: ``parley serve PIPELINE [--host] [--port] [--token]``."""
+    config = serve_pipeline_file(pipeline, overrides)
+
+    def ready(bound_host: str, bound_port: int) -> None:
+        print(
+            f"parley serve: {config.pipeline.name} on ws://{bound_host}:{bound_port}/v1/realtime"
+            " (Ctrl-C stops)",
+            flush=True,
+        )
+
+    try:
+        anyio.run(lambda: serve(config, host, port, token, options, on_ready=ready))
+    except KeyboardInterrupt:
+        return 130
+    return 0

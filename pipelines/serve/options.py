@@ -1,0 +1,108 @@
+"""Settings of ``parley serve``: limits, defaults and the test knobs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = ["ServerOptions", "parse_options"]
+
+MIB = 1024 * 1024
+
+
+class ServerOptions(BaseModel):
+    """Server-wide settings; every session of the server shares them.
+
+    The last group are *test knobs*: they make the server misbehave on purpose
+    (expire early, drop the connection mid-response, trickle its deltas) so
+    that clients' handling of those cases can be tested.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_message_bytes: int = Field(
+        default=16 * MIB,
+        ge=1024,
+        description="Largest client message accepted; a larger one gets an error event "
+        "(the connection stays open).",
+    )
+    hard_max_message_bytes: int = Field(
+        default=64 * MIB,
+        ge=1024,
+        description="A message above this size closes the connection (1009) before it is read.",
+    )
+    max_append_bytes: int = Field(
+        default=15 * MIB,
+        ge=1,
+        description="Largest decoded audio in one input_audio_buffer.append (OpenAI: 15 MiB).",
+    )
+    instructions: str | None = Field(
+        default=None,
+        description="Default session instructions; None: the pipeline's llm system_prompt "
+        "if set, else a short voice-assistant prompt.",
+    )
+    delta_ms: int = Field(
+        default=100, ge=10, le=2000, description="Longest audio delta, in milliseconds."
+    )
+    transcript_timeout_s: float = Field(
+        default=15.0,
+        gt=0,
+        description="A response waits this long at most for a user turn's transcript.",
+    )
+    eager_start: bool = Field(
+        default=True,
+        description="Start each session's pipeline (load its models) on connect; False "
+        "waits for the first event that needs it (audio, a response).",
+    )
+    start_timeout_s: float = Field(
+        default=120.0, gt=0, description="How long a session waits for its models to load."
+    )
+    max_duration_s: float = Field(
+        default=3600.0,
+        gt=0,
+        description="Session length limit: then error session_expired and close 1001 "
+        "(OpenAI: 60 minutes). A test knob when set low.",
+    )
+    close_after_deltas: int | None = Field(
+        default=None,
+        ge=1,
+        description="Test knob: close the connection right after this many audio deltas "
+        "(counted per connection), with close_code.",
+    )
+    close_code: int = Field(
+        default=1011,
+        ge=1000,
+        le=4999,
+        description="Close code of close_after_deltas (1011 makes the SDK reconnect).",
+    )
+    delta_delay_s: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=10.0,
+        description="Test knob: pause before each delta event (audio, transcript, text).",
+    )
+
+
+def parse_options(items: Sequence[str]) -> ServerOptions:
+    """Options from ``KEY=VALUE`` strings (``max_duration_s=60``); values are read as JSON
+    when they parse (numbers, booleans, null), else as text. Errors name the option."""
+    values: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise ValueError(f"server option {item!r} must look like name=value")
+        try:
+            values[key] = json.loads(raw)
+        except ValueError:
+            values[key] = raw
+    try:
+        return ServerOptions.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"])
+        allowed = ", ".join(ServerOptions.model_fields)
+        raise ValueError(f"server option {name!r}: {err['msg']} (options: {allowed})") from None

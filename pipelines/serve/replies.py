@@ -1,0 +1,167 @@
+"""Reply handling of a session: the active response, fed by the pipeline's output.
+
+A mixin of :class:`~pipelines.serve.session.RealtimeSession`. The session's
+pipeline processors report the language model's text, the TTS's spoken pieces
+and audio, function calls, the end of a reply and failures here; they go to
+the active :class:`~pipelines.serve.responses.Response`, and frames that arrive
+when no response is active (the tail of a cancelled one) are dropped.
+
+A response ends in one of four ways: ``completed`` (the reply's end frame
+reached the output), ``cancelled`` (``turn_detected`` or ``client_cancelled``),
+``incomplete`` (``max_output_tokens``, counted in model text chunks) or
+``failed`` (a stage reported an error). Ending it early pushes an interruption
+downstream of the STT, which stops generation and synthesis.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+import anyio
+
+from framework.frames import ErrorFrame, FunctionCallFrame, OutputAudioFrame
+from pipelines.serve import handlers
+from pipelines.serve.protocol import error_event, new_id
+from pipelines.serve.responses import Response
+from pipelines.serve.stages import function_arguments
+
+if TYPE_CHECKING:
+    from pipelines.serve.session_config import SessionConfig
+    from pipelines.serve.stages import Controller
+
+__all__ = ["ReplyHandling"]
+
+log = logging.getLogger("parley.serve")
+
+
+class ReplyHandling:
+    """The active response of a session (see the module docstring)."""
+
+    config: SessionConfig
+    controller: Controller
+    response: Response | None
+    deferred_auto: bool
+    audio_produced: bool
+    ready: anyio.Event
+    start_errors: list[str]
+    _prepare_scope: anyio.CancelScope | None
+
+    if TYPE_CHECKING:  # provided by the session and the other mixin
+
+        def send(self, message: dict[str, Any]) -> None: ...
+        def start_soon(self, fn: Any, *args: Any) -> None: ...
+        def arm_idle_timer(self, response: Response) -> None: ...
+
+    def set_prepare_scope(self, scope: anyio.CancelScope | None) -> None:
+        """The scope of the task preparing the active response's model input."""
+        self._prepare_scope = scope
+
+    async def end_response(
+        self, status: str, reason: str | None = None, error: dict[str, Any] | None = None
+    ) -> Response | None:
+        """Stop the active response now (cancelled, incomplete or failed)."""
+        response = self.response
+        if response is None:
+            return None
+        self.response = None
+        if self._prepare_scope is not None:
+            self._prepare_scope.cancel()
+            self._prepare_scope = None
+        await self.controller.interrupt()
+        response.finish(status, reason, error)
+        return response
+
+    async def cancel_response(self, reason: str) -> None:
+        """Cancel the active response (``turn_detected`` or ``client_cancelled``)."""
+        if await self.end_response("cancelled", reason) is not None and (
+            reason == "client_cancelled"
+        ):
+            await self._after_response()
+
+    async def _after_response(self) -> None:
+        if self.deferred_auto and self.response is None:
+            self.deferred_auto = False
+            await handlers.create_response(self, None, auto=True)  # type: ignore[arg-type]
+
+    async def on_stage_error(self, frame: ErrorFrame) -> None:
+        """A stage failed: fail the active response and tell the client."""
+        log.warning("session %s: %s: %s", self.config.id, frame.processor, frame.message)
+        if not self.ready.is_set():
+            self.start_errors.append(f"{frame.processor}: {frame.message}")
+            return
+        detail = {
+            "type": "server_error",
+            "code": frame.code or "pipeline_error",
+            "message": frame.message,
+        }
+        self.send(
+            error_event(
+                f"{frame.processor}: {frame.message}",
+                type_="server_error",
+                code=frame.code or "pipeline_error",
+            )
+        )
+        # The failing stage may be reporting from its own worker, which the interruption
+        # cancels: end the response from a task of the session's own.
+        if self.response is not None:
+            self.start_soon(self._fail_response, self.response, detail)
+
+    async def _fail_response(self, response: Response, detail: dict[str, Any]) -> None:
+        if self.response is response:
+            await self.end_response("failed", None, detail)
+
+    def on_llm_text(self, text: str) -> bool:
+        """Model text: counted, sent as text for text-only responses; True: speak it."""
+        response = self.response
+        if response is None:
+            return False
+        response.llm_chunks += 1
+        limit = response.settings.max_output_tokens
+        if isinstance(limit, int) and response.llm_chunks > limit:
+            if not response.limit_hit:
+                response.limit_hit = True
+                self.start_soon(self._limit_reached, response)
+            return False
+        if not response.settings.audio:
+            response.text(text)
+            return False
+        return True
+
+    async def _limit_reached(self, response: Response) -> None:
+        if self.response is response:
+            await self.end_response("incomplete", "max_output_tokens")
+
+    def on_transcript_piece(self, text: str) -> None:
+        """A spoken piece's text, just before its audio."""
+        if self.response is not None:
+            self.response.transcript(text)
+
+    def on_audio(self, frame: OutputAudioFrame) -> None:
+        """Synthesised audio of the active response."""
+        if self.response is not None:
+            self.audio_produced = True
+            self.response.audio(frame.audio, frame.sample_rate)
+
+    def on_audio_flush(self) -> None:
+        """The reply's synthesis ended: send the audio held back."""
+        if self.response is not None:
+            self.response.flush_audio()
+
+    def on_function_call(self, frame: FunctionCallFrame) -> None:
+        """The model called a function: a function_call output item."""
+        if self.response is not None:
+            self.response.function_call(
+                frame.call_id or new_id("call"), frame.function_name, function_arguments(frame)
+            )
+
+    async def on_reply_end(self) -> None:
+        """The model's reply and its audio are complete: ``response.done``."""
+        response = self.response
+        if response is None:
+            return
+        self.response = None
+        self._prepare_scope = None
+        response.finish("completed")
+        self.arm_idle_timer(response)
+        await self._after_response()

@@ -1,0 +1,311 @@
+"""One WebSocket connection: the session state machine over a cascade pipeline.
+
+A :class:`RealtimeSession` owns the session configuration, the conversation,
+the input audio buffer, the one active :class:`~pipelines.serve.responses.Response`
+and a Parley pipeline (:mod:`pipelines.serve.stages`). Client events are read
+in order and handled by :mod:`pipelines.serve.handlers`; server events go
+through one ordered outgoing queue, written by a single task (where the test
+knobs delay deltas or drop the connection).
+
+Turns. Under ``server_vad``/``semantic_vad`` the turn processor's speech start
+becomes ``input_audio_buffer.speech_started`` (and cancels an active response
+when ``interrupt_response`` is set: ``response.done`` with status ``cancelled``,
+reason ``turn_detected``); its stop becomes ``speech_stopped``, ``committed``,
+``conversation.item.added``/``done`` and, with ``create_response``, a response.
+Under manual turns (``turn_detection: null``) the first append opens an STT
+turn and ``input_audio_buffer.commit`` closes it. Every committed user audio
+item gets the STT's transcript (reported with transcription events only when
+``audio.input.transcription`` is set); a response waits for the transcripts of
+its input before it asks the language model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterable
+from typing import Any, Protocol
+
+import anyio
+from anyio.abc import TaskGroup
+
+from pipelines.config import PipelineConfig
+from pipelines.serve import handlers
+from pipelines.serve.audio import InputAudio
+from pipelines.serve.items import Conversation, Item, text_tokens
+from pipelines.serve.options import ServerOptions
+from pipelines.serve.protocol import (
+    ProtocolError,
+    error_event,
+    event,
+    parse_client_event,
+    protocol_error_event,
+)
+from pipelines.serve.replies import ReplyHandling
+from pipelines.serve.responses import Response
+from pipelines.serve.session_config import DEFAULT_INSTRUCTIONS, SessionConfig, default_session
+from pipelines.serve.stages import Controller, InputGate, build_pipeline
+from pipelines.serve.turns import TurnHandling
+
+__all__ = ["Connection", "RealtimeSession"]
+
+log = logging.getLogger("parley.serve")
+_DELTAS = frozenset(
+    {
+        "response.output_audio.delta",
+        "response.output_audio_transcript.delta",
+        "response.output_text.delta",
+    }
+)
+_CLOSE = "__close__"
+
+
+class Connection(Protocol):
+    """The WebSocket as the session needs it (a ``websockets`` server connection fits)."""
+
+    async def send(self, message: str) -> None: ...
+    async def close(self, code: int = 1000, reason: str = "") -> None: ...
+    def __aiter__(self) -> Any: ...
+
+
+class RealtimeSession(TurnHandling, ReplyHandling):
+    """The state of one connection; :meth:`run` serves it until it closes."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        pipeline: PipelineConfig,
+        options: ServerOptions,
+        *,
+        model: str = "gpt-realtime",
+        start_gate: anyio.Semaphore | None = None,
+    ) -> None:
+        """Prepare the session and its pipeline (models load when :meth:`run` starts).
+
+        ``start_gate`` is shared by a server's sessions: one pipeline starts at a time.
+        """
+        self.connection = connection
+        self._start_gate = start_gate or anyio.Semaphore(1)
+        self.options = options
+        self.pipeline_config = pipeline
+        self.config: SessionConfig = default_session(
+            model,
+            max_duration_s=options.max_duration_s,
+            instructions=(
+                DEFAULT_INSTRUCTIONS if options.instructions is None else options.instructions
+            ),
+        )
+        self.conversation = Conversation()
+        self.input = InputAudio(
+            pipeline.audio.input_sample_rate,
+            time.monotonic_ns(),
+            self.config.audio.input.format.type,
+        )
+        self.response: Response | None = None
+        self.audio_produced = False
+        self.stt_turn_open = False
+        self.turn_by_vad = False
+        self.vad_item_id: str | None = None
+        self.deferred_auto = False
+        self.slots: deque[Item | None] = deque()
+        self.transcribed: dict[str, anyio.Event] = {}
+        self.ready = anyio.Event()
+        self.closing = False
+        self._pipeline_started = False
+        self._closed = anyio.Event()
+        self._idle_scope = None
+        self.start_errors: list[str] = []
+        self.audio_deltas_sent = 0
+        self._prepare_scope: anyio.CancelScope | None = None
+        self._tg: TaskGroup | None = None
+        self._out_send, self._out_recv = anyio.create_memory_object_stream[Any](float("inf"))
+        self.task, self.stages = build_pipeline(pipeline, self)
+        self.gate: InputGate = self.stages["gate"]  # type: ignore[assignment]
+        self.controller: Controller = self.stages["controller"]  # type: ignore[assignment]
+        self.apply_turn_detection()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self) -> None:
+        """Serve the connection until the client leaves or the server closes it."""
+        log.info("session %s: connected (model %s)", self.config.id, self.config.model)
+        try:
+            async with anyio.create_task_group() as tg:
+                self._tg = tg
+                tg.start_soon(self._writer)
+                try:
+                    if self.options.eager_start and not await self._start_eagerly():
+                        return
+                    self.send(event("session.created", session=self.config.to_wire()))
+                    tg.start_soon(self._expire)
+                    await self._reader(self.connection)
+                finally:
+                    self.closing = True
+                    with anyio.CancelScope(shield=True):
+                        await self.task.cancel("connection closed")
+                    tg.cancel_scope.cancel()
+        finally:
+            log.info("session %s: closed", self.config.id)
+
+    async def _start_eagerly(self) -> bool:
+        """Load the models before ``session.created``, so that it means "ready"."""
+        try:
+            await self.wait_ready()
+        except ProtocolError as exc:
+            self.send(protocol_error_event(exc))
+            self.close(1011, "the pipeline failed to start")
+            with anyio.move_on_after(5):
+                await self._closed.wait()
+            return False
+        return True
+
+    def start_soon(self, fn: Any, *args: Any) -> None:
+        """Run ``fn(*args)`` in the session's task group."""
+        assert self._tg is not None
+        self._tg.start_soon(fn, *args)
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a server event (sent in order by the writer task)."""
+        if not self.closing:
+            self._out_send.send_nowait((message["type"], json.dumps(message)))
+
+    def close(self, code: int, reason: str) -> None:
+        """Close the connection after the events queued so far."""
+        self._out_send.send_nowait((_CLOSE, (code, reason)))
+
+    async def _reader(self, messages: AsyncIterable[Any]) -> None:
+        try:
+            async for raw in messages:
+                parsed = None
+                try:
+                    parsed = parse_client_event(raw, max_bytes=self.options.max_message_bytes)
+                    await handlers.dispatch(self, parsed)
+                except ProtocolError as exc:
+                    self.send(protocol_error_event(exc))
+                except Exception as exc:
+                    if _closed_connection(exc):
+                        raise
+                    log.exception("session %s: failed on a client event", self.config.id)
+                    self.send(
+                        error_event(
+                            f"The server failed on this event: {type(exc).__name__}: {exc}",
+                            type_="server_error",
+                            code="server_error",
+                            event_id=getattr(parsed, "event_id", None),
+                        )
+                    )
+        except Exception as exc:
+            if _closed_connection(exc):  # the peer went away
+                return
+            raise
+
+    async def _writer(self) -> None:
+        try:
+            await self._write()
+        finally:
+            self._closed.set()
+
+    async def _write(self) -> None:
+        opts = self.options
+        async for kind, payload in self._out_recv:
+            try:
+                if kind == _CLOSE:
+                    await self.connection.close(*payload)
+                    return
+                if opts.delta_delay_s and kind in _DELTAS:
+                    await anyio.sleep(opts.delta_delay_s)
+                await self.connection.send(payload)
+            except Exception as exc:
+                if _closed_connection(exc):
+                    return
+                raise
+            if kind == "response.output_audio.delta":
+                self.audio_deltas_sent += 1
+                if opts.close_after_deltas and self.audio_deltas_sent >= opts.close_after_deltas:
+                    await self.connection.close(opts.close_code, "test knob: close_after_deltas")
+                    return
+
+    def start_pipeline(self) -> None:
+        """Start the pipeline (its models load) unless it already runs."""
+        if not self._pipeline_started:
+            self._pipeline_started = True
+            self.start_soon(self._run_pipeline)
+
+    async def _run_pipeline(self) -> None:
+        # Sessions start their models one at a time: llama.cpp crashes the process when
+        # two Llama objects are constructed at once, and loads compete for the CPU anyway.
+        await self._start_gate.acquire()
+        self.start_soon(self._open_start_gate)
+        await self.task.run()
+        if not self.closing:
+            errors = "; ".join(e.message for e in self.task.errors) or "no error reported"
+            self.send(
+                error_event(
+                    f"The session's pipeline stopped ({errors}).",
+                    type_="server_error",
+                    code="pipeline_stopped",
+                )
+            )
+            self.close(1011, "pipeline stopped")
+
+    async def _open_start_gate(self) -> None:
+        try:
+            deadline = anyio.current_time() + self.options.start_timeout_s
+            while not (self.ready.is_set() or self.start_errors or self.task.errors):
+                if self.task.finished or anyio.current_time() >= deadline:
+                    break
+                with anyio.move_on_after(0.1):
+                    await self.ready.wait()
+        finally:
+            self._start_gate.release()
+
+    async def _expire(self) -> None:
+        await anyio.sleep(self.options.max_duration_s)
+        minutes = self.options.max_duration_s / 60
+        self.send(
+            error_event(
+                f"Your session hit the maximum duration of {minutes:g} minutes.",
+                code="session_expired",
+            )
+        )
+        self.close(1001, "session expired")
+
+    async def wait_ready(self, event_id: str | None = None) -> None:
+        """Wait until every stage has started (models loaded)."""
+        if self.ready.is_set():
+            return
+        self.start_pipeline()
+        deadline = anyio.current_time() + self.options.start_timeout_s
+        while not self.start_errors and not self.task.errors:
+            if anyio.current_time() >= deadline:
+                break
+            with anyio.move_on_after(0.25):
+                await self.ready.wait()
+                return
+        failures = self.start_errors + [e.message for e in self.task.errors]
+        errors = "; ".join(failures) or "timed out"
+        raise ProtocolError(
+            f"The session's models failed to start: {errors}",
+            type_="server_error",
+            code="pipeline_not_ready",
+            event_id=event_id,
+        )
+
+    def on_pipeline_ready(self) -> None:
+        """Every stage started."""
+        self.ready.set()
+
+    def input_usage(self, instructions: str, items: list[Item]) -> tuple[int, int]:
+        """(text, audio) input tokens of a response's model input."""
+        text, audio = text_tokens(instructions), 0
+        for item in items:
+            t, a = item.usage()
+            text, audio = text + t, audio + a
+        return text, audio
+
+
+def _closed_connection(exc: BaseException) -> bool:
+    """True for the error a WebSocket library raises when the peer has gone."""
+    return type(exc).__name__.startswith("ConnectionClosed")

@@ -1,0 +1,316 @@
+"""The per-connection pipeline: the pipeline file's cascade between four session processors.
+
+::
+
+    turn (VAD) -> InputGate -> stt -> Controller -> llm -> LLMTap -> tts -> SessionOutput
+
+* The turn processor (the file's ``[vad]``) always runs; :class:`InputGate` lets
+  its turns through under ``server_vad``/``semantic_vad`` and swallows them under
+  manual turns, where the session opens and closes STT turns itself (first
+  append, commit). Barge-in is the session's decision, so the turn processor
+  never interrupts by itself.
+* :class:`Controller` hands transcripts to the session, keeps audio and turn
+  frames away from the language model, pushes the ``LLMMessagesFrame`` of a
+  response and the ``InterruptionFrame`` that cancels one (downstream only:
+  transcription of the user's speech is never interrupted).
+* :class:`LLMTap` sees the model's text: it counts output tokens and, for a
+  text-only response, sends it as ``response.output_text.delta`` instead of
+  letting the TTS speak it.
+* :class:`SessionOutput` turns TTS text and audio, function calls and the end
+  of a reply into the response's events.
+
+The processors call a :class:`SessionHooks` object: the session.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict
+
+from framework import (
+    Capabilities,
+    Direction,
+    Pipeline,
+    PipelineTask,
+    Processor,
+    TaskParams,
+    handles,
+)
+from framework.frames import (
+    CancelFrame,
+    EndFrame,
+    ErrorFrame,
+    FunctionCallFrame,
+    InputAudioFrame,
+    InterimTranscriptionFrame,
+    InterruptionFrame,
+    LLMMessagesFrame,
+    LLMResponseEndFrame,
+    LLMTextFrame,
+    MetricsFrame,
+    OutputAudioFrame,
+    StartFrame,
+    TranscriptionFrame,
+    TTSStoppedFrame,
+    TTSTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from pipelines.config import ConfigError, PipelineConfig
+
+__all__ = [
+    "Controller",
+    "InputGate",
+    "LLMTap",
+    "SessionHooks",
+    "SessionOutput",
+    "SessionStageParams",
+    "build_pipeline",
+]
+
+log = logging.getLogger("parley.serve")
+DOWNSTREAM = Direction.DOWNSTREAM
+UPSTREAM = Direction.UPSTREAM
+OUTPUT_RATE = 24000
+_LIFECYCLE = (StartFrame, EndFrame, CancelFrame)
+
+
+class SessionStageParams(BaseModel):
+    """The session processors have no settings of their own: the session drives them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SessionHooks(Protocol):
+    """What the session processors call; implemented by the session."""
+
+    async def vad_started(self, frame: UserStartedSpeakingFrame) -> bool: ...
+    async def vad_stopped(self, frame: UserStoppedSpeakingFrame) -> None: ...
+    async def on_transcription(self, frame: TranscriptionFrame) -> None: ...
+    async def on_stage_error(self, frame: ErrorFrame) -> None: ...
+    def on_llm_text(self, text: str) -> bool: ...
+    def on_transcript_piece(self, text: str) -> None: ...
+    def on_audio(self, frame: OutputAudioFrame) -> None: ...
+    def on_function_call(self, frame: FunctionCallFrame) -> None: ...
+    def on_audio_flush(self) -> None: ...
+    async def on_reply_end(self) -> None: ...
+    def on_pipeline_ready(self) -> None: ...
+
+
+class InputGate(Processor):
+    """After the turn processor: VAD turns in server-VAD mode, session-made turns otherwise."""
+
+    Params: ClassVar[type[SessionStageParams]] = SessionStageParams
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(
+        self,
+        params: SessionStageParams | None = None,
+        *,
+        hooks: SessionHooks,
+        name: str | None = None,
+    ) -> None:
+        """Report to ``hooks`` (the session)."""
+        super().__init__(name=name or "serve.gate")
+        self.params = params or SessionStageParams()
+        self._hooks = hooks
+
+    @handles(UserStartedSpeakingFrame)
+    async def _started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
+        if direction is UPSTREAM:
+            return
+        if await self._hooks.vad_started(frame):
+            await self.push(frame, direction)
+
+    @handles(UserStoppedSpeakingFrame)
+    async def _stopped(self, frame: UserStoppedSpeakingFrame, direction: Direction) -> None:
+        if direction is DOWNSTREAM:
+            await self._hooks.vad_stopped(frame)
+
+    @handles(ErrorFrame)
+    async def _error(self, frame: ErrorFrame, direction: Direction) -> None:
+        await self._hooks.on_stage_error(frame)
+        await self.push(frame, direction)
+
+    async def push_turn_frame(
+        self, frame: UserStartedSpeakingFrame | UserStoppedSpeakingFrame
+    ) -> None:
+        """Send a turn boundary on to the STT (the session decides when)."""
+        await self.push(frame, DOWNSTREAM)
+
+
+class Controller(Processor):
+    """After the STT: transcripts to the session, responses to the language model."""
+
+    Params: ClassVar[type[SessionStageParams]] = SessionStageParams
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(
+        self,
+        params: SessionStageParams | None = None,
+        *,
+        hooks: SessionHooks,
+        name: str | None = None,
+    ) -> None:
+        """Report to ``hooks`` (the session)."""
+        super().__init__(name=name or "serve.controller")
+        self.params = params or SessionStageParams()
+        self._hooks = hooks
+
+    @handles(TranscriptionFrame)
+    async def _transcription(self, frame: TranscriptionFrame, direction: Direction) -> None:
+        await self._hooks.on_transcription(frame)
+
+    @handles(
+        InterimTranscriptionFrame,
+        InputAudioFrame,
+        UserStartedSpeakingFrame,
+        UserStoppedSpeakingFrame,
+        MetricsFrame,
+    )
+    async def _absorb(self, frame: Any, direction: Direction) -> None:
+        if direction is UPSTREAM:
+            await self.push(frame, direction)
+
+    @handles(ErrorFrame)
+    async def _error(self, frame: ErrorFrame, direction: Direction) -> None:
+        await self._hooks.on_stage_error(frame)
+
+    async def run_llm(self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]) -> None:
+        """Ask the language model for a reply."""
+        await self.push(LLMMessagesFrame(messages=messages, tools=tools), DOWNSTREAM)
+
+    async def interrupt(self) -> None:
+        """Cancel the reply in flight: drop queued work and stop generation downstream."""
+        await self.push(InterruptionFrame(), DOWNSTREAM)
+
+
+class LLMTap(Processor):
+    """Between the language model and the TTS: sees the model's text."""
+
+    Params: ClassVar[type[SessionStageParams]] = SessionStageParams
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(
+        self,
+        params: SessionStageParams | None = None,
+        *,
+        hooks: SessionHooks,
+        name: str | None = None,
+    ) -> None:
+        """Report to ``hooks`` (the session)."""
+        super().__init__(name=name or "serve.llm_tap")
+        self.params = params or SessionStageParams()
+        self._hooks = hooks
+
+    @handles(LLMTextFrame)
+    async def _text(self, frame: LLMTextFrame, direction: Direction) -> None:
+        if direction is UPSTREAM or self._hooks.on_llm_text(frame.text):
+            await self.push(frame, direction)
+
+
+class SessionOutput(Processor):
+    """The end of the pipeline: the reply's frames become the response's events."""
+
+    Params: ClassVar[type[SessionStageParams]] = SessionStageParams
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    def __init__(
+        self,
+        params: SessionStageParams | None = None,
+        *,
+        hooks: SessionHooks,
+        name: str | None = None,
+    ) -> None:
+        """Report to ``hooks`` (the session)."""
+        super().__init__(name=name or "serve.output")
+        self.params = params or SessionStageParams()
+        self._hooks = hooks
+
+    async def on_start(self, frame: StartFrame) -> None:
+        """Every stage before this one has started (models loaded)."""
+        self._hooks.on_pipeline_ready()
+
+    @handles(TTSTextFrame)
+    async def _tts_text(self, frame: TTSTextFrame, direction: Direction) -> None:
+        self._hooks.on_transcript_piece(frame.text)
+
+    @handles(OutputAudioFrame)
+    async def _audio(self, frame: OutputAudioFrame, direction: Direction) -> None:
+        self._hooks.on_audio(frame)
+
+    @handles(TTSStoppedFrame)
+    async def _tts_stopped(self, frame: TTSStoppedFrame, direction: Direction) -> None:
+        self._hooks.on_audio_flush()
+
+    @handles(FunctionCallFrame)
+    async def _function_call(self, frame: FunctionCallFrame, direction: Direction) -> None:
+        self._hooks.on_function_call(frame)
+
+    @handles(LLMResponseEndFrame)
+    async def _reply_end(self, frame: LLMResponseEndFrame, direction: Direction) -> None:
+        await self._hooks.on_reply_end()
+
+    async def process_frame(self, frame: Any, direction: Direction) -> None:
+        """Handled frames become events; the rest stop here (upstream ones go on)."""
+        if direction is UPSTREAM:
+            await self.push(frame, direction)
+            return
+        await super().process_frame(frame, direction)
+
+    async def push(self, frame: Any, direction: Direction = DOWNSTREAM) -> None:
+        """Only lifecycle frames leave downstream: the session's pipeline ends here."""
+        if direction is UPSTREAM or isinstance(frame, _LIFECYCLE):
+            await super().push(frame, direction)
+
+
+def function_arguments(frame: FunctionCallFrame) -> str:
+    """A function call's arguments as the JSON string the protocol carries."""
+    args: Any = frame.arguments  # a dict by the frame's contract; a backend may pass JSON text
+    return args if isinstance(args, str) else json.dumps(args, separators=(",", ":"))
+
+
+def build_turn(config: PipelineConfig) -> Processor:
+    """The file's ``[vad]`` turn processor, with barge-in left to the session."""
+    from pipelines.factory import build_stage
+
+    turn: Processor = build_stage(config, "vad")
+    params = getattr(turn, "params", None)
+    if params is not None and hasattr(params, "interrupt_on_start"):
+        params.interrupt_on_start = False
+    return turn
+
+
+def build_pipeline(
+    config: PipelineConfig, hooks: SessionHooks
+) -> tuple[PipelineTask, dict[str, Processor]]:
+    """The session's pipeline and task; the stages are returned by role."""
+    from pipelines.factory import build_stage
+
+    if config.pipeline.architecture != "cascade":
+        raise ConfigError(
+            f"{config.source}: parley serve needs a cascade pipeline (vad, stt, llm, tts); "
+            f"this one is {config.pipeline.architecture!r}"
+        )
+    stages: dict[str, Processor] = {
+        "turn": build_turn(config),
+        "gate": InputGate(hooks=hooks),
+        "stt": build_stage(config, "stt"),
+        "controller": Controller(hooks=hooks),
+        "llm": build_stage(config, "llm"),
+        "tap": LLMTap(hooks=hooks),
+        "tts": build_stage(config, "tts"),
+        "output": SessionOutput(hooks=hooks),
+    }
+    pipeline = Pipeline(list(stages.values()), name=f"serve.{config.pipeline.name}")
+    params = TaskParams(
+        audio_in_sample_rate=config.audio.input_sample_rate,
+        audio_out_sample_rate=OUTPUT_RATE,
+        allow_interruptions=True,
+        error_policy="continue",
+        name=f"serve.{config.pipeline.name}",
+    )
+    return PipelineTask(pipeline, params), stages

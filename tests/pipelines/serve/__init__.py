@@ -1,0 +1,1 @@
+"""Tests of ``parley serve``, the local Realtime-protocol server."""

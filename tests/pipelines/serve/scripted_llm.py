@@ -1,0 +1,71 @@
+"""A scripted language-model stage for the server's function-calling tests.
+
+SmolLM2-135M cannot call tools, so the function-call round trip is driven by
+this stand-in at the model boundary: when tools are offered and the last
+message is the user's, it calls the first tool with ``{"city": "Paris"}``;
+after a tool result it says ``The answer is <result>.``; otherwise it says
+``You said: <last user text>.``; on the user text ``fail!`` it raises. It
+streams word by word like a real model.
+Registered as the ``llm`` backend ``scripted`` by :func:`register`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from framework import Direction, Processor, handles
+from framework.frames import (
+    FunctionCallFrame,
+    LLMMessagesFrame,
+    LLMResponseEndFrame,
+    LLMResponseStartFrame,
+    LLMTextFrame,
+)
+
+
+class ScriptedLLMParams(BaseModel):
+    """No settings."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class ScriptedLLM(Processor):
+    """Deterministic replies and tool calls (see the module docstring)."""
+
+    Params: ClassVar[type[ScriptedLLMParams]] = ScriptedLLMParams
+
+    def __init__(self, params: ScriptedLLMParams | None = None, *, name: str | None = None):
+        super().__init__(name=name, queued=True)
+        self.seen: list[LLMMessagesFrame] = []
+
+    @handles(LLMMessagesFrame)
+    async def _messages(self, frame: LLMMessagesFrame, direction: Direction) -> None:
+        self.seen.append(frame)
+        last: dict[str, Any] = frame.messages[-1] if frame.messages else {}
+        await self.push(LLMResponseStartFrame())
+        if last.get("content") == "fail!":
+            raise RuntimeError("scripted failure")
+        if frame.tools and last.get("role") == "user":
+            name = frame.tools[0]["function"]["name"]
+            await self.push(
+                FunctionCallFrame(
+                    call_id="call_scripted_1", function_name=name, arguments={"city": "Paris"}
+                )
+            )
+        else:
+            if last.get("role") == "tool":
+                reply = f"The answer is {last.get('content')}."
+            else:
+                reply = f"You said: {last.get('content') or 'nothing'}."
+            for index, word in enumerate(reply.split(" ")):
+                await self.push(LLMTextFrame(text=word if index == 0 else " " + word))
+        await self.push(LLMResponseEndFrame())
+
+
+def register() -> None:
+    """Make ``[llm] backend = "scripted"`` available."""
+    from pipelines import registry
+
+    registry.register("llm", "scripted", f"{__name__}:ScriptedLLM")
