@@ -34,6 +34,7 @@ __all__ = [
     "ConfigError",
     "PipelineConfig",
     "PipelineInfo",
+    "ServeConfig",
     "StageConfig",
     "TaskConfig",
     "apply_overrides",
@@ -62,6 +63,11 @@ class PipelineInfo(_Strict):
     name: str = Field(min_length=1, description="Short name used in reports")
     architecture: Architecture = Field(description="'cascade' (STT, LLM, TTS) or 's2s'")
     description: str = ""
+    system_prompt: str = Field(
+        default="",
+        description="How the assistant behaves: the cascade's system prompt, the realtime "
+        "session's instructions unless the realtime stage sets its own",
+    )
 
 
 class AudioConfig(_Strict):
@@ -77,6 +83,21 @@ class TaskConfig(_Strict):
     allow_interruptions: bool = True
     error_policy: Literal["continue", "end", "cancel"] = "continue"
     idle_timeout_s: float | None = Field(default=None, gt=0)
+
+
+class ServeConfig(_Strict):
+    """The ``[serve]`` table: start ``parley serve`` for this pipeline's realtime stage.
+
+    The server runs as a child process for as long as the conversation, and the
+    realtime stage talks to it unless its ``websocket_base_url`` is set.
+    """
+
+    pipeline: str = Field(default="cascade-local", description="cascade the server runs")
+    host: str = "127.0.0.1"
+    port: int = Field(default=0, ge=0, le=65535, description="0 picks a free port")
+    set: list[str] = Field(default_factory=list, description="overrides for that pipeline")
+    options: list[str] = Field(default_factory=list, description="server options KEY=VALUE")
+    startup_timeout_s: float = Field(default=60.0, gt=0)
 
 
 class StageConfig(_Strict):
@@ -96,6 +117,7 @@ class PipelineConfig(_Strict):
     task: TaskConfig = Field(default_factory=TaskConfig)
     stages: dict[str, StageConfig] = Field(default_factory=dict)
     tools: list[dict[str, Any]] = Field(default_factory=list)
+    serve: ServeConfig | None = None
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     def stage(self, name: str) -> StageConfig:
@@ -106,7 +128,7 @@ class PipelineConfig(_Strict):
             raise ConfigError(f"{self.source}: no [{name}] table") from None
 
 
-_TOP_LEVEL = {"pipeline", "audio", "task", "tools", *registry.STAGES}
+_TOP_LEVEL = {"pipeline", "audio", "task", "tools", "serve", *registry.STAGES}
 
 
 def load_pipeline_file(path: str | Path, overrides: Iterable[str] = ()) -> PipelineConfig:
@@ -171,6 +193,7 @@ def parse_pipeline(data: Mapping[str, Any], *, source: str = "<pipeline>") -> Pi
     info = _validate(PipelineInfo, data.get("pipeline"), source, "pipeline", required=True)
     audio = _validate(AudioConfig, data.get("audio", {}), source, "audio")
     task = _validate(TaskConfig, data.get("task", {}), source, "task")
+    serve = _validate(ServeConfig, data["serve"], source, "serve") if "serve" in data else None
     tools = data.get("tools", [])
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         raise ConfigError(f"{source}: 'tools' must be an array of tables ([[tools]])")
@@ -191,6 +214,7 @@ def parse_pipeline(data: Mapping[str, Any], *, source: str = "<pipeline>") -> Pi
         task=task,
         stages=stages,
         tools=tools,
+        serve=serve,
         raw=dict(data),
     )
 

@@ -78,8 +78,9 @@ def build_session(
 
     stages: dict[str, Processor] = {}
     tools = ToolSet.from_declarations(config.tools)
-    system_prompt = str(config.raw.get("llm", {}).get("system_prompt", "")) or None
-    context = LLMContext(system_prompt=system_prompt, tools=tools.chat_tools())
+    context = LLMContext(
+        system_prompt=config.pipeline.system_prompt or None, tools=tools.chat_tools()
+    )
     shared = {"context": context, "tools": tools}
     middle: list[Processor]
     if config.pipeline.architecture == "cascade":

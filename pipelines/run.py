@@ -6,9 +6,12 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
+import anyio
+
 from framework import EndReason, PipelineRunner
-from pipelines.config import load_pipeline_file
+from pipelines.config import PipelineConfig, load_pipeline_file
 from pipelines.factory import Session, build_session
+from pipelines.launch import prepared
 
 __all__ = ["build_file_session", "run_file"]
 
@@ -16,21 +19,17 @@ log = logging.getLogger("parley")
 
 
 def build_file_session(
-    pipeline_path: Path,
+    config: PipelineConfig,
     *,
     input_path: Path,
     output_path: Path,
     events_path: Path | None = None,
-    overrides: Iterable[str] = (),
     stereo: bool = False,
 ) -> tuple[Session, object]:
-    """Build the conversation of ``pipeline_path`` around a file transport and an event log."""
+    """Build the conversation of ``config`` around a file transport and an event log."""
     from processors.recording.events import EventLog
     from processors.transports.file import FileTransport, FileTransportParams
 
-    if not input_path.exists():
-        raise FileNotFoundError(f"{input_path}: no such input WAV file")
-    config = load_pipeline_file(pipeline_path, overrides)
     transport_params = dict(config.stage("transport").params)
     transport_params.update(input_path=str(input_path), output_path=str(output_path), stereo=stereo)
     transport = FileTransport(FileTransportParams.model_validate(transport_params))
@@ -49,17 +48,22 @@ def run_file(
     stereo: bool = False,
 ) -> int:
     """Run the conversation to the end of the input; returns a process exit code."""
-    import anyio
+    if not input_path.exists():
+        raise FileNotFoundError(f"{input_path}: no such input WAV file")
+    config = load_pipeline_file(pipeline_path, overrides)
 
-    session, _events = build_file_session(
-        pipeline_path,
-        input_path=input_path,
-        output_path=output_path,
-        events_path=events_path,
-        overrides=overrides,
-        stereo=stereo,
-    )
-    reason = anyio.run(PipelineRunner().run, session.task)
+    async def conversation() -> tuple[Session, EndReason]:
+        async with prepared(config) as ready:
+            session, _events = build_file_session(
+                ready,
+                input_path=input_path,
+                output_path=output_path,
+                events_path=events_path,
+                stereo=stereo,
+            )
+            return session, await PipelineRunner().run(session.task)
+
+    session, reason = anyio.run(conversation)
     for error in session.task.errors:
         print(f"error from {error.processor}: {error.message}")
     print(f"{session.config.pipeline.name}: {reason.value}; wrote {output_path}")

@@ -63,6 +63,8 @@ def _authorized(headers: Any, token: str) -> bool:
 def _process_request(token: str | None) -> Callable[[Any, Any], Any]:
     def process_request(connection: Any, request: Any) -> Any:
         path, _ = _path_and_query(request.path)
+        if path == "/health":
+            return connection.respond(HTTPStatus.OK, "ok\n")
         if not path.rstrip("/").endswith("/realtime"):
             return connection.respond(
                 HTTPStatus.NOT_FOUND,

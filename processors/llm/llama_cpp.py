@@ -100,8 +100,9 @@ class LlamaCppLLMParams(BaseModel):
     )
     system_prompt: str = Field(
         default="",
-        description="The conversation's system prompt, evaluated at start so the first reply "
-        "finds it cached. The prompt actually used comes with each LLMMessagesFrame.",
+        description="System prompt evaluated at start so the first reply finds it cached; "
+        "empty: the shared context's. The prompt actually used comes with each "
+        "LLMMessagesFrame.",
     )
     n_ctx: int = Field(default=2048, ge=256, le=32768, description="Context window in tokens.")
     n_threads: int = Field(
@@ -153,10 +154,22 @@ class LlamaCppLLM(Processor):
     Params: ClassVar[type[LlamaCppLLMParams]] = LlamaCppLLMParams
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
 
-    def __init__(self, params: LlamaCppLLMParams | None = None, *, name: str | None = None) -> None:
-        """Create the processor; the model loads when the pipeline starts."""
+    def __init__(
+        self,
+        params: LlamaCppLLMParams | None = None,
+        *,
+        name: str | None = None,
+        context: Any = None,
+    ) -> None:
+        """Create the processor; the model loads when the pipeline starts.
+
+        ``context`` (an ``LLMContext``) supplies the system prompt to warm up with.
+        """
         super().__init__(name=name, queued=True)
         self.params = params or LlamaCppLLMParams()
+        self._warm_prompt = self.params.system_prompt or str(
+            getattr(context, "system_prompt", "") or ""
+        )
         self._llama: Any = None
         self._load_error: BaseException | None = None
         self._ready: anyio.Event | None = None
@@ -242,8 +255,8 @@ class LlamaCppLLM(Processor):
             )
         if p.warmup:
             messages: list[Any] = []
-            if p.system_prompt:
-                messages.append({"role": "system", "content": p.system_prompt})
+            if self._warm_prompt:
+                messages.append({"role": "system", "content": self._warm_prompt})
             messages.append({"role": "user", "content": "Hello."})
             llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
         self.load_s = time.perf_counter() - started

@@ -180,6 +180,8 @@ class RealtimeLink:
         """
         env = self.params.api_key_env
         self._secret = os.environ.get(env, "").strip()
+        if not self._secret and (self.params.websocket_base_url or self.params.base_url):
+            self._secret = "local"  # a server of our own needs no key; the SDK wants one
         if self._secret:
             _REDACTOR.secrets.add(self._secret)
         else:

@@ -172,14 +172,22 @@ class OpenAIRealtime(RealtimeEvents):
     # --------------------------------------------------------------- lifecycle
 
     async def on_start(self, frame: StartFrame) -> None:
-        """Open the connection in the background; the pipeline does not wait for it."""
+        """Open the connection; Start travels on once the first session is open.
+
+        Like stages that load models before letting Start pass, this keeps the
+        input from playing into a session that is not there yet. A link that fails
+        is reported as a fatal error; after ``connect_timeout_s`` Start goes on anyway.
+        """
         self._out_rate = frame.audio_out_sample_rate
         self._allow_interruptions = frame.allow_interruptions
         self._input.configure(frame.audio_in_sample_rate)
         self._link = RealtimeLink(
             self.params, on_open=self._on_open, on_event=self._on_event, on_status=self._on_status
         )
+        self._opened = anyio.Event()
         self.context.task_group.start_soon(self._run_link, name=f"{self.name}.link")
+        with anyio.move_on_after(self.params.connect_timeout_s):
+            await self._opened.wait()
 
     async def _run_link(self) -> None:
         assert self._link is not None
@@ -188,9 +196,11 @@ class OpenAIRealtime(RealtimeEvents):
             try:
                 await self._link.run()
             except LinkError as exc:
+                self._opened.set()
                 await self._connection_frame("failed", reason=str(exc))
                 await self.push_error(f"{self.name}: {exc}", code="connection_failed", fatal=True)
             except Exception as exc:
+                self._opened.set()
                 message = self._link.describe(exc)
                 log.error("%s: realtime link failed: %s", self.name, message)
                 await self.push_error(f"{self.name}: realtime link failed: {message}", fatal=True)
@@ -339,6 +349,7 @@ class OpenAIRealtime(RealtimeEvents):
             self._responses.pending = False
             self._request_response()
         await self._connection_frame("connected" if first else "reconnected", replayed=len(items))
+        self._opened.set()
 
     async def _on_status(self, state: str, info: dict[str, Any]) -> None:
         if state == "reconnecting" and not self._lost:

@@ -448,9 +448,17 @@ async def test_a_refused_key_is_reported_without_the_key(monkeypatch: pytest.Mon
 
 async def test_a_missing_key_names_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV)
+    proc = OpenAIRealtime(OpenAIRealtimeParams(api_key_env=KEY_ENV, connect_timeout_s=5))
+    async with running(proc) as h:  # OpenAI itself: the key is required
+        error = await h.wait(lambda: h.task.errors)
+    assert KEY_ENV in error[0].message and error[0].fatal
+    assert isinstance(error[0], ErrorFrame)
+
+
+async def test_a_server_of_our_own_needs_no_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(KEY_ENV)
     async with Peer() as peer:
         proc = make(peer)
         async with running(proc) as h:
-            error = await h.wait(lambda: h.task.errors)
-    assert KEY_ENV in error[0].message and error[0].fatal
-    assert isinstance(error[0], ErrorFrame)
+            await h.wait(lambda: proc.connected)
+            assert h.task.errors == []
