@@ -141,6 +141,7 @@ class Processor:
         self._queue: deque[tuple[Frame, Direction]] | None = deque() if queued else None
         self._wakeup: anyio.Event | None = None
         self._work: _Work | None = None
+        self._doomed: _Work | None = None
 
     # ----------------------------------------------------------------- wiring
 
@@ -224,7 +225,10 @@ class Processor:
     async def on_interruption(
         self, frame: InterruptionFrame, dropped: Sequence[tuple[Frame, Direction]]
     ) -> None:
-        """Called on an interruption after queued frames were dropped and work cancelled.
+        """Called on an interruption after queued frames were dropped and work flagged.
+
+        In-flight work is flagged (anything it pushes from now on is discarded) and
+        its cancel scope is cancelled once the interruption has gone on downstream.
 
         ``dropped`` lists the queued frames that were discarded, in queue order
         (an output transport uses it to tell how much of a sentence was heard).
@@ -300,6 +304,7 @@ class Processor:
         await self.push(frame, UPSTREAM)
         await self.push(InterruptionFrame(), DOWNSTREAM)
         await self._interrupt(frame)
+        self._cancel_doomed()
 
     async def process_frame(self, frame: Frame, direction: Direction) -> None:
         """Handle one frame. The default runs the :func:`handles` handler or pushes it on."""
@@ -342,6 +347,9 @@ class Processor:
             await self.process_frame(frame, direction)
         except Exception as exc:  # a failing stage reports; it never kills the task by itself
             await self._report_failure(frame, exc, "on")
+        finally:
+            if hook is not None:
+                self._cancel_doomed()
 
     async def _report_failure(self, frame: Frame, exc: Exception, where: str) -> None:
         if isinstance(frame, ErrorFrame):  # reporting an error failed: do not loop
@@ -373,32 +381,43 @@ class Processor:
         await self.on_cancel(frame)
 
     def _cancel_work(self) -> None:
+        # Flag now (pushes of the flagged work are discarded at once); cancel the
+        # scope after the interruption or cancel frame has gone on, because
+        # CancelScope.cancel() costs about 0.1 ms and nothing should wait for it.
         work = self._work
-        if work is not None:
+        if work is not None and not work.cancelled:
             work.cancelled = True
-            work.scope.cancel()
+            self._doomed = work
+
+    def _cancel_doomed(self) -> None:
+        doomed, self._doomed = self._doomed, None
+        if doomed is not None:
+            doomed.scope.cancel()
 
     async def _run_worker(self) -> None:
-        # Each droppable frame gets its own cancel scope, so that a cancellation
-        # delivered late can only ever land on the work it was meant for.
+        # One cancel scope serves frame after frame until a cancellation is asked
+        # for; the loop then leaves it before taking another frame, so a
+        # cancellation delivered late can only land on the work it was meant for.
         queue = self._queue
         assert queue is not None
         while True:
-            while not queue:
-                wakeup = self._wakeup = anyio.Event()
-                await wakeup.wait()
-            frame, direction = queue.popleft()
-            if not frame.droppable:
-                await self._dispatch(frame, direction)
-                continue
             with anyio.CancelScope() as scope:
-                work = self._work = _Work(scope)
-                token = _current_work.set(work)
-                try:
-                    await self._dispatch(frame, direction)
-                finally:
-                    _current_work.reset(token)
-                    self._work = None
+                while not scope.cancel_called:
+                    while not queue:
+                        wakeup = self._wakeup = anyio.Event()
+                        await wakeup.wait()
+                    frame, direction = queue.popleft()
+                    if not frame.droppable:
+                        await self._dispatch(frame, direction)
+                        continue
+                    work = self._work = _Work(scope)
+                    token = _current_work.set(work)
+                    try:
+                        await self._dispatch(frame, direction)
+                    finally:
+                        _current_work.reset(token)
+                        self._work = None
+            self._wakeup = None
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
         "concurrent sessions, memory and import time. No AI in the loop.",
     )
     size = parser.add_mutually_exclusive_group()
-    size.add_argument("--quick", action="store_true", help="reduced sizes, about 20 s")
+    size.add_argument("--quick", action="store_true", help="reduced sizes, about 25 s")
     size.add_argument("--tiny", action="store_true", help="smallest sizes, a few seconds (tests)")
     parser.add_argument(
         "--json",

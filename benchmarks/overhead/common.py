@@ -35,7 +35,9 @@ from framework.frames import (
 
 __all__ = [
     "AUDIO",
+    "FRAME_KINDS",
     "PERIOD_NS",
+    "PROFILES",
     "SAMPLE_RATE",
     "Histogram",
     "Passthrough",
@@ -46,6 +48,8 @@ __all__ = [
     "current_rss_kib",
     "frame_factory",
     "peak_rss_kib",
+    "percentile",
+    "rate_summary",
     "summarize_ns",
 ]
 
@@ -67,11 +71,13 @@ class Profile:
     name: str
     latency_ns: tuple[int, ...]  # pipeline lengths N for scenario a
     latency_ticks: int  # paced frames per variant and N
-    tight_frames: int  # back-to-back frames per tight-loop repeat
+    tight_frames: int  # back-to-back frames per tight-loop repeat (at most)
     tight_repeats: int
+    tight_budget_s: float  # fewer frames for a variant whose repeat would take longer
     throughput_stages: int
     throughput_frames: int
     throughput_repeats: int
+    throughput_budget_s: float  # likewise, per throughput run
     interruption_stages: int
     interruption_backlog: int
     interruption_repeats: int
@@ -91,9 +97,11 @@ PROFILES: dict[str, Profile] = {
         latency_ticks=250,
         tight_frames=20_000,
         tight_repeats=5,
+        tight_budget_s=0.3,
         throughput_stages=10,
         throughput_frames=50_000,
         throughput_repeats=3,
+        throughput_budget_s=4.0,
         interruption_stages=10,
         interruption_backlog=50,
         interruption_repeats=20,
@@ -107,13 +115,15 @@ PROFILES: dict[str, Profile] = {
     ),
     "quick": Profile(
         name="quick",
-        latency_ns=(1, 5, 10, 20, 50),
+        latency_ns=(1, 10, 50),
         latency_ticks=50,
         tight_frames=5_000,
         tight_repeats=3,
+        tight_budget_s=0.05,
         throughput_stages=10,
         throughput_frames=20_000,
         throughput_repeats=1,
+        throughput_budget_s=0.5,
         interruption_stages=10,
         interruption_backlog=50,
         interruption_repeats=10,
@@ -121,7 +131,7 @@ PROFILES: dict[str, Profile] = {
         concurrency_stages=5,
         concurrency_duration_s=3.0,
         concurrency_variants=("system",),
-        idle_pipelines=1000,
+        idle_pipelines=300,
         idle_stages=5,
         import_runs=5,
     ),
@@ -131,19 +141,21 @@ PROFILES: dict[str, Profile] = {
         latency_ticks=4,
         tight_frames=300,
         tight_repeats=1,
+        tight_budget_s=0.02,
         throughput_stages=10,
         throughput_frames=1_000,
         throughput_repeats=1,
+        throughput_budget_s=0.2,
         interruption_stages=3,
         interruption_backlog=10,
         interruption_repeats=2,
-        concurrency_ks=(1, 3),
+        concurrency_ks=(2,),
         concurrency_stages=5,
         concurrency_duration_s=0.2,
-        concurrency_variants=("system", "data"),
+        concurrency_variants=("system", "data", "feeders"),
         idle_pipelines=20,
         idle_stages=5,
-        import_runs=2,
+        import_runs=1,
     ),
 }
 
@@ -245,11 +257,11 @@ def peak_rss_kib() -> int:
 # ------------------------------------------------------------------ the rig
 
 
-def frame_factory(kind: str) -> Callable[[], AudioFrame]:
+def frame_factory(kind: str) -> Callable[[], InputAudioFrame | OutputAudioFrame]:
     """A function making one 20 ms 16 kHz mono frame: ``system`` (input) or ``data`` (output)."""
     cls = FRAME_KINDS[kind]
 
-    def make() -> AudioFrame:
+    def make() -> InputAudioFrame | OutputAudioFrame:
         return cls(audio=AUDIO, sample_rate=SAMPLE_RATE)
 
     return make

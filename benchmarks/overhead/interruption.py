@@ -44,7 +44,7 @@ class SlowStage(Processor):
         await super().receive(frame, direction)
 
     @handles(OutputAudioFrame)
-    async def _work(self, frame: OutputAudioFrame, direction: Direction) -> None:
+    async def _simulate_work(self, frame: OutputAudioFrame, direction: Direction) -> None:
         self.started += 1
         self.first_started.set()
         try:

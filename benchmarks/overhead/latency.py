@@ -7,9 +7,12 @@ Two measurements per pipeline length N:
   before ``task.queue_frame`` or the first stage's ``receive``) to the sink.
   The variants share one 20 ms period, each in its own time slot, so every
   variant still sees exactly one frame per 20 ms.
-* **tight**: many frames back to back; the cost per frame at the largest N
+* **tight**: many frames back to back (fewer for a variant so slow that a
+  repeat would exceed the profile's time budget); the cost per frame at the largest N
   minus the cost at the smallest N, divided by the difference in stages, is
   the cleanest per-hop figure (fixed costs such as the task's source queue cancel out).
+  CPU time per frame is recorded as well: on a shared machine it is less
+  disturbed by other processes than wall time.
 
 Variants: ``queue_frame/system`` and ``queue_frame/data`` enter as an
 application does; ``first_stage/*`` call the first processor's ``receive``
@@ -21,7 +24,7 @@ from __future__ import annotations
 import statistics
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from time import perf_counter_ns
+from time import perf_counter_ns, process_time_ns
 from typing import Any, Protocol
 
 import anyio
@@ -111,27 +114,27 @@ async def _paced(variants: Sequence[_Variant], ticks: int) -> None:
     slot_ns = PERIOD_NS // len(variants)
     base = perf_counter_ns() + 5_000_000
     for tick in range(WARMUP_TICKS + ticks):
-        if tick == WARMUP_TICKS:
-            for variant in variants:
-                variant.latencies.clear()
         for index, variant in enumerate(variants):
             await _sleep_until(base + tick * PERIOD_NS + index * slot_ns)
+            if tick == WARMUP_TICKS:  # its last warm-up frame arrived long ago
+                variant.latencies.clear()
             await variant.send()
     await anyio.sleep(0.05)  # let the last queued frames arrive
 
 
-async def _tight_once(variant: _Variant, count: int) -> float:
-    """Nanoseconds per frame for ``count`` frames pushed back to back."""
+async def _tight_once(variant: _Variant, count: int) -> tuple[float, float]:
+    """Wall and CPU nanoseconds per frame for ``count`` frames pushed back to back."""
     make = frame_factory(variant.kind)
     frames = [make() for _ in range(count)]
     sink = variant.sink
     arrived = sink.expect(sink.audio_count + count)
     push = variant.push
+    cpu_start = process_time_ns()
     start = perf_counter_ns()
     for frame in frames:
         await push(frame)
     await arrived.wait()
-    return (sink.last_ns - start) / count
+    return (sink.last_ns - start) / count, (process_time_ns() - cpu_start) / count
 
 
 def _slope(xs: Sequence[int], ys: Sequence[float]) -> dict[str, float]:
@@ -161,12 +164,14 @@ async def _measure_n(n: int, profile: Profile) -> tuple[dict[str, Any], dict[str
 
         tight: dict[str, Any] = {}
         for variant in variants:
-            await _tight_once(variant, min(profile.tight_frames, 500))  # warm-up
-            runs = [
-                await _tight_once(variant, profile.tight_frames)
-                for _ in range(profile.tight_repeats)
-            ]
-            tight[variant.key] = rate_summary(runs)
+            warm_ns, _ = await _tight_once(variant, min(profile.tight_frames, 500))
+            count = min(profile.tight_frames, max(200, int(profile.tight_budget_s * 1e9 / warm_ns)))
+            runs = [await _tight_once(variant, count) for _ in range(profile.tight_repeats)]
+            tight[variant.key] = {
+                **rate_summary([wall for wall, _ in runs]),
+                "cpu_median": statistics.median(cpu for _, cpu in runs),
+                "frames": count,
+            }
         tg.cancel_scope.cancel()
     return paced, tight
 
@@ -189,13 +194,18 @@ async def run_latency(profile: Profile) -> dict[str, Any]:
             "slope_us": _slope(ns, p50s),
         }
         medians = [tight[str(n)][key]["median"] / 1e3 for n in ns]
-        tight_per_hop[key] = {"slope_us": _slope(ns, medians)}
+        cpu_medians = [tight[str(n)][key]["cpu_median"] / 1e3 for n in ns]
+        tight_per_hop[key] = {
+            "slope_us": _slope(ns, medians),
+            "cpu_slope_us": _slope(ns, cpu_medians),
+        }
     return {
         "config": {
             "stages": ns,
             "paced_frames_per_variant": profile.latency_ticks,
             "period_ms": PERIOD_NS / 1e6,
-            "tight_frames": profile.tight_frames,
+            "tight_frames_max": profile.tight_frames,
+            "tight_budget_s": profile.tight_budget_s,
             "tight_repeats": profile.tight_repeats,
             "frame_bytes": 640,
         },

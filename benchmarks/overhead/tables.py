@@ -21,11 +21,20 @@ def _table(title: str, columns: list[str]) -> Table:
 def _latency(lat: dict[str, Any]) -> Table:
     table = _table(
         "a. latency through N passthrough stages (paced: 1 frame / 20 ms; tight: back to back)",
-        ["N", "variant", "p50 us", "p99 us", "max us", "p50/N us", "tight ns/frame"],
+        [
+            "N",
+            "variant",
+            "p50 us",
+            "p99 us",
+            "max us",
+            "p50/N us",
+            "tight ns/frame",
+            "CPU ns/frame",
+        ],
     )
     for n, variants in lat["paced_latency_us"].items():
         for key, stats in variants.items():
-            tight = lat["tight_ns_per_frame"][n][key]["median"]
+            tight = lat["tight_ns_per_frame"][n][key]
             table.add_row(
                 n,
                 key,
@@ -33,7 +42,8 @@ def _latency(lat: dict[str, Any]) -> Table:
                 fmt(stats.get("p99")),
                 fmt(stats.get("max")),
                 fmt(stats.get("p50", 0) / int(n)),
-                fmt(tight),
+                fmt(tight["median"]),
+                fmt(tight["cpu_median"]),
             )
         table.add_section()
     for key, hop in lat["tight_per_hop_us"].items():
@@ -46,6 +56,7 @@ def _latency(lat: dict[str, Any]) -> Table:
             "",
             f"paced {fmt(paced['min_max'])}",
             f"{fmt(hop['slope_us']['min_max'] * 1e3)} /hop",
+            f"{fmt(hop['cpu_slope_us']['min_max'] * 1e3)} /hop",
         )
     return table
 
@@ -58,7 +69,8 @@ def _simple(scenarios: dict[str, Any]) -> Table:
             table.add_row(
                 "b",
                 f"{impl}: frames/s (median; min..max)",
-                f"{fmt(rate['median'])} ({fmt(rate['min'])}..{fmt(rate['max'])})",
+                f"{fmt(rate['median'])} ({fmt(rate['min'])}..{fmt(rate['max'])}); "
+                f"per CPU s {fmt(thr['frames_per_cpu_s'][impl])}",
             )
     intr = scenarios.get("interruption")
     if intr is not None:

@@ -31,6 +31,8 @@ from framework.frames.llm import (
 from framework.frames.speech import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -76,6 +78,8 @@ __all__ = [
     "TextFrame",
     "TranscriptionFrame",
     "Uninterruptible",
+    "UserPausedSpeakingFrame",
+    "UserResumedSpeakingFrame",
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
 ]

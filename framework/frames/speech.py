@@ -9,6 +9,8 @@ from framework.frames.base import SystemFrame
 __all__ = [
     "BotStartedSpeakingFrame",
     "BotStoppedSpeakingFrame",
+    "UserPausedSpeakingFrame",
+    "UserResumedSpeakingFrame",
     "UserStartedSpeakingFrame",
     "UserStoppedSpeakingFrame",
 ]
@@ -26,6 +28,29 @@ class UserStoppedSpeakingFrame(SystemFrame):
     """The user's turn ended. ``speech_end_ns`` is when the speech itself ended, if known."""
 
     speech_end_ns: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class UserPausedSpeakingFrame(SystemFrame):
+    """The user went quiet during a turn: a tentative end of turn.
+
+    Stages may start answering at once (transcribe, generate, synthesise) so the
+    reply is ready when :class:`UserStoppedSpeakingFrame` confirms the end; the
+    output transport does not play it before then. ``speech_end_ns`` is when the
+    speech itself ended.
+    """
+
+    speech_end_ns: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class UserResumedSpeakingFrame(SystemFrame):
+    """The user spoke again after a pause, before the end of turn was decided.
+
+    Whatever was started on the pause is void; the turn goes on.
+    """
+
+    speech_start_ns: int | None = None
 
 
 @dataclass(slots=True, kw_only=True)

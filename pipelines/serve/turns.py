@@ -65,9 +65,16 @@ class TurnHandling:
         return self.config.audio.input.turn_detection
 
     def apply_turn_detection(self) -> None:
-        """Give the turn processor the session's VAD settings."""
+        """Give the turn processor the session's VAD settings.
+
+        The server keeps the protocol's own turn events (speech started and stopped,
+        commits, one transcript per committed item), so the turn processor's
+        speculative pauses are turned off here.
+        """
         td = self.turn_detection
         params = getattr(self.stages["turn"], "params", None)
+        if params is not None and hasattr(params, "pause_ms"):
+            params.pause_ms = 0.0
         if td is None or params is None:
             return
         params.stop_ms = float(max(silence_ms(td), 20))

@@ -32,7 +32,12 @@ from framework.frames.llm import (
     LLMResponseStartFrame,
     LLMRunFrame,
 )
-from framework.frames.speech import UserStartedSpeakingFrame, UserStoppedSpeakingFrame
+from framework.frames.speech import (
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
 from framework.frames.text import TranscriptionFrame, TTSTextFrame
 from framework.processor import Processor, handles
 
@@ -120,6 +125,17 @@ class LLMContext:
         """Append the result of the tool call ``call_id``."""
         self.add_message({"role": "tool", "tool_call_id": call_id, "content": content})
 
+    def retract_user_message(self, text: str) -> bool:
+        """Remove the last message if it is the user message ``text``; True if removed.
+
+        Used when a turn that was answered speculatively turns out not to be over.
+        """
+        last = self._messages[-1] if self._messages else None
+        if last is not None and last.get("role") == "user" and last.get("content") == text:
+            self._messages.pop()
+            return True
+        return False
+
     def clear(self) -> None:
         """Forget the messages; the system prompt and tools stay."""
         self._messages.clear()
@@ -160,6 +176,12 @@ class UserContextAggregator(Processor):
     the user message is appended to the context and an ``LLMMessagesFrame`` is
     pushed downstream after the frame that ended the turn. An ``LLMRunFrame``
     pushes the context as it stands. Every other frame passes on unchanged.
+
+    Speculation: a ``UserPausedSpeakingFrame`` counts as a tentative stop, so the
+    LLM can start on the turn while the VAD waits to confirm its end. If the user
+    resumes instead, the message is taken back out of the context and an
+    interruption cancels whatever was started; the speech-to-text stage then
+    delivers one transcript for the whole turn.
     """
 
     Params: ClassVar[type[UserContextAggregatorParams]] = UserContextAggregatorParams
@@ -180,6 +202,8 @@ class UserContextAggregator(Processor):
         self.params = params or UserContextAggregatorParams()
         self._parts: list[str] = []
         self._speaking = False
+        self._paused = False  # a pause counted as a stop, not yet confirmed
+        self._speculative: str | None = None  # text answered on a pause, not yet confirmed
         self._stops = 0
         self._finals = 0
 
@@ -196,14 +220,46 @@ class UserContextAggregator(Processor):
     @handles(UserStartedSpeakingFrame)
     async def _started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
         self._speaking = True
+        self._paused = False
         await self.push(frame, direction)
 
     @handles(UserStoppedSpeakingFrame)
     async def _stopped(self, frame: UserStoppedSpeakingFrame, direction: Direction) -> None:
         self._speaking = False
-        self._stops += 1
+        if self._paused:  # the stop confirms the pause, already counted
+            self._paused = False
+        else:
+            self._stops += 1
+        self._speculative = None
         await self.push(frame, direction)
         await self._maybe_commit()
+
+    @handles(UserPausedSpeakingFrame)
+    async def _paused_speaking(self, frame: UserPausedSpeakingFrame, direction: Direction) -> None:
+        await self.push(frame, direction)
+        if direction is not Direction.DOWNSTREAM or not self._speaking:
+            return
+        self._speaking = False
+        self._paused = True
+        self._stops += 1
+        await self._maybe_commit(speculative=True)
+
+    @handles(UserResumedSpeakingFrame)
+    async def _resumed(self, frame: UserResumedSpeakingFrame, direction: Direction) -> None:
+        await self.push(frame, direction)
+        if direction is not Direction.DOWNSTREAM or not self._paused:
+            return
+        self._paused = False
+        self._speaking = True
+        if self._speculative is not None:
+            # The answer started on the pause is void: take the message back and
+            # cancel the reply in preparation. The whole turn comes as one transcript.
+            self._llm_context.retract_user_message(self._speculative)
+            self._speculative = None
+            await self.broadcast_interruption()
+        else:
+            self._stops -= 1  # the pause's transcript will not come: the turn goes on
+        self._parts.clear()
 
     @handles(TranscriptionFrame)
     async def _transcript(self, frame: TranscriptionFrame, direction: Direction) -> None:
@@ -218,7 +274,7 @@ class UserContextAggregator(Processor):
     async def _run(self, frame: LLMRunFrame, direction: Direction) -> None:
         await self.push(self._llm_context.messages_frame(), Direction.DOWNSTREAM)
 
-    async def _maybe_commit(self) -> None:
+    async def _maybe_commit(self, *, speculative: bool = False) -> None:
         if self._speaking or self._finals == 0 or self._finals < self._stops:
             return
         text = self.pending_text
@@ -227,6 +283,8 @@ class UserContextAggregator(Processor):
         if not text:
             return
         self._llm_context.add_user_message(text)
+        if speculative or self._paused:
+            self._speculative = text
         await self.push(self._llm_context.messages_frame(), Direction.DOWNSTREAM)
 
 

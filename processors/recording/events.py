@@ -50,6 +50,8 @@ from framework.frames import (
     TTSStartedFrame,
     TTSStoppedFrame,
     TTSTextFrame,
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -172,6 +174,12 @@ _RECORDERS: dict[type[Frame], _Recorder] = {
     ),
     UserStoppedSpeakingFrame: _simple(
         "user_stopped_speaking", lambda f: {"speech_end_ns": f.speech_end_ns}
+    ),
+    UserPausedSpeakingFrame: _simple(
+        "user_paused_speaking", lambda f: {"speech_end_ns": f.speech_end_ns}
+    ),
+    UserResumedSpeakingFrame: _simple(
+        "user_resumed_speaking", lambda f: {"speech_start_ns": f.speech_start_ns}
     ),
     BotStartedSpeakingFrame: _downstream("bot_started_speaking"),
     BotStoppedSpeakingFrame: _downstream(

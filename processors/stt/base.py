@@ -41,7 +41,12 @@ from framework.capabilities import Capabilities
 from framework.frames.audio import InputAudioFrame
 from framework.frames.base import Direction
 from framework.frames.lifecycle import EndFrame, MetricSample, MetricsFrame, StartFrame
-from framework.frames.speech import UserStartedSpeakingFrame, UserStoppedSpeakingFrame
+from framework.frames.speech import (
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
 from framework.frames.text import InterimTranscriptionFrame, TranscriptionFrame
 from framework.processor import Processor, ProcessorContext, handles
 
@@ -95,6 +100,7 @@ class TurnAudio:
         self.speech_end_ns: int | None = None
         self.ended = False
         self.stopped_at_ns: int | None = None
+        self.superseded = False  # resumed after a pause: a later turn covers this audio
         self.cpu_s = 0.0
         self.last_interim = ""
         self._buf = bytearray()
@@ -179,6 +185,7 @@ class STTProcessor(Processor):
         self._history_cap = (self.params.pre_roll_ms + _START_DELAY_MAX_MS) * _BYTES_PER_S // 1000
         self._resampler: StreamResampler | None = None
         self._open: TurnAudio | None = None
+        self._last_closed: TurnAudio | None = None  # a resume continues it
         self._turns: deque[TurnAudio] = deque()
         self._turn_count = 0
         self._decoder_wakeup: anyio.Event | None = None
@@ -280,10 +287,20 @@ class STTProcessor(Processor):
             self._open_turn(frame)
         await self.push(frame, direction)
 
-    @handles(UserStoppedSpeakingFrame)
-    async def _stopped(self, frame: UserStoppedSpeakingFrame, direction: Direction) -> None:
+    @handles(UserStoppedSpeakingFrame, UserPausedSpeakingFrame)
+    async def _stopped(
+        self, frame: UserStoppedSpeakingFrame | UserPausedSpeakingFrame, direction: Direction
+    ) -> None:
+        # A pause is a tentative end: transcribe now, so the answer can be prepared
+        # while the VAD waits to confirm. The stop that confirms it finds the turn closed.
         if direction is Direction.DOWNSTREAM and self._open is not None:
             self._close_turn(frame.speech_end_ns)
+        await self.push(frame, direction)
+
+    @handles(UserResumedSpeakingFrame)
+    async def _resumed(self, frame: UserResumedSpeakingFrame, direction: Direction) -> None:
+        if direction is Direction.DOWNSTREAM and self._open is None and self._last_closed:
+            self._continue_turn(self._last_closed)
         await self.push(frame, direction)
 
     # ------------------------------------------------------------- turns
@@ -332,6 +349,25 @@ class STTProcessor(Processor):
                 pcm = pcm[(cut_ns - chunk_start) * _BYTES_PER_S // _NS // 2 * 2 :]
             turn._append(pcm, chunk_end)
         self._open = turn
+        self._last_closed = None
+        self._turns.append(turn)
+        self._wake_decoder()
+
+    def _continue_turn(self, paused: TurnAudio) -> None:
+        """The user spoke again after a pause: a new turn holds the whole turn's audio.
+
+        Its final transcript covers everything since the start of the turn, and the
+        paused turn's final is not pushed if it has not been already.
+        """
+        paused.superseded = True
+        history, self._history = self._history, deque()
+        self._history_bytes = 0
+        self._turn_count += 1
+        turn = TurnAudio(self._turn_count, paused.start_ns)
+        turn._append(paused.audio(), paused.end_ns)
+        for chunk_start, pcm in history:
+            turn._append(pcm, chunk_start + len(pcm) * _NS // _BYTES_PER_S)
+        self._open = turn
         self._turns.append(turn)
         self._wake_decoder()
 
@@ -339,6 +375,7 @@ class STTProcessor(Processor):
         turn, self._open = self._open, None
         if turn is not None:
             turn._end(speech_end_ns)
+            self._last_closed = turn
 
     # ------------------------------------------------------------- decoder
 
@@ -355,7 +392,8 @@ class STTProcessor(Processor):
                 await wakeup.wait()
             turn = self._turns[0]
             text = await self._decode_safely(turn)
-            await self._push_final(turn, text)
+            if not turn.superseded:
+                await self._push_final(turn, text)
             self._turns.popleft()
             if not self._turns and self._idle is not None:
                 self._idle.set()

@@ -38,6 +38,8 @@ from framework.frames import (
     StartFrame,
     TTSStartedFrame,
     TTSTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
 )
 from processors.recording.events import report_event
 
@@ -107,6 +109,15 @@ class OutputTransportParams(InputTransportParams):
     )
     resample_quality: ResampleQuality = Field(
         default="HQ", description="soxr quality for audio arriving at another rate."
+    )
+    hold_while_user_speaks: bool = Field(
+        default=True,
+        description="A reply does not start playing while the user holds the floor "
+        "(between user started and stopped speaking): replies prepared on a pause wait "
+        "for the end of the turn.",
+    )
+    max_hold_s: float = Field(
+        default=10.0, gt=0, description="Play anyway after holding a reply this long."
     )
 
 
@@ -219,6 +230,8 @@ class OutputTransport(Processor):
         self._reply_pending = True
         self._markers_seen = False
         self._arrival: anyio.Event | None = None
+        self._user_floor = False
+        self._floor_free: anyio.Event | None = None
 
     # ------------------------------------------------------------ for subclasses
 
@@ -305,6 +318,31 @@ class OutputTransport(Processor):
 
     # ------------------------------------------------------------ frame handlers
 
+    @handles(UserStartedSpeakingFrame)
+    async def _user_started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
+        if direction is DOWN:
+            self._user_floor = True
+        await self.push(frame, direction)
+
+    @handles(UserStoppedSpeakingFrame)
+    async def _user_stopped(self, frame: UserStoppedSpeakingFrame, direction: Direction) -> None:
+        if direction is DOWN:
+            self._user_floor = False
+            free, self._floor_free = self._floor_free, None
+            if free is not None:
+                free.set()
+        await self.push(frame, direction)
+
+    async def _wait_for_floor(self) -> None:
+        """Hold a reply that is about to start while the user is still speaking."""
+        if not (self._user_floor and self.params.hold_while_user_speaks):
+            return
+        if self._floor_free is None:
+            self._floor_free = anyio.Event()
+        with anyio.move_on_after(self.params.max_hold_s):
+            await self._floor_free.wait()
+        self._scheduled = False  # the schedule starts when the reply does
+
     @handles(OutputAudioFrame)
     async def _audio(self, frame: OutputAudioFrame, direction: Direction) -> None:
         if direction is UP:
@@ -382,6 +420,8 @@ class OutputTransport(Processor):
 
     async def _play_chunk(self) -> None:
         """Wait until the next chunk is due (cancellable), then write it."""
+        if not self._speaking:
+            await self._wait_for_floor()
         now = time.monotonic_ns()
         due = self._next_due()
         if not self._scheduled or now - due > self.params.max_lag_ms * 1e6:

@@ -76,6 +76,12 @@ class TTSParams(BaseModel):
         description="Let the first piece of a reply end at a comma, semicolon or colon once it "
         "has this many words, so audio starts sooner; None splits at sentence ends only.",
     )
+    first_piece_max_words: int | None = Field(
+        default=4,
+        ge=1,
+        description="End the first piece of a reply after this many words when no "
+        "punctuation came sooner, so synthesis starts early (None: never).",
+    )
 
 
 class TTSProcessor(Processor):
@@ -90,7 +96,9 @@ class TTSProcessor(Processor):
         """Create the stage; the voice loads when the pipeline starts."""
         super().__init__(name=name, queued=True)
         self.params: TTSParams = params or self.Params()
-        self._splitter = SentenceSplitter(self.params.first_clause_min_words)
+        self._splitter = SentenceSplitter(
+            self.params.first_clause_min_words, self.params.first_piece_max_words
+        )
         self._out_rate = StartFrame().audio_out_sample_rate
         self._ready: anyio.Event | None = None
         self._load_error: BaseException | None = None

@@ -86,21 +86,29 @@ class SentenceSplitter:
 
     ``first_clause_min_words`` lets the first piece of a reply end at a clause
     boundary (``, ; :``) once it holds at least that many words (None: never).
+    ``first_piece_max_words`` ends the first piece after that many words when no
+    boundary came sooner (None: never), so a reply without early punctuation
+    starts sounding after a few words instead of a whole sentence.
     Later pieces end at sentence boundaries only, which sound more natural.
     Call :meth:`flush` at the end of the reply for the rest, and :meth:`reset`
     to drop everything (after an interruption). After either, the next piece is
     a *first* piece again.
     """
 
-    __slots__ = ("_buffer", "_first", "_first_clause_min_words")
+    __slots__ = ("_buffer", "_first", "_first_clause_min_words", "_first_piece_max_words")
 
-    def __init__(self, first_clause_min_words: int | None = 4) -> None:
-        """Create a splitter; see the class docstring for ``first_clause_min_words``."""
-        if first_clause_min_words is not None and first_clause_min_words < 1:
-            raise ValueError(
-                f"first_clause_min_words must be at least 1 or None, got {first_clause_min_words}"
-            )
+    def __init__(
+        self, first_clause_min_words: int | None = 4, first_piece_max_words: int | None = None
+    ) -> None:
+        """Create a splitter; see the class docstring for the two settings."""
+        for name, value in (
+            ("first_clause_min_words", first_clause_min_words),
+            ("first_piece_max_words", first_piece_max_words),
+        ):
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1 or None, got {value}")
         self._first_clause_min_words = first_clause_min_words
+        self._first_piece_max_words = first_piece_max_words
         self._buffer = ""
         self._first = True
 
@@ -143,6 +151,16 @@ class SentenceSplitter:
 
     def _find_cut(self) -> int | None:
         """Index just past the first complete piece in the buffer, or None."""
+        cut = self._find_boundary()
+        if self._first and self._first_piece_max_words is not None:
+            # Whichever comes first: a boundary, or the space after the Nth word. The
+            # choice depends only on the text up to that point, so chunking cannot change it.
+            limit = _after_words(self._buffer, self._first_piece_max_words)
+            if limit is not None and (cut is None or limit < cut):
+                return limit
+        return cut
+
+    def _find_boundary(self) -> int | None:
         buf = self._buffer
         n = len(buf)
         min_words = self._first_clause_min_words if self._first else None
@@ -173,7 +191,28 @@ class SentenceSplitter:
         return None
 
 
-def split_text(text: str, first_clause_min_words: int | None = 4) -> list[str]:
+def _after_words(text: str, count: int) -> int | None:
+    """Index just past the whitespace that follows the ``count``-th word, or None."""
+    words = 0
+    i, n = 0, len(text)
+    while i < n:
+        while i < n and text[i].isspace():
+            i += 1
+        if i == n:
+            return None
+        while i < n and not text[i].isspace():
+            i += 1
+        if i == n:
+            return None  # the word may go on in the next chunk
+        words += 1
+        if words == count:
+            return i + 1
+    return None
+
+
+def split_text(
+    text: str, first_clause_min_words: int | None = 4, first_piece_max_words: int | None = None
+) -> list[str]:
     """Split a whole text into the pieces a :class:`SentenceSplitter` would return."""
-    splitter = SentenceSplitter(first_clause_min_words)
+    splitter = SentenceSplitter(first_clause_min_words, first_piece_max_words)
     return [*splitter.feed(text), *splitter.flush()]

@@ -65,6 +65,17 @@ class VADParams(BaseModel):
         le=10000,
         description="Milliseconds of continuous silence needed to declare that the user stopped.",
     )
+    pause_ms: float = Field(
+        default=96.0,
+        ge=0,
+        le=10000,
+        description=(
+            "Milliseconds of silence after which a turn is tentatively over "
+            "(UserPausedSpeakingFrame): the stages start answering while stop_ms runs out, "
+            "and the reply plays once it does. 0 turns this speculation off. 96 ms (three "
+            "Silero windows): shorter pauses fire between words and waste work."
+        ),
+    )
     threshold: float = Field(
         default=0.5,
         gt=0.0,
@@ -220,7 +231,7 @@ class SpeechEvent(NamedTuple):
     it. Both are stream offsets in seconds.
     """
 
-    kind: Literal["start", "stop"]
+    kind: Literal["start", "pause", "resume", "stop"]
     speech_s: float
     decided_s: float
 
@@ -232,6 +243,7 @@ class _Run:
     speech_s: float = 0.0
     last_speech_end_s: float = 0.0
     silence_s: float = 0.0
+    paused: bool = False
 
 
 class SpeechSegmenter:
@@ -242,6 +254,8 @@ class SpeechSegmenter:
     whose non-speech stretches are each shorter than ``start_gap_ms``; the start
     is the first speech window of that run. An end needs ``stop_ms`` of
     consecutive non-speech windows and is the end of the last speech window.
+    Between the two, ``pause_ms`` of non-speech gives a tentative end (``pause``),
+    and speech after it a ``resume``; a stop after a pause confirms it.
     """
 
     def __init__(self, params: VADParams | None = None) -> None:
@@ -296,12 +310,19 @@ class SpeechSegmenter:
             run.speech_s += duration
             run.last_speech_end_s = window.end_s
             run.silence_s = 0.0
+            if run.paused:
+                run.paused = False
+                return SpeechEvent("resume", window.start_s, window.end_s)
             return None
         run.silence_s += duration
         if run.silence_s + 1e-9 >= self.params.stop_ms / 1000.0:
             self._speaking = False
             self._run = _Run()
             return SpeechEvent("stop", run.last_speech_end_s, window.end_s)
+        pause_s = self.params.pause_ms / 1000.0
+        if pause_s > 0 and not run.paused and run.silence_s + 1e-9 >= pause_s:
+            run.paused = True
+            return SpeechEvent("pause", run.last_speech_end_s, window.end_s)
         return None
 
     def reset(self) -> None:

@@ -167,7 +167,7 @@ def run_vad(
             result.flags.append(segmenter.is_speech(window))
             result.raw_flags.append(window.confidence >= params.threshold)
             event = segmenter.update(window)
-            if event is not None:
+            if event is not None and event.kind in ("start", "stop"):  # turns, not pauses
                 result.events.append(event)
     if segmenter.speaking:  # close a turn still open at the end of the stream
         end = len(pcm) / 2 / sample_rate

@@ -10,7 +10,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import Field, ValidationError
 
-from framework import Capabilities, Direction, Processor, handles
+from framework import Capabilities, Direction, Frame, Processor, handles
 from framework.audio import to_mono
 from framework.frames import (
     BotStartedSpeakingFrame,
@@ -20,6 +20,8 @@ from framework.frames import (
     MetricsFrame,
     SettingsUpdateFrame,
     StartFrame,
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -225,10 +227,22 @@ class TurnProcessor(Processor):
                     await self._maybe_barge_in(window.end_s - window.start_s)
             elif event.kind == "start":
                 await self._user_started(event)
-            else:
+            elif event.kind == "stop":
                 await self._user_stopped(event)
+            elif event.kind == "pause":
+                await self._both_ways(
+                    UserPausedSpeakingFrame(speech_end_ns=self._to_ns(event.speech_s))
+                )
+            else:
+                await self._both_ways(
+                    UserResumedSpeakingFrame(speech_start_ns=self._to_ns(event.speech_s))
+                )
 
     # -------------------------------------------------------------- internals
+
+    async def _both_ways(self, frame: Frame) -> None:
+        await self.push(frame, UPSTREAM)
+        await self.push(frame, DOWNSTREAM)
 
     def _to_ns(self, offset_s: float) -> int:
         return self._anchor_ns + round((offset_s - self._anchor_s) * 1e9)

@@ -14,6 +14,8 @@ from framework.frames import (
     LLMTextFrame,
     TranscriptionFrame,
     TTSTextFrame,
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -240,3 +242,51 @@ def test_context_pair_takes_a_context_or_settings_not_both() -> None:
         context_pair("y", context=context)
     with pytest.raises(TypeError, match="LLMContext"):
         AssistantContextAggregator("not a context")  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------ speculation
+
+
+async def test_a_pause_with_its_transcript_starts_the_answer_before_the_stop() -> None:
+    context = LLMContext()
+    head, tail = chain(UserContextAggregator(context))
+    await send(head, started(), UserPausedSpeakingFrame(), said("What time is it?"))
+    assert len(tail.frames(kind=LLMMessagesFrame)) == 1
+    await send(head, stopped())  # confirms: nothing more is sent
+    assert len(tail.frames(kind=LLMMessagesFrame)) == 1
+    assert context.snapshot() == [{"role": "user", "content": "What time is it?"}]
+    assert tail.frames(kind=InterruptionFrame) == []
+
+
+async def test_a_resume_takes_the_answer_back_and_the_whole_turn_is_answered() -> None:
+    context = LLMContext()
+    head, tail = chain(UserContextAggregator(context))
+    await send(head, started(), UserPausedSpeakingFrame(), said("What time"))
+    assert len(tail.frames(kind=LLMMessagesFrame)) == 1
+    await send(head, UserResumedSpeakingFrame())
+    # The speculative answer is cancelled both ways and the message taken back.
+    assert len(tail.frames(kind=InterruptionFrame)) == 1
+    assert context.snapshot() == []
+    await send(head, UserPausedSpeakingFrame(), said("What time does the store open?"), stopped())
+    [_, final] = tail.frames(kind=LLMMessagesFrame)
+    assert final.messages == [{"role": "user", "content": "What time does the store open?"}]
+    assert context.snapshot() == final.messages
+
+
+async def test_a_resume_before_the_pause_transcript_needs_no_interruption() -> None:
+    context = LLMContext()
+    head, tail = chain(UserContextAggregator(context))
+    await send(head, started(), UserPausedSpeakingFrame(), UserResumedSpeakingFrame())
+    await send(head, UserPausedSpeakingFrame(), said("Hello there."), stopped())
+    assert tail.frames(kind=InterruptionFrame) == []
+    [frame] = tail.frames(kind=LLMMessagesFrame)
+    assert frame.messages == [{"role": "user", "content": "Hello there."}]
+
+
+async def test_a_transcript_after_the_confirming_stop_is_not_speculative() -> None:
+    context = LLMContext()
+    head, tail = chain(UserContextAggregator(context))
+    await send(head, started(), UserPausedSpeakingFrame(), stopped(), said("Thanks."))
+    assert len(tail.frames(kind=LLMMessagesFrame)) == 1
+    await send(head, started(), UserPausedSpeakingFrame(), UserResumedSpeakingFrame())
+    assert context.snapshot() == [{"role": "user", "content": "Thanks."}]

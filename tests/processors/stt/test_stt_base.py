@@ -19,6 +19,8 @@ from framework.frames import (
     InputAudioFrame,
     InterruptionFrame,
     TranscriptionFrame,
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -141,6 +143,61 @@ async def test_one_final_per_turn_even_when_the_decoder_is_busy() -> None:
     assert len(recorder.of(UserStoppedSpeakingFrame)) == 3
     assert len(recorder.metrics("stt_final_s")) == 2
     assert all(0 < cpu < 0.2 for cpu in recorder.metrics("cpu_s"))  # sleeping is not CPU
+
+
+async def test_a_resumed_pause_gives_one_final_for_the_whole_turn() -> None:
+    """A pause closes the turn tentatively; a resume continues it in a new turn that
+    holds everything, and the paused turn's final is never pushed."""
+    frames = [
+        UserStartedSpeakingFrame(),
+        *audio(400, 0),
+        UserPausedSpeakingFrame(),
+        *audio(100, 400),
+        UserResumedSpeakingFrame(),
+        *audio(300, 500),
+        UserPausedSpeakingFrame(),
+        *audio(200, 800),
+        UserStoppedSpeakingFrame(),  # confirms the last pause: nothing more to transcribe
+    ]
+    recorder = await run_unpaced(CountingSTT(final_delay_s=0.05), frames)
+    # 400 + 100 + 300 ms: the whole turn up to the last pause; the tail is not in it.
+    assert [samples_of(f) for f in recorder.finals] == [800 * 16]
+    assert len(recorder.metrics("stt_final_s")) == 1
+
+
+async def test_a_resume_after_the_pause_final_was_pushed_still_continues_the_turn() -> None:
+    recorder = Recorder()
+    task = PipelineTask(Pipeline([CountingSTT(), recorder]))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        await task.queue_frames([UserStartedSpeakingFrame(), *audio(400, 0)])
+        await task.queue_frame(UserPausedSpeakingFrame())
+        with anyio.fail_after(10):
+            while not recorder.finals:  # the tentative final is out before the resume
+                await anyio.sleep(0.005)
+        await task.queue_frames(
+            [
+                *audio(100, 400),
+                UserResumedSpeakingFrame(),
+                *audio(300, 500),
+                UserPausedSpeakingFrame(),
+                UserStoppedSpeakingFrame(),
+            ]
+        )
+        await task.stop_when_done()
+    assert [samples_of(f) for f in recorder.finals] == [400 * 16, 800 * 16]
+
+
+async def test_a_pause_without_resume_is_the_end_of_the_turn() -> None:
+    frames = [
+        UserStartedSpeakingFrame(),
+        *audio(400, 0),
+        UserPausedSpeakingFrame(),
+        *audio(200, 400),
+        UserStoppedSpeakingFrame(),
+    ]
+    recorder = await run_unpaced(CountingSTT(), frames)
+    assert [samples_of(f) for f in recorder.finals] == [400 * 16]
 
 
 async def test_the_end_frame_closes_an_open_turn_and_waits_for_its_final() -> None:

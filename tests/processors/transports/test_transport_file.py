@@ -23,6 +23,8 @@ from framework.frames import (
     TTSStartedFrame,
     TTSStoppedFrame,
     TTSTextFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
 )
 from processors.transports import FileTransport, OutputTransport
 from processors.transports.base import heard_text
@@ -252,6 +254,37 @@ async def test_output_base_paces_chunks_and_announces_speaking() -> None:
     (stop,) = tap.frames(BotStoppedSpeakingFrame)
     assert stop.played_s == pytest.approx(0.3)
     print(f"output lateness ms: median {np.median(late_ms):.2f} max {max(late_ms):.2f}")
+
+
+async def test_a_reply_waits_while_the_user_holds_the_floor() -> None:
+    """A reply prepared on a pause starts only when the user's turn is confirmed over."""
+
+    class Sink(OutputTransport):
+        def __init__(self) -> None:
+            super().__init__(OutputTransport.Params(stop_delay_ms=20))
+            self.plays: list[int] = []
+
+        async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
+            self.plays.append(play_ns)
+
+    sink = Sink()
+    tap = Tap()
+    released: list[int] = []
+
+    async def drive(task: object) -> None:
+        await task.queue_frame(UserStartedSpeakingFrame())  # type: ignore[attr-defined]
+        await task.queue_frames(tone_frames(0.1, rate=24000))  # type: ignore[attr-defined]
+        await anyio.sleep(0.2)
+        assert sink.plays == []  # held: the user still has the floor
+        released.append(time.monotonic_ns())
+        await task.queue_frame(UserStoppedSpeakingFrame())  # type: ignore[attr-defined]
+        while not tap.frames(BotStoppedSpeakingFrame):
+            await anyio.sleep(0.01)
+        await task.stop_when_done()  # type: ignore[attr-defined]
+
+    await run_task([Processor(), sink, tap], during=drive)
+    assert len(sink.plays) == 5
+    assert sink.plays[0] >= released[0]
 
 
 def test_heard_text_floors_by_word_count() -> None:

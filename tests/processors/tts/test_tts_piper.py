@@ -82,7 +82,7 @@ def flow(sink: Timeline) -> list[str]:
 
 @pytest.mark.parametrize("out_rate", [24000, 16000])
 async def test_a_reply_gives_text_then_audio_at_the_output_rate(out_rate: int) -> None:
-    tts = PiperTTS(PiperTTSParams(chunk_ms=20))
+    tts = PiperTTS(PiperTTSParams(chunk_ms=20, first_piece_max_words=None))
     text = "Hello there, how are you doing today? I am fine."
     async with running(tts, out_rate) as (task, sink):
         await task.queue_frames(reply(text))
@@ -112,7 +112,7 @@ async def test_a_reply_gives_text_then_audio_at_the_output_rate(out_rate: int) -
 
 
 async def test_the_first_clause_is_spoken_before_the_reply_is_written() -> None:
-    tts = PiperTTS()
+    tts = PiperTTS(PiperTTSParams(first_piece_max_words=None))
     text = "Well, the capital of France is Paris, a city of light and art. It is lovely."
     words = text.split(" ")
     async with running(tts) as (task, sink):
@@ -133,7 +133,7 @@ async def test_the_first_clause_is_spoken_before_the_reply_is_written() -> None:
 
 
 async def test_an_interruption_stops_the_reply_and_the_next_one_starts_fresh() -> None:
-    tts = PiperTTS()
+    tts = PiperTTS(PiperTTSParams(first_piece_max_words=None))
     long_reply = (
         "This is the first sentence of a long reply. Here is a second sentence that "
         "goes on for a while. A third one follows it. And a fourth. And a fifth one too."

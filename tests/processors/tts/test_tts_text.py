@@ -13,8 +13,10 @@ from processors.tts.text import SentenceSplitter, split_text
 ENDERS = set(".!?\u2026,;:\"')]}\u00bb\u201d\u2019")
 
 
-def feed_chunks(text: str, cuts: list[int], min_words: int | None = 4) -> list[str]:
-    splitter = SentenceSplitter(min_words)
+def feed_chunks(
+    text: str, cuts: list[int], min_words: int | None = 4, max_words: int | None = None
+) -> list[str]:
+    splitter = SentenceSplitter(min_words, max_words)
     pieces: list[str] = []
     bounds = [0, *sorted(c % (len(text) + 1) for c in cuts), len(text)]
     for a, b in itertools.pairwise(bounds):
@@ -85,6 +87,19 @@ def test_reset_makes_the_next_piece_a_first_piece_again() -> None:
     assert splitter.feed("Again this, and that. ") == ["Again this,", "and that."]
 
 
+def test_a_first_piece_without_punctuation_ends_after_a_few_words() -> None:
+    assert split_text("The capital of France is Paris. It is big.", 4, 4) == [
+        "The capital of France",
+        "is Paris.",
+        "It is big.",
+    ]
+    # A boundary before the word limit wins; later pieces are whole sentences.
+    assert split_text("Hi there. The capital of France is Paris.", 4, 3) == [
+        "Hi there.",
+        "The capital of France is Paris.",
+    ]
+
+
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError, match="first_clause_min_words"):
         SentenceSplitter(0)
@@ -101,13 +116,18 @@ texts = st.text(
 )
 
 
-@given(texts, st.lists(st.integers(min_value=0, max_value=200), max_size=12), st.booleans())
+@given(
+    texts,
+    st.lists(st.integers(min_value=0, max_value=200), max_size=12),
+    st.booleans(),
+    st.one_of(st.none(), st.integers(min_value=1, max_value=6)),
+)
 def test_any_chunking_gives_the_same_pieces_and_keeps_every_word(
-    text: str, cuts: list[int], clauses: bool
+    text: str, cuts: list[int], clauses: bool, max_words: int | None
 ) -> None:
     min_words = 4 if clauses else None
-    pieces = feed_chunks(text, cuts, min_words)
-    assert pieces == split_text(text, min_words)
+    pieces = feed_chunks(text, cuts, min_words, max_words)
+    assert pieces == split_text(text, min_words, max_words)
     # Nothing lost, nothing added, no word cut in two.
     assert " ".join(pieces).split() == text.split()
     assert "".join("".join(pieces).split()) == "".join(text.split())
@@ -121,4 +141,5 @@ def test_any_chunking_gives_the_same_pieces_and_keeps_every_word(
         if i < len(pieces) - 1:
             assert text[pos].isspace()
             gap = text[pos : text.find(pieces[i + 1], pos)]
-            assert piece[-1] in ENDERS or "\n" in gap
+            first_cut_by_count = i == 0 and max_words is not None
+            assert piece[-1] in ENDERS or "\n" in gap or first_cut_by_count

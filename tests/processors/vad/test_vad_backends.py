@@ -175,11 +175,23 @@ def test_segmenter_needs_start_ms_of_speech_in_one_run() -> None:
 
 
 def test_segmenter_stop_reports_the_end_of_the_last_speech_window() -> None:
-    seg = SpeechSegmenter(VADParams(start_ms=64, stop_ms=200))
+    seg = SpeechSegmenter(VADParams(start_ms=64, stop_ms=200, pause_ms=0))
     events = _events(seg, "##.#....##........")
     # The short gap (3 windows = 96 ms) does not end the turn; 7 silent windows do.
     assert events == [("start", 0.0, 0.064), ("stop", 0.32, 0.544)]
     assert not seg.speaking
+
+
+def test_segmenter_pauses_tentatively_and_resumes_before_the_stop() -> None:
+    seg = SpeechSegmenter(VADParams(start_ms=64, stop_ms=200, pause_ms=64))
+    events = _events(seg, "##.#....##........")
+    assert events == [
+        ("start", 0.0, 0.064),
+        ("pause", 0.128, 0.192),  # two silent windows after the last speech
+        ("resume", 0.256, 0.288),  # speech again before stop_ms: the turn goes on
+        ("pause", 0.32, 0.384),
+        ("stop", 0.32, 0.544),  # the stop confirms the last pause
+    ]
 
 
 def test_segmenter_min_start_raises_the_bar_and_gate_applies() -> None:
