@@ -71,12 +71,15 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    if args.suite == "overhead":
+def _bench(rest: list[str]) -> int:
+    """``parley bench ...``: the latency benchmark, or ``overhead`` for the engine's own."""
+    if rest[:1] == ["overhead"]:
         from benchmarks.overhead import main as overhead_main
 
-        return overhead_main(args.rest)
-    raise SystemExit(f"parley bench: unknown suite {args.suite!r}")
+        return overhead_main(rest[1:])
+    from benchmarks.latency.cli import main as latency_main
+
+    return latency_main(rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,10 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     lister.add_argument("stage", nargs="?", help="only this stage")
     lister.set_defaults(func=_cmd_backends)
 
-    bench = sub.add_parser("bench", help="run a benchmark suite")
-    bench.add_argument("suite", choices=["overhead"], help="which benchmark")
-    bench.add_argument("rest", nargs=argparse.REMAINDER, help="options of the suite")
-    bench.set_defaults(func=_cmd_bench)
+    sub.add_parser(
+        "bench",
+        help="latency benchmark: cascade against speech-to-speech "
+        "(parley bench --help; parley bench overhead for the engine)",
+        add_help=False,
+    )
     return parser
 
 
@@ -138,7 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pipelines.config import ConfigError
     from pipelines.registry import BackendError
 
-    args = build_parser().parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["bench"]:  # the benchmarks parse their own options
+        logging.basicConfig(level=logging.WARNING)
+        try:
+            return _bench(arguments[1:])
+        except (ConfigError, BackendError) as exc:
+            print(f"parley bench: {exc}", file=sys.stderr)
+            return 2
+    args = build_parser().parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

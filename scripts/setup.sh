@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Create .venv and install Parley with the embedded offline stack.
-#   bash scripts/setup.sh          # runtime: local models + OpenAI backends
+#   bash scripts/setup.sh          # runtime: local models, OpenAI backends, benchmark reports
 #   bash scripts/setup.sh --dev    # plus the test and lint tools
 # llama-cpp-python compiles from source the first time (about 5 minutes on 2 cores);
 # pip keeps the built wheel in its cache, so later installs take seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="local,openai"
+extras="local,openai,bench"
 if [ "${1:-}" = "--dev" ]; then
     extras="$extras,dev"
 fi

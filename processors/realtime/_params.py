@@ -160,9 +160,15 @@ class OpenAIRealtimeParams(_Strict):
         return self.turn_detection.type != "local"
 
     def price(self) -> RealtimePrice | None:
-        """The price table entry of :attr:`model` (overrides first)."""
+        """The price table entry of :attr:`model` (overrides first).
+
+        A server of our own (``base_url`` or ``websocket_base_url`` set) costs nothing
+        unless ``prices`` says otherwise: its usage is counted, not priced as OpenAI's.
+        """
         from processors.pricing import lookup_price
 
+        if (self.base_url or self.websocket_base_url) and not self.prices:
+            return None
         return lookup_price(REALTIME_PRICES, self.model, self.prices)
 
 

@@ -232,6 +232,7 @@ class OutputTransport(Processor):
         self._arrival: anyio.Event | None = None
         self._user_floor = False
         self._floor_free: anyio.Event | None = None
+        self._interruptions = 0  # a chunk waited for across an interruption is not played
 
     # ------------------------------------------------------------ for subclasses
 
@@ -288,6 +289,7 @@ class OutputTransport(Processor):
             text = heard_text(held.text, played / (played + left) if played + left else 1.0)
         # Cut short, unless the audio had already finished and nothing was waiting.
         cut = held is not None or dropped_audio or bool(self._pending) or unplayed > 0
+        self._interruptions += 1
         self._reset()  # before any await: the worker may go on meanwhile
         if text:
             await self.push(TTSTextFrame(text=text), DOWN)
@@ -419,7 +421,12 @@ class OutputTransport(Processor):
         return self._anchor_ns + self._anchor_samples * 1_000_000_000 // self._rate
 
     async def _play_chunk(self) -> None:
-        """Wait until the next chunk is due (cancellable), then write it."""
+        """Wait until the next chunk is due (cancellable), then write it.
+
+        An interruption cancels the wait; if the wait ended just before the
+        cancellation could land, the interruption counter tells, and nothing is played.
+        """
+        interruptions = self._interruptions
         if not self._speaking:
             await self._wait_for_floor()
         now = time.monotonic_ns()
@@ -429,6 +436,8 @@ class OutputTransport(Processor):
             due = now
         elif due > now:
             await anyio.sleep((due - now) / 1e9)
+        if interruptions != self._interruptions or not self._pending:
+            return
         size = 2 * self._chunk_samples
         chunk = bytes(self._pending[:size])
         del self._pending[:size]

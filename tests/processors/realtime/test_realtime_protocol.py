@@ -79,7 +79,8 @@ async def answer_creates(session: PeerSession, event: dict[str, Any]) -> None:
 
 async def test_local_turn_is_committed_and_answered_in_contract_order() -> None:
     async with Peer(answer_creates) as peer:
-        proc = make(peer)
+        # A local peer is free unless prices are given: give OpenAI's to test the pricing.
+        proc = make(peer, prices={"gpt-realtime": REALTIME_PRICES["gpt-realtime"]})
         async with running(proc) as h:
             session = await peer.session()
             await session.wait_for("session.update")
@@ -130,6 +131,7 @@ async def test_local_turn_is_committed_and_answered_in_contract_order() -> None:
     assert cost[0].value == pytest.approx(expected.cost_usd)
     assert proc.usage.audio_out == 8 and proc.usage.responses == 1
     assert proc.cost_usd == pytest.approx(expected.cost_usd)
+    assert make(peer).params.price() is None  # without prices, a local server costs nothing
     ttfa = [s for m in h.tap_out.frames(MetricsFrame) for s in m.samples if s.name == "ttfa"]
     assert len(ttfa) == 1 and ttfa[0].value >= 0
 

@@ -17,6 +17,7 @@ from framework.frames import (
     BotStoppedSpeakingFrame,
     EndFrame,
     InputAudioFrame,
+    InterruptionFrame,
     LLMResponseEndFrame,
     LLMResponseStartFrame,
     OutputAudioFrame,
@@ -285,6 +286,40 @@ async def test_a_reply_waits_while_the_user_holds_the_floor() -> None:
     await run_task([Processor(), sink, tap], during=drive)
     assert len(sink.plays) == 5
     assert sink.plays[0] >= released[0]
+
+
+async def test_an_interruption_never_leaves_a_stray_chunk_or_reply() -> None:
+    """However the interruption falls against the 20 ms schedule, nothing plays after it."""
+
+    class Sink(OutputTransport):
+        def __init__(self) -> None:
+            super().__init__(OutputTransport.Params(stop_delay_ms=20))
+            self.writes: list[int] = []
+
+        async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
+            self.writes.append(time.monotonic_ns())
+
+    sink = Sink()
+    tap = Tap()
+    cuts: list[int] = []
+    queued: list[int] = []
+
+    async def drive(task: object) -> None:
+        for k in range(6):
+            queued.append(time.monotonic_ns())
+            await task.queue_frames(tone_frames(0.5, rate=24000))  # type: ignore[attr-defined]
+            await anyio.sleep(0.113 + 0.007 * k)  # lands anywhere within a chunk
+            cuts.append(time.monotonic_ns())
+            await task.queue_frame(InterruptionFrame())  # type: ignore[attr-defined]
+            await anyio.sleep(0.06)
+        await task.stop_when_done()  # type: ignore[attr-defined]
+
+    await run_task([Processor(), sink, tap], during=drive)
+    assert len(sink.reply_first_audio_ns) == 6
+    assert len(tap.frames(BotStartedSpeakingFrame)) == 6
+    for cut, following in zip(cuts, [*queued[1:], None], strict=True):
+        late = [w for w in sink.writes if w > cut + 2 * MS and (following is None or w < following)]
+        assert late == [], f"{len(late)} chunk(s) written after an interruption"
 
 
 def test_heard_text_floors_by_word_count() -> None:

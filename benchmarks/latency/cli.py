@@ -1,0 +1,301 @@
+"""Command line of the latency benchmark (``parley bench``).
+
+::
+
+    parley bench [PIPELINES...] [--quick] [--corpus DIR] [--out DIR] [--turns N]
+                 [--set KEY=VALUE] [--audio] [--no-plots]
+    parley bench compare A.json B.json
+    parley bench report OUT_DIR       (measure a run again from its saved events)
+
+Without pipelines it runs ``cascade-local`` and ``realtime-local``, plus
+``cascade-openai`` and ``realtime-openai`` when ``OPENAI_API_KEY`` is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+import tomllib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["default_pipelines", "main"]
+
+LOCAL = ("cascade-local", "realtime-local")
+_CORPUS_HELP = """\
+your own recordings (--corpus DIR): DIR/manifest.jsonl, one JSON object per item, e.g.
+  {"conversation": "c1", "turn": 1, "kind": "normal", "audio": "c1-1.wav",
+   "transcript": "Book a table for two.", "speech_start_s": 0.31, "speech_end_s": 1.92}
+kind: normal | barge_in (talks over the bot, delay_s after it starts) | noise (snr_db)
+| silence (no speech: audio or duration_s). Optional: gap_s, delay_s, words, trigger.
+"""
+CLOUD = ("cascade-openai", "realtime-openai")
+
+
+def default_pipelines() -> list[str]:
+    """The shipped pipelines a bench runs when none is named."""
+    names = list(LOCAL)
+    if os.environ.get("OPENAI_API_KEY"):
+        names += CLOUD
+    from pipelines.cli import SHIPPED
+
+    return [n for n in names if (SHIPPED / f"{n}.toml").is_file()]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="parley bench",
+        description="Voice-to-voice latency benchmark: the same spoken conversation through "
+        "several pipelines, per turn and per stage. 'parley bench compare A.json B.json' "
+        "compares two runs; 'parley bench report DIR' measures a run again from its events.",
+        epilog=_CORPUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "pipelines",
+        nargs="*",
+        help="pipeline files or shipped names (default: cascade-local realtime-local, "
+        "and the OpenAI ones when OPENAI_API_KEY is set)",
+    )
+    parser.add_argument("--quick", action="store_true", help="one short conversation (~1 min)")
+    parser.add_argument(
+        "--corpus", type=Path, help="folder with manifest.jsonl and WAVs (default: built-in)"
+    )
+    parser.add_argument(
+        "--out", type=Path, help="output folder (default: bench-results/<date-time>)"
+    )
+    parser.add_argument(
+        "--turns", type=int, help="play only the first N user turns of each conversation"
+    )
+    parser.add_argument(
+        "--conversation",
+        action="append",
+        default=[],
+        help="run only this conversation of the corpus (repeatable)",
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a pipeline setting (e.g. llm.n_threads=1) in every pipeline that has "
+        "that table",
+    )
+    parser.add_argument("--audio", action="store_true", help="save a stereo WAV per conversation")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    return parser
+
+
+def _compare(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="parley bench compare", description="Compare the medians of two bench runs."
+    )
+    parser.add_argument("a", type=Path, help="results.json of the first run")
+    parser.add_argument("b", type=Path, help="results.json of the second run")
+    args = parser.parse_args(argv)
+    from benchmarks.latency.compare import print_comparison
+
+    for path in (args.a, args.b):
+        if not path.is_file():
+            parser.error(f"{path}: no such results file")
+    try:
+        return print_comparison(args.a, args.b)
+    except ValueError as exc:
+        print(f"parley bench compare: {exc}")
+        return 2
+
+
+def _report_again(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="parley bench report",
+        description="Measure a finished run again from its saved events and rewrite its reports.",
+    )
+    parser.add_argument("out", type=Path, help="the run's output folder")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    args = parser.parse_args(argv)
+    from rich.console import Console
+
+    from benchmarks.latency.report import read_results
+    from benchmarks.latency.runner import remeasure
+
+    old = args.out / "results.json"
+    if not (args.out / "results.jsonl").is_file() or not old.is_file():
+        parser.error(f"{args.out}: not a bench output folder (no results.jsonl / results.json)")
+    previous = read_results(old)
+    remeasure(args.out)
+    _write_reports(
+        args.out,
+        Console(),
+        previous["environment"],
+        previous["settings"],
+        previous.get("complete", True),
+        plots=not args.no_plots,
+    )
+    return 0
+
+
+def _write_reports(
+    out: Path,
+    console: Any,
+    env: dict[str, Any],
+    settings: dict[str, Any],
+    complete: bool,
+    *,
+    plots: bool,
+) -> dict[str, Any]:
+    """results.json, the plots and report.md from results.jsonl; prints the table."""
+    from benchmarks.latency.report import collect, markdown_report, print_table, write_results
+
+    results = collect(out / "results.jsonl", environment=env, settings=settings, complete=complete)
+    write_results(results, out / "results.json")
+    written: list[str] = []
+    if plots and results["turns"]:
+        try:
+            from benchmarks.latency.plots import plot_all
+
+            written = plot_all(results, out)
+        except ImportError:
+            console.print("(plots skipped: pip install matplotlib)")
+    (out / "report.md").write_text(markdown_report(results, written), encoding="utf-8")
+    print_table(results, console)
+    console.print(f"results: {out / 'results.json'}  report: {out / 'report.md'}", markup=False)
+    return results
+
+
+def _overrides_for(path: Path, overrides: Sequence[str]) -> list[str]:
+    """The overrides whose top-level table exists in the pipeline file."""
+    try:
+        tables = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError):
+        return list(overrides)
+    return [o for o in overrides if o.split("=", 1)[0].split(".", 1)[0].strip() in tables]
+
+
+def _load_corpus(args: argparse.Namespace, console: Any) -> Any:
+    from benchmarks.latency.corpus import load_corpus
+
+    if args.corpus is not None:
+        return load_corpus(args.corpus)
+    from benchmarks.latency.generate import builtin_corpus
+
+    with console.status("preparing the built-in corpus (generated once with Piper, cached)"):
+        folder = builtin_corpus()
+    return load_corpus(folder, source="builtin")
+
+
+def _conversations(corpus: Any, args: argparse.Namespace) -> list[Any]:
+    from benchmarks.latency.corpus import CorpusError
+    from benchmarks.latency.script import QUICK
+
+    chosen = list(corpus.conversations)
+    if args.conversation:
+        names = {c.name for c in chosen}
+        unknown = [n for n in args.conversation if n not in names]
+        if unknown:
+            raise CorpusError(f"no conversation {unknown[0]!r}; the corpus has {sorted(names)}")
+        chosen = [c for c in chosen if c.name in args.conversation]
+    elif corpus.source == "builtin":
+        quick = [c for c in chosen if c.name == QUICK]
+        chosen = quick if args.quick else [c for c in chosen if c.name != QUICK]
+    elif args.quick:
+        chosen = chosen[:1]
+    if args.turns is not None:
+        chosen = [c.head(args.turns) for c in chosen]
+    if args.quick and args.turns is None and corpus.source != "builtin":
+        chosen = [c.head(3) for c in chosen]
+    return [c for c in chosen if c.items]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``parley bench``; returns the exit code (130 when interrupted)."""
+    import sys
+
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list and args_list[0] == "compare":
+        return _compare(args_list[1:])
+    if args_list and args_list[0] == "report":
+        return _report_again(args_list[1:])
+    args = _parser().parse_args(args_list)
+    if args.turns is not None and args.turns < 1:
+        _parser().error("--turns must be at least 1")
+    from rich.console import Console
+
+    from benchmarks.latency.corpus import CorpusError
+    from pipelines.cli import resolve_pipeline
+
+    console = Console()
+    names = args.pipelines or default_pipelines()
+    paths = [resolve_pipeline(n) for n in names]
+    for path in paths:
+        if not path.is_file():
+            console.print(f"parley bench: no pipeline file {path}")
+            return 2
+    try:
+        corpus = _load_corpus(args, console)
+        conversations = _conversations(corpus, args)
+    except CorpusError as exc:
+        console.print(f"parley bench: {exc}", markup=False)
+        return 2
+    if not conversations:
+        console.print("parley bench: nothing to play (no conversation left)")
+        return 2
+    out = args.out or Path("bench-results") / time.strftime("%Y%m%d-%H%M%S")
+    return _run(args, console, paths, corpus, conversations, out)
+
+
+def _run(
+    args: argparse.Namespace,
+    console: Any,
+    paths: list[Path],
+    corpus: Any,
+    conversations: list[Any],
+    out: Path,
+) -> int:
+    import anyio
+
+    from benchmarks.latency.environment import environment
+    from benchmarks.latency.progress import BenchProgress
+    from benchmarks.latency.runner import BenchPlan, run_bench
+    from benchmarks.latency.scenario import ScenarioParams
+
+    scenario = ScenarioParams(lead_in_s=0.5, tail_s=0.5) if args.quick else ScenarioParams()
+    settings = {
+        "quick": args.quick,
+        "corpus": str(corpus.path),
+        "corpus_source": corpus.source,
+        "corpus_digest": corpus.digest,
+        "conversations": len(conversations),
+        "turns_per_pipeline": sum(c.turns for c in conversations),
+        "turns_limit": args.turns,
+        "overrides": args.set,
+        "scenario": scenario.model_dump(),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    plan = BenchPlan(
+        pipelines=paths,
+        conversations=conversations,
+        out_dir=out,
+        scenario=scenario,
+        corpus=corpus,
+        save_audio=args.audio,
+        settings=settings,
+        overrides={p: _overrides_for(p, args.set) for p in paths},
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.jsonl").unlink(missing_ok=True)
+    console.print(
+        f"parley bench: {len(paths)} pipeline(s) x {len(conversations)} conversation(s), "
+        f"{settings['turns_per_pipeline']} turns each, played in real time -> {out}"
+    )
+    env = environment()
+    with BenchProgress(console, paths, conversations) as progress:
+        complete = anyio.run(run_bench, plan, progress)
+    settings["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    results = _write_reports(out, console, env, settings, complete, plots=not args.no_plots)
+    if results["failures"]:
+        for failure in results["failures"]:
+            console.print(f"FAILED {failure['file']}: {failure['error']}", markup=False)
+        return 1
+    return 0 if complete else 130

@@ -1,0 +1,260 @@
+"""Measurements as a pure function of a conversation's event records.
+
+:func:`measure_conversation` takes the records of one conversation (the event
+log, including the scenario transport's ``scenario_item`` placements) and returns
+one :class:`TurnResult` per item plus the conversation's totals. Nothing here
+reads a clock: the same records always give the same numbers, which is what the
+deterministic accounting tests rely on.
+
+For a user turn with true speech end ``E`` (from the corpus, placed to the sample)
+and reply first audio ``A`` (the ``bot_first_audio`` play time of the first reply
+that starts after the turn's speech began):
+
+* ``v2v = A - E``; ``heard = first audible sample - E`` (``lead_silence`` apart).
+* Stages: the events that led to the reply are found backwards from it (the TTS
+  ``ttfa`` metric's push, the LLM's first text, the ``llm_messages``, the final
+  ``transcription``) and the last ``user_stopped_speaking`` before it. Each stage
+  counts from the later of its own start and the previous stage's end, so the
+  stages are their shares of the critical path: ``end_of_turn`` (decision - ``E``),
+  ``stt_final``, ``llm_ttft``, ``tts_ttfa`` (split into ``llm_first_clause`` and
+  ``tts_synth`` at the LLM text that completed the first spoken piece), or
+  ``s2s_ttfa`` for speech-to-speech, and ``output`` (``A`` - the previous end).
+  Work done in parallel, such as a reply prepared on a pause before the decision,
+  counts 0; the raw durations (``raw``) keep each stage's own time.
+* ``gap = v2v - sum(stages)``: what no stage covers (the context hand-off, or
+  everything after a missing event: the chain stops there). Shown, never hidden.
+* A barge-in turn also gets ``barge_in`` (last bot sample - start of the user's
+  speech), split into ``barge_detect`` (interruption - speech start) and
+  ``barge_stop``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from benchmarks.latency.chains import cascade_chain, s2s_chain
+from benchmarks.latency.records import (
+    ConversationResult,
+    Record,
+    RecordIndex,
+    TurnResult,
+    first,
+    seconds,
+)
+from benchmarks.latency.wer import normalize_words, wer
+
+__all__ = [
+    "CASCADE_STAGES",
+    "S2S_STAGES",
+    "ConversationResult",
+    "TurnResult",
+    "measure_conversation",
+]
+
+CASCADE_STAGES = ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfa", "output")
+S2S_STAGES = ("end_of_turn", "s2s_ttfa", "output")
+START_SLACK_NS = 300_000_000  # a VAD may date a start this much before the true one
+TURN_TAIL_NS = 2_000_000_000  # an interruption this long after a turn's end is still its own
+_NS = 1e9
+
+
+def _speaking_at(stretches: list[tuple[int, int]], t: int) -> bool:
+    return any(a <= t < b for a, b in stretches)
+
+
+def measure_conversation(records: Sequence[Record], architecture: str) -> ConversationResult:
+    """Measure every item of one conversation from its event records (see module doc)."""
+    ix = RecordIndex(records)
+    items = ix("scenario_item")
+    start = ix("scenario_start")
+    end = ix("scenario_end")
+    origin = start[0]["t_ns"] if start else (items[0]["t_ns"] if items else 0)
+    stop_t = end[0]["t_ns"] if end else max((r["t_ns"] for r in records), default=origin)
+    stretches = ix.stretches()
+    windows = [
+        (r["speech_start_ns"], r["speech_end_ns"]) for r in items if r.get("speech_start_ns")
+    ]
+    turns: list[TurnResult] = []
+    for n, item in enumerate(items):
+        window_end = items[n + 1]["t_ns"] if n + 1 < len(items) else stop_t
+        result = _measure_item(ix, item, window_end, architecture, stretches, origin)
+        turns.append(result)
+    false_turns, false_interruptions = _false_events(ix, items, windows, stretches, turns)
+    cpu: dict[str, float] = {}
+    for r in ix.metrics("cpu_s"):
+        stage = str(r.get("processor", "?")).split(".")[0]
+        cpu[stage] = cpu.get(stage, 0.0) + float(r["value"])
+    cost = sum(float(r["value"]) for r in ix.metrics("cost_usd"))
+    tokens = sum(float(r["value"]) for r in ix.metrics("tokens"))
+    exposure = sum((r["end_ns"] - r["t_ns"]) / _NS for r in items if r.get("kind") == "silence")
+    return ConversationResult(
+        conversation=str(start[0].get("conversation", "")) if start else "",
+        architecture=architecture,
+        turns=turns,
+        duration_s=round((stop_t - origin) / _NS, 6),
+        end_reason=str(end[0].get("reason", "")) if end else "unfinished",
+        cpu_s_by_stage={k: round(v, 6) for k, v in cpu.items()},
+        cost_usd=cost,
+        tokens=tokens,
+        false_turns=false_turns,
+        false_interruptions=false_interruptions,
+        silence_exposure_s=round(exposure, 6),
+        errors=[str(r.get("message", "")) for r in ix("error")],
+    )
+
+
+def _measure_item(
+    ix: RecordIndex,
+    item: Record,
+    window_end: int,
+    architecture: str,
+    stretches: list[tuple[int, int]],
+    origin: int,
+) -> TurnResult:
+    ss, se = item.get("speech_start_ns"), item.get("speech_end_ns")
+    result = TurnResult(
+        conversation=str(item.get("conversation", "")),
+        index=int(item.get("index", 0)),
+        turn=int(item.get("turn", 0)),
+        kind=str(item.get("kind", "")),
+        trigger=str(item.get("trigger", "")),
+        transcript=str(item.get("transcript") or ""),
+        snr_db=item.get("snr_db"),
+        start_s=round((item["t_ns"] - origin) / _NS, 6),
+        speech_start_s=seconds(None if ss is None else ss - origin),
+        speech_end_s=seconds(None if se is None else se - origin),
+    )
+    if ss is None or se is None:
+        return result
+    result.bot_speaking_at_start = _speaking_at(stretches, ss)
+    replies = [r for r in ix.replies() if ss < r["t_ns"] < window_end]
+    early = [r for r in replies if r["t_ns"] < se]
+    later = [r for r in replies if r["t_ns"] >= se]
+    reply = later[0] if later else (early[-1] if early else None)
+    stops = [r for r in ix("user_stopped_speaking") if ss <= r["t_ns"] < window_end]
+    result.vad_turns = sum(1 for r in ix("user_started_speaking") if ss <= r["t_ns"] < window_end)
+    result.talk_overs = len(early)
+    if reply is not None:
+        stops = [r for r in stops if r["t_ns"] <= reply["t_ns"]]
+        result.replied = True
+        result.early = reply["t_ns"] < se
+        result.v2v_s = seconds(reply["t_ns"] - se)
+        audible = ix.audible.get(reply.get("reply"))
+        if audible is not None:
+            result.heard_s = seconds(audible - se)
+            result.lead_silence_s = seconds(audible - reply["t_ns"])
+    decision = stops[-1] if stops else None
+    if architecture == "s2s":
+        s2s_chain(ix, result, decision, reply, se)
+    else:
+        cascade_chain(ix, result, decision, reply, (ss, se), window_end)
+    if result.v2v_s is not None:
+        result.stage_sum_s = round(sum(result.stages.values()), 6)
+        result.gap_s = round(result.v2v_s - result.stage_sum_s, 6)
+    _reported(ix, result, decision, reply)
+    if item.get("trigger") == "during_reply":
+        _barge_in(ix, result, ss, window_end)
+    texts = [
+        str(r.get("text", ""))
+        for r in ix("transcription")
+        if ss < r["t_ns"] < window_end and str(r.get("text", "")).strip()
+    ]
+    if texts:
+        result.hypothesis = " ".join(texts)
+        result.wer = round(wer(result.transcript, result.hypothesis), 6)
+    if reply is not None:
+        _reply(ix, result, reply["t_ns"], window_end, stretches, decision)
+    elif item.get("reply_expected"):
+        result.notes.append("no reply")
+    return result
+
+
+def _reported(
+    ix: RecordIndex, result: TurnResult, decision: Record | None, reply: Record | None
+) -> None:
+    """The stages' own metric values for this turn, to cross-check the event-based stages."""
+    if decision is None:
+        return
+    limit = reply["t_ns"] + 1 if reply is not None else float("inf")
+    for name in ("end_of_turn_s", "stt_final_s", "ttft", "ttfa"):
+        found = first(ix.metrics(name), decision["t_ns"], limit)
+        if found is not None:
+            result.reported[name] = round(float(found["value"]), 6)
+
+
+def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> None:
+    if not result.bot_speaking_at_start:
+        result.notes.append("bot silent when the barge-in started")
+        return
+    stopped = first(ix("bot_audio_stopped"), ss, window_end)
+    if stopped is None:
+        result.notes.append("bot never stopped")
+        return
+    result.barge_in_s = seconds(stopped["t_ns"] - ss)
+    # the cut can fall on a chunk boundary just before the decision is recorded
+    interruption = first(ix("interruption"), ss, window_end)
+    if interruption is not None:
+        result.barge_detect_s = seconds(interruption["t_ns"] - ss)
+        result.barge_stop_s = seconds(max(0, stopped["t_ns"] - interruption["t_ns"]))
+    if not stopped.get("interrupted", True):
+        result.notes.append("the bot finished its reply before the barge-in took effect")
+
+
+def _reply(
+    ix: RecordIndex,
+    result: TurnResult,
+    reply_t: int,
+    window_end: int,
+    stretches: list[tuple[int, int]],
+    decision: Record | None,
+) -> None:
+    since = decision["t_ns"] if decision is not None else reply_t
+    pieces = [
+        str(r.get("text", ""))
+        for r in ix("tts_text")
+        if since <= r["t_ns"] < window_end and not str(r.get("processor", "")).endswith("output")
+    ]
+    result.reply_text = " ".join(p.strip() for p in pieces if p.strip())
+    result.reply_words = len(normalize_words(result.reply_text))
+    played = 0.0
+    for r in ix("bot_audio_stopped"):
+        begun = [a for a, b in stretches if b == r["t_ns"]]
+        if begun and reply_t <= begun[0] < window_end:
+            played += float(r.get("played_s", 0.0))
+    result.reply_audio_s = round(played, 6)
+
+
+def _false_events(
+    ix: RecordIndex,
+    items: list[Record],
+    windows: list[tuple[int, int]],
+    stretches: list[tuple[int, int]],
+    turns: list[TurnResult],
+) -> tuple[int, int]:
+    """Count user starts and interruptions that no user speech explains; charge them to items."""
+
+    def owner(t: int) -> TurnResult | None:
+        for n, item in enumerate(items):
+            nxt = items[n + 1]["t_ns"] if n + 1 < len(items) else float("inf")
+            if item["t_ns"] <= t < nxt:
+                return turns[n]
+        return None
+
+    false_turns = false_interruptions = 0
+    for r in ix("user_started_speaking"):
+        at = r.get("speech_start_ns") or r["t_ns"]
+        if not any(ss - START_SLACK_NS <= at <= se for ss, se in windows):
+            false_turns += 1
+            target = owner(r["t_ns"])
+            if target is not None:
+                target.false_turns += 1
+    for r in ix("interruption"):
+        t = r["t_ns"]
+        if any(ss <= t <= se + TURN_TAIL_NS for ss, se in windows):
+            continue
+        if _speaking_at(stretches, t):
+            false_interruptions += 1
+            target = owner(t)
+            if target is not None:
+                target.false_interruptions += 1
+    return false_turns, false_interruptions

@@ -1,0 +1,71 @@
+"""The scripted conversations of the built-in corpus (the words the user says).
+
+Each conversation is a list of :class:`Line`. Speech lines are spoken by Piper
+(the joe voice) when the corpus is generated; ``silence`` lines are stretches
+without speech (digital silence, or noise at ``noise_dbfs``). The first
+conversation, ``quick``, is the whole corpus of ``parley bench --quick``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+
+__all__ = ["CONVERSATIONS", "QUICK", "Line", "script_digest"]
+
+
+@dataclass(frozen=True)
+class Line:
+    """One scripted item; see :class:`benchmarks.latency.corpus.ManifestLine`."""
+
+    kind: str
+    text: str = ""
+    snr_db: float | None = None
+    delay_s: float | None = None
+    gap_s: float | None = None
+    trigger: str | None = None
+    duration_s: float | None = None
+    noise_dbfs: float | None = None
+
+
+QUICK = "quick"
+
+CONVERSATIONS: dict[str, list[Line]] = {
+    QUICK: [
+        Line("normal", "Hello there, can you hear me clearly?"),
+        Line("barge_in", "Sorry to interrupt, what is your name?", delay_s=0.8),
+        Line("normal", "Thanks, that is all I needed."),
+    ],
+    "small-talk": [
+        Line("normal", "Hi, how are you doing today?"),
+        Line("normal", "What do you like to do on a rainy afternoon?"),
+        Line("barge_in", "Sorry, could you keep it shorter please?", delay_s=1.0),
+        Line("silence", duration_s=3.0, noise_dbfs=-35.0),
+        Line("normal", "Tell me something nice about the ocean."),
+        Line("silence", duration_s=1.5, noise_dbfs=-30.0, trigger="during_reply", delay_s=0.5),
+        Line("normal", "Thank you, goodbye for now."),
+    ],
+    "questions": [
+        Line("normal", "What is the capital city of France?"),
+        Line("noise", "How many legs does a spider have?", snr_db=20.0),
+        Line("noise", "Why is the sky blue during the day?", snr_db=10.0),
+        Line("barge_in", "Wait, explain it like I am five years old.", delay_s=0.7),
+        Line("noise", "What is the tallest mountain in the world?", snr_db=5.0),
+        Line("silence", duration_s=3.0),
+    ],
+    "booking": [
+        Line("normal", "I would like to book a table for two people."),
+        Line("normal", "Tomorrow evening at seven o'clock, please."),
+        Line("barge_in", "Actually, can you make that three people?", delay_s=1.2),
+        Line("noise", "Do you have a table near the window?", snr_db=10.0),
+        Line("normal", "Great, thank you very much for your help."),
+    ],
+}
+
+
+def script_digest(script: dict[str, list[Line]] | None = None) -> str:
+    """A hash of the script (default: the built-in one): part of the corpus' cache key."""
+    chosen = CONVERSATIONS if script is None else script
+    data = {name: [asdict(line) for line in lines] for name, lines in chosen.items()}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]

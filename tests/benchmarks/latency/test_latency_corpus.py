@@ -1,0 +1,147 @@
+"""The corpus: manifest validation names the line and the field; folders load; WER."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from benchmarks.latency.corpus import CorpusError, load_corpus, parse_manifest
+from benchmarks.latency.wer import edit_distance, normalize_words, wer
+from framework.audio import sine_wave, write_wav
+
+GOOD = {
+    "conversation": "c",
+    "turn": 1,
+    "kind": "normal",
+    "audio": "a.wav",
+    "transcript": "Hello there.",
+    "speech_start_s": 0.2,
+    "speech_end_s": 0.8,
+}
+
+
+def _manifest(*lines: dict[str, object] | str) -> str:
+    return "\n".join(line if isinstance(line, str) else json.dumps(line) for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ("{not json", "line 2: not valid JSON"),
+        ({**GOOD, "turn": 2, "speech_end_s": None}, "line 2, field 'speech_end_s': required"),
+        ({**GOOD, "turn": 2, "speech_end_s": 0.1}, "field 'speech_end_s': must be greater"),
+        ({**GOOD, "turn": "two"}, "line 2, field 'turn': Input should be a valid integer"),
+        ({**GOOD, "turn": 2, "colour": "red"}, "line 2, field 'colour': Extra inputs"),
+        ({**GOOD, "turn": 2, "kind": "shout"}, "line 2, field 'kind': Input should be"),
+        ({**GOOD, "turn": 2, "transcript": ""}, "line 2, field 'transcript': required"),
+        ({**GOOD, "turn": 1}, "line 2, field 'turn': turn 1 of conversation 'c' already"),
+        (
+            {"conversation": "c", "turn": 2, "kind": "silence", "transcript": "hi", "audio": "a"},
+            "line 2, field 'transcript': a silence item has no transcript",
+        ),
+        ({**GOOD, "turn": 2, "speech_start_s": -1}, "field 'speech_start_s': Input should be"),
+    ],
+)
+def test_a_bad_manifest_line_names_the_line_and_the_field(
+    bad: dict[str, object] | str, expected: str
+) -> None:
+    with pytest.raises(CorpusError, match=expected.replace("(", r"\(")) as info:
+        parse_manifest(_manifest(GOOD, bad), "m.jsonl")
+    assert str(info.value).startswith("m.jsonl line 2")
+
+
+def test_blank_lines_and_comments_keep_line_numbers() -> None:
+    text = _manifest("# my corpus", "", GOOD, {**GOOD, "turn": 2, "speech_end_s": 0.1})
+    with pytest.raises(CorpusError, match="line 4, field 'speech_end_s'"):
+        parse_manifest(text)
+
+
+def test_an_empty_manifest_is_refused() -> None:
+    with pytest.raises(CorpusError, match="no items"):
+        parse_manifest("\n# nothing\n")
+
+
+def _folder(tmp_path: Path, *lines: dict[str, object]) -> Path:
+    write_wav(tmp_path / "a.wav", sine_wave(220, 16000, 1.0), 16000)
+    write_wav(tmp_path / "b.wav", sine_wave(330, 24000, 0.5), 24000)
+    (tmp_path / "manifest.jsonl").write_text(_manifest(*lines) + "\n")
+    return tmp_path
+
+
+def test_a_user_corpus_folder_loads_in_turn_order(tmp_path: Path) -> None:
+    folder = _folder(
+        tmp_path,
+        {**GOOD, "turn": 3, "kind": "barge_in", "delay_s": 0.5},
+        GOOD,
+        {"conversation": "c", "turn": 2, "kind": "silence", "duration_s": 2.0},
+        {**GOOD, "conversation": "d", "audio": "b.wav", "speech_end_s": 0.4, "snr_db": 10},
+    )
+    corpus = load_corpus(folder)
+    assert [c.name for c in corpus.conversations] == ["c", "d"]
+    c = corpus.conversation("c")
+    assert [i.turn for i in c.items] == [1, 2, 3]
+    assert [i.kind for i in c.items] == ["normal", "silence", "barge_in"]
+    assert c.items[2].trigger == "during_reply"
+    assert c.items[1].trigger == "after_reply"
+    assert not c.items[1].reply_expected
+    assert c.items[1].duration_s == pytest.approx(2.0)
+    assert c.turns == 2
+    assert [i.turn for i in c.head(1).items] == [1, 2]
+    d = corpus.conversation("d")
+    assert d.items[0].sample_rate == 24000
+    assert len(corpus.digest) == 16
+    assert load_corpus(folder).digest == corpus.digest
+
+
+def test_speech_times_past_the_audio_and_missing_files_are_refused(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, {**GOOD, "speech_end_s": 1.5})
+    with pytest.raises(CorpusError, match=r"line 1, field 'speech_end_s': 1.5 s is past the end"):
+        load_corpus(folder)
+    (tmp_path / "manifest.jsonl").write_text(json.dumps({**GOOD, "audio": "missing.wav"}))
+    with pytest.raises(CorpusError, match="line 1, field 'audio': no such file"):
+        load_corpus(folder)
+    with pytest.raises(CorpusError, match="not a folder"):
+        load_corpus(tmp_path / "nowhere")
+    (tmp_path / "manifest.jsonl").unlink()
+    with pytest.raises(CorpusError, match="no manifest.jsonl"):
+        load_corpus(tmp_path)
+
+
+def test_wer_normalises_and_counts_edits() -> None:
+    assert normalize_words("Seven o'clock, please!") == ["seven", "o'clock", "please"]
+    assert normalize_words("7 O'Clock - please") == ["seven", "o'clock", "please"]
+    assert wer("Tomorrow at seven o'clock, please.", "tomorrow at 7 o'clock Please") == 0.0
+    assert wer("a b c d", "a x c") == pytest.approx(0.5)  # one substitution, one deletion
+    assert wer("a b", "a b c d") == pytest.approx(1.0)  # two insertions
+    assert wer("", "") == 0.0
+    assert edit_distance(["a", "b"], ["b", "a"]) == 2
+
+
+def test_generator_pieces_bounds_noise_and_word_time_fallback() -> None:
+    import numpy as np
+
+    from benchmarks.latency.generate import _word_times, pink_noise, speech_bounds
+
+    audio = np.zeros(1000)
+    audio[200:700] = 0.5
+    audio[450] = 0.0
+    assert speech_bounds(audio) == (200, 700)
+    with pytest.raises(ValueError, match="silent"):
+        speech_bounds(np.zeros(10))
+    noise = pink_noise(16000, seed=1)
+    assert float(np.sqrt(np.mean(noise**2))) == pytest.approx(1.0)
+    assert np.array_equal(noise, pink_noise(16000, seed=1))
+    # without alignments the words share the speech span by character count
+    times, method = _word_times("Hi there", [], 22050, 0.3, (0.3, 1.1))
+    assert method == "approx"
+    assert [t["word"] for t in times] == ["Hi", "there"]
+    assert times[0]["start_s"] == pytest.approx(0.3)
+    assert times[0]["end_s"] == pytest.approx(0.3 + 0.8 * 2 / 7, abs=1e-4)
+    assert times[1]["end_s"] == pytest.approx(1.1, abs=1e-4)
+    aligned = [("hai", 0, 2205), ("der", 4410, 11025)]
+    times, method = _word_times("Hi there", aligned, 22050, 0.3, (0.3, 0.75))
+    assert method == "alignment"
+    assert times[1]["start_s"] == pytest.approx(0.5)
+    assert times[1]["end_s"] == pytest.approx(0.75)  # clipped to the true speech end
