@@ -154,11 +154,18 @@ def _measure_item(
     _reported(ix, result, decision, reply)
     if item.get("trigger") == "during_reply":
         _barge_in(ix, result, ss, window_end)
-    texts = [
-        str(r.get("text", ""))
-        for r in ix("transcription")
-        if ss < r["t_ns"] < window_end and str(r.get("text", "")).strip()
-    ]
+    transcripts = [r for r in ix("transcription") if ss < r["t_ns"] < window_end]
+    # A transcript made on a pause that the user then resumed is superseded: the
+    # transcript after the resume covers the whole turn again.
+    if transcripts:
+        resumes = [
+            r["t_ns"]
+            for r in ix("user_resumed_speaking")
+            if transcripts[0]["t_ns"] < r["t_ns"] < window_end
+        ]
+        if resumes:
+            transcripts = [r for r in transcripts if r["t_ns"] > max(resumes)]
+    texts = [str(r.get("text", "")) for r in transcripts if str(r.get("text", "")).strip()]
     if texts:
         result.hypothesis = " ".join(texts)
         result.wer = round(wer(result.transcript, result.hypothesis), 6)

@@ -17,7 +17,9 @@ from benchmarks.latency.report import collect, markdown_report, summary_table
 from benchmarks.latency.stats import percentile, summarize
 from framework.frames import (
     InterruptionFrame,
+    TranscriptionFrame,
     UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -248,3 +250,21 @@ def test_work_done_on_a_pause_counts_zero_and_still_reconciles() -> None:
     assert turn.raw["llm_ttft"] == pytest.approx(0.060, abs=1e-9)
     assert turn.raw["tts_ttfa"] == pytest.approx(0.160, abs=1e-9)
     assert turn.raw["pause_decision"] == pytest.approx(0.100, abs=1e-9)
+
+
+def test_a_transcript_superseded_by_a_resume_is_not_counted_twice() -> None:
+    """Speculation on a pause, then a resume: only the whole-turn transcript is the hypothesis."""
+    s = Script()
+    s.start()
+    speech_start, speech_end = s.item(0, 1000, 2300, transcript="sorry could you stop")  # type: ignore[misc]
+    s.frame("vad", UserStartedSpeakingFrame(speech_start_ns=s.ns(speech_start)), speech_start + 200)
+    s.frame("vad", UserPausedSpeakingFrame(), speech_start + 500)
+    s.frame("stt.whisper", TranscriptionFrame(text="Sorry."), speech_start + 600)
+    s.frame("vad", UserResumedSpeakingFrame(), speech_start + 650)
+    s.frame("vad", UserPausedSpeakingFrame(speech_end_ns=s.ns(speech_end)), speech_end + 100)
+    s.frame("stt.whisper", TranscriptionFrame(text="Sorry, could you stop?"), speech_end + 200)
+    s.frame("vad", UserStoppedSpeakingFrame(speech_end_ns=s.ns(speech_end)), speech_end + 400)
+    s.end(speech_end + 4000)
+    turn = measure_conversation(s.log.records, "cascade").turns[0]
+    assert turn.hypothesis == "Sorry, could you stop?"
+    assert turn.wer == 0.0
