@@ -70,11 +70,12 @@ class _Work:
     discarded at once, however far down an inline chain they happen.
     """
 
-    __slots__ = ("cancelled", "scope")
+    __slots__ = ("cancelled", "scope", "task_id")
 
-    def __init__(self, scope: anyio.CancelScope) -> None:
+    def __init__(self, scope: anyio.CancelScope, task_id: int) -> None:
         self.cancelled = False
         self.scope = scope
+        self.task_id = task_id  # the worker's task: tasks it starts inherit the context
 
 
 _current_work: ContextVar[_Work | None] = ContextVar("parley_current_work", default=None)
@@ -253,11 +254,16 @@ class Processor:
         """Send ``frame`` to the next processor in ``direction``.
 
         A droppable frame pushed on behalf of work that an interruption cancelled
-        is discarded.
+        is discarded (by the worker's own task: a task the work started lives on).
         """
         if frame.kind is not _SYSTEM:
             work = _current_work.get()
-            if work is not None and work.cancelled and frame.droppable:
+            if (
+                work is not None
+                and work.cancelled
+                and frame.droppable
+                and anyio.get_current_task().id == work.task_id
+            ):
                 return
         target = self._next if direction is DOWNSTREAM else self._prev
         if self._observers:
@@ -400,6 +406,7 @@ class Processor:
         # cancellation delivered late can only land on the work it was meant for.
         queue = self._queue
         assert queue is not None
+        task_id = anyio.get_current_task().id
         while True:
             with anyio.CancelScope() as scope:
                 while not scope.cancel_called:
@@ -410,7 +417,7 @@ class Processor:
                     if not frame.droppable:
                         await self._dispatch(frame, direction)
                         continue
-                    work = self._work = _Work(scope)
+                    work = self._work = _Work(scope, task_id)
                     token = _current_work.set(work)
                     try:
                         await self._dispatch(frame, direction)

@@ -101,3 +101,34 @@ async def test_on_interruption_hook_runs_in_every_processor() -> None:
     # The slow stage held 1, 2 and 3 in its queue (0 was in flight); the others held nothing.
     assert dropped_seqs == [1, 2, 3]
     assert slow.cancelled == [0]
+
+
+async def test_a_task_started_by_interrupted_work_still_pushes() -> None:
+    """Work that starts a background task and is then interrupted: the task lives on,
+    and what it pushes later is not mistaken for the cancelled work's output."""
+    sink = Recorder()
+    go_on = anyio.Event()
+
+    class Spawner(Processor):
+        async def process_frame(self, frame, direction) -> None:
+            if isinstance(frame, Data) and frame.seq == 1:
+                self.context.task_group.start_soon(self._later)
+                await anyio.sleep(10)  # in flight until the interruption cancels it
+            await self.push(frame, direction)
+
+        async def _later(self) -> None:
+            await go_on.wait()
+            await self.push(Data(seq=99))
+
+    spawner = Spawner(queued=True)
+    task = PipelineTask(Pipeline([spawner, sink]))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        await task.queue_frame(Data(seq=1))
+        await anyio.sleep(0.05)
+        await task.queue_frame(InterruptionFrame())
+        await anyio.sleep(0.05)
+        go_on.set()
+        await wait_until(lambda: 99 in sink.seqs())
+        await task.stop_when_done()
+    assert sink.seqs() == [99]
