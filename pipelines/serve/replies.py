@@ -10,7 +10,10 @@ A response ends in one of four ways: ``completed`` (the reply's end frame
 reached the output), ``cancelled`` (``turn_detected`` or ``client_cancelled``),
 ``incomplete`` (``max_output_tokens``, counted in model text chunks) or
 ``failed`` (a stage reported an error). Ending it early pushes an interruption
-downstream of the STT, which stops generation and synthesis.
+downstream of the STT, which stops generation and synthesis. A VAD turn that
+ended while the response ran (``interrupt_response`` off) is answered when it
+ends, however it ends; a barge-in (``turn_detected``) leaves that to the
+response of the new turn, which covers the waiting one too.
 """
 
 from __future__ import annotations
@@ -70,16 +73,19 @@ class ReplyHandling:
             self._prepare_scope = None
         await self.controller.interrupt()
         response.finish(status, reason, error)
+        if reason == "turn_detected":
+            # The new turn's own response, at its end, answers a turn that was waiting.
+            self.deferred_auto = False
+        else:
+            await self._after_response()
         return response
 
     async def cancel_response(self, reason: str) -> None:
         """Cancel the active response (``turn_detected`` or ``client_cancelled``)."""
-        if await self.end_response("cancelled", reason) is not None and (
-            reason == "client_cancelled"
-        ):
-            await self._after_response()
+        await self.end_response("cancelled", reason)
 
     async def _after_response(self) -> None:
+        """A response ended: answer the VAD turn that waited for it, if one did."""
         if self.deferred_auto and self.response is None:
             self.deferred_auto = False
             await handlers.create_response(self, None, auto=True)  # type: ignore[arg-type]

@@ -8,7 +8,9 @@
   its turns through under ``server_vad``/``semantic_vad`` and swallows them under
   manual turns, where the session opens and closes STT turns itself (first
   append, commit). Barge-in is the session's decision, so the turn processor
-  never interrupts by itself.
+  never interrupts by itself. Speculative pauses and resumes never reach the
+  STT: a pause would make it finalise a turn the session has not closed, and
+  the session counts on exactly one transcript per turn it closes.
 * :class:`Controller` hands transcripts to the session, keeps audio and turn
   frames away from the language model, pushes the ``LLMMessagesFrame`` of a
   response and the ``InterruptionFrame`` that cancels one (downstream only:
@@ -56,6 +58,8 @@ from framework.frames import (
     TranscriptionFrame,
     TTSStoppedFrame,
     TTSTextFrame,
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -130,6 +134,14 @@ class InputGate(Processor):
         if direction is DOWNSTREAM:
             await self._hooks.vad_stopped(frame)
 
+    @handles(UserPausedSpeakingFrame, UserResumedSpeakingFrame)
+    async def _speculation(
+        self, frame: UserPausedSpeakingFrame | UserResumedSpeakingFrame, direction: Direction
+    ) -> None:
+        # Only the session's own turn boundaries reach the STT (see the module docstring).
+        if direction is UPSTREAM:
+            await self.push(frame, direction)
+
     @handles(ErrorFrame)
     async def _error(self, frame: ErrorFrame, direction: Direction) -> None:
         await self._hooks.on_stage_error(frame)
@@ -169,6 +181,8 @@ class Controller(Processor):
         InputAudioFrame,
         UserStartedSpeakingFrame,
         UserStoppedSpeakingFrame,
+        UserPausedSpeakingFrame,
+        UserResumedSpeakingFrame,
         MetricsFrame,
     )
     async def _absorb(self, frame: Any, direction: Direction) -> None:

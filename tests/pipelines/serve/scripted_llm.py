@@ -5,7 +5,8 @@ this stand-in at the model boundary: when tools are offered and the last
 message is the user's, it calls the first tool with ``{"city": "Paris"}``;
 after a tool result it says ``The answer is <result>.``; otherwise it says
 ``You said: <last user text>.``; on the user text ``fail!`` it raises. It
-streams word by word like a real model.
+streams word by word like a real model, ``word_delay_s`` apart (a reply that
+lasts, for barge-in tests).
 Registered as the ``llm`` backend ``scripted`` by :func:`register`.
 """
 
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict
+import anyio
+from pydantic import BaseModel, ConfigDict, Field
 
 from framework import Direction, Processor, handles
 from framework.frames import (
@@ -26,9 +28,13 @@ from framework.frames import (
 
 
 class ScriptedLLMParams(BaseModel):
-    """No settings."""
+    """Settings of the scripted model."""
 
     model_config = ConfigDict(extra="forbid")
+
+    word_delay_s: float = Field(
+        default=0.0, ge=0, le=1, description="Pause before each word after the first."
+    )
 
 
 class ScriptedLLM(Processor):
@@ -38,6 +44,7 @@ class ScriptedLLM(Processor):
 
     def __init__(self, params: ScriptedLLMParams | None = None, *, name: str | None = None):
         super().__init__(name=name, queued=True)
+        self.params = params or ScriptedLLMParams()
         self.seen: list[LLMMessagesFrame] = []
 
     @handles(LLMMessagesFrame)
@@ -60,6 +67,8 @@ class ScriptedLLM(Processor):
             else:
                 reply = f"You said: {last.get('content') or 'nothing'}."
             for index, word in enumerate(reply.split(" ")):
+                if index and self.params.word_delay_s:
+                    await anyio.sleep(self.params.word_delay_s)
                 await self.push(LLMTextFrame(text=word if index == 0 else " " + word))
         await self.push(LLMResponseEndFrame())
 
