@@ -96,7 +96,8 @@ class _TaskSource(Processor):
         if direction is Direction.UPSTREAM:
             self._task._upstream_arrived(frame)
             return
-        self._task._touch()
+        if self._task._watch_idle_enabled:
+            self._task._touch()
         await super().receive(frame, direction)
 
 
@@ -108,7 +109,8 @@ class _TaskSink(Processor):
         self._task = task
 
     async def receive(self, frame: Frame, direction: Direction) -> None:
-        self._task._touch()
+        if self._task._watch_idle_enabled:
+            self._task._touch()
         if isinstance(frame, (EndFrame, CancelFrame)):
             self._task._finish(
                 EndReason.ENDED if isinstance(frame, EndFrame) else self._task._cancel_reason
@@ -146,6 +148,8 @@ class PipelineTask:
         self._outcome = _Outcome()
         self._cancel_reason = EndReason.CANCELLED
         self._last_activity = time.monotonic()
+        # Frames reset the idle clock only when there is an idle timeout to watch.
+        self._watch_idle_enabled = self.params.idle_timeout_s is not None
 
     # ------------------------------------------------------------ public API
 

@@ -45,45 +45,25 @@ def _latency_targets(lat: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     ns = lat["config"]["stages"]
     span = f"N={min(ns)}->{max(ns)}"
-    for kind in ("system", "data"):
-        key = f"queue_frame/{kind}"
-        base = {b: _get(lat, "tight_per_hop_us", b, "slope_us", "min_max") for b in BASELINES}
-        rows.append(
-            _row(
-                f"a. per hop, tight loop, {kind} frames ({span})",
-                _get(lat, "tight_per_hop_us", key, "slope_us", "min_max"),
-                "us",
-                "<= 3 us",
-                lambda v: v <= 3.0,
-                base,
+    per_hop = (
+        ("tight_per_hop_us", "slope_us", "per hop, tight loop"),
+        ("tight_per_hop_us", "cpu_slope_us", "per hop, tight loop, CPU time"),
+        ("paced_per_hop_us", "slope_us", "per hop, paced p50 slope"),
+    )
+    for section, field, label in per_hop:
+        for kind in ("system", "data"):
+            key = f"queue_frame/{kind}"
+            base = {b: _get(lat, section, b, field, "min_max") for b in BASELINES}
+            rows.append(
+                _row(
+                    f"a. {label}, {kind} frames ({span})",
+                    _get(lat, section, key, field, "min_max"),
+                    "us",
+                    "<= 3 us",
+                    lambda v: v <= 3.0,
+                    base,
+                )
             )
-        )
-    for kind in ("system", "data"):
-        key = f"queue_frame/{kind}"
-        base = {b: _get(lat, "tight_per_hop_us", b, "cpu_slope_us", "min_max") for b in BASELINES}
-        rows.append(
-            _row(
-                f"a. per hop, tight loop, CPU time, {kind} frames ({span})",
-                _get(lat, "tight_per_hop_us", key, "cpu_slope_us", "min_max"),
-                "us",
-                "<= 3 us",
-                lambda v: v <= 3.0,
-                base,
-            )
-        )
-    for kind in ("system", "data"):
-        key = f"queue_frame/{kind}"
-        base = {b: _get(lat, "paced_per_hop_us", b, "slope_us", "min_max") for b in BASELINES}
-        rows.append(
-            _row(
-                f"a. per hop, paced p50 slope, {kind} frames ({span})",
-                _get(lat, "paced_per_hop_us", key, "slope_us", "min_max"),
-                "us",
-                "<= 3 us",
-                lambda v: v <= 3.0,
-                base,
-            )
-        )
     top = str(max(ns))
     for kind in ("system", "data"):
         key = f"queue_frame/{kind}"

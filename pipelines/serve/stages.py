@@ -104,11 +104,12 @@ class SessionHooks(Protocol):
     def on_pipeline_ready(self) -> None: ...
 
 
-class InputGate(Processor):
-    """After the turn processor: VAD turns in server-VAD mode, session-made turns otherwise."""
+class _SessionStage(Processor):
+    """A stage of a server session's pipeline: it reports to the session's hooks."""
 
     Params: ClassVar[type[SessionStageParams]] = SessionStageParams
     capabilities: ClassVar[Capabilities] = Capabilities()
+    default_name: ClassVar[str] = "serve.stage"
 
     def __init__(
         self,
@@ -118,9 +119,15 @@ class InputGate(Processor):
         name: str | None = None,
     ) -> None:
         """Report to ``hooks`` (the session)."""
-        super().__init__(name=name or "serve.gate")
+        super().__init__(name=name or self.default_name)
         self.params = params or SessionStageParams()
         self._hooks = hooks
+
+
+class InputGate(_SessionStage):
+    """After the turn processor: VAD turns in server-VAD mode, session-made turns otherwise."""
+
+    default_name: ClassVar[str] = "serve.gate"
 
     @handles(UserStartedSpeakingFrame)
     async def _started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
@@ -154,23 +161,10 @@ class InputGate(Processor):
         await self.push(frame, DOWNSTREAM)
 
 
-class Controller(Processor):
+class Controller(_SessionStage):
     """After the STT: transcripts to the session, responses to the language model."""
 
-    Params: ClassVar[type[SessionStageParams]] = SessionStageParams
-    capabilities: ClassVar[Capabilities] = Capabilities()
-
-    def __init__(
-        self,
-        params: SessionStageParams | None = None,
-        *,
-        hooks: SessionHooks,
-        name: str | None = None,
-    ) -> None:
-        """Report to ``hooks`` (the session)."""
-        super().__init__(name=name or "serve.controller")
-        self.params = params or SessionStageParams()
-        self._hooks = hooks
+    default_name: ClassVar[str] = "serve.controller"
 
     @handles(TranscriptionFrame)
     async def _transcription(self, frame: TranscriptionFrame, direction: Direction) -> None:
@@ -202,23 +196,10 @@ class Controller(Processor):
         await self.push(InterruptionFrame(), DOWNSTREAM)
 
 
-class LLMTap(Processor):
+class LLMTap(_SessionStage):
     """Between the language model and the TTS: sees the model's text."""
 
-    Params: ClassVar[type[SessionStageParams]] = SessionStageParams
-    capabilities: ClassVar[Capabilities] = Capabilities()
-
-    def __init__(
-        self,
-        params: SessionStageParams | None = None,
-        *,
-        hooks: SessionHooks,
-        name: str | None = None,
-    ) -> None:
-        """Report to ``hooks`` (the session)."""
-        super().__init__(name=name or "serve.llm_tap")
-        self.params = params or SessionStageParams()
-        self._hooks = hooks
+    default_name: ClassVar[str] = "serve.llm_tap"
 
     @handles(LLMTextFrame)
     async def _text(self, frame: LLMTextFrame, direction: Direction) -> None:
@@ -226,23 +207,10 @@ class LLMTap(Processor):
             await self.push(frame, direction)
 
 
-class SessionOutput(Processor):
+class SessionOutput(_SessionStage):
     """The end of the pipeline: the reply's frames become the response's events."""
 
-    Params: ClassVar[type[SessionStageParams]] = SessionStageParams
-    capabilities: ClassVar[Capabilities] = Capabilities()
-
-    def __init__(
-        self,
-        params: SessionStageParams | None = None,
-        *,
-        hooks: SessionHooks,
-        name: str | None = None,
-    ) -> None:
-        """Report to ``hooks`` (the session)."""
-        super().__init__(name=name or "serve.output")
-        self.params = params or SessionStageParams()
-        self._hooks = hooks
+    default_name: ClassVar[str] = "serve.output"
 
     async def on_start(self, frame: StartFrame) -> None:
         """Every stage before this one has started (models loaded)."""

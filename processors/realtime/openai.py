@@ -72,7 +72,6 @@ from processors.realtime._output import ReplyWriter
 from processors.realtime._params import OpenAIRealtimeParams, session_config
 from processors.realtime._state import History, Playback, Responses, heard_prefix
 from processors.realtime.frames import RealtimeConnectionFrame
-from processors.recording.events import report_event
 from processors.toolset import ToolSet, ToolTask
 
 __all__ = ["OpenAIRealtime", "OpenAIRealtimeParams"]
@@ -371,7 +370,7 @@ class OpenAIRealtime(RealtimeEvents):
             for k, v in info.items()
             if k in ("attempt", "delay_s", "close_code", "reason", "expired", "replayed")
         }
-        report_event(self, f"realtime_{state}", time.monotonic_ns(), **fields)
+        self.report_event(f"realtime_{state}", time.monotonic_ns(), **fields)
         if state in ("reconnecting", "reconnected", "failed"):
             log.warning("%s: realtime %s %s", self.name, state, fields)
         if not self._ended:

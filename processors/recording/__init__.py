@@ -1,5 +1,5 @@
 """Recording what happens in a conversation: the event log observer."""
 
-from processors.recording.events import EventLog, EventSink, read_jsonl, report_event
+from processors.recording.events import EventLog, read_jsonl
 
-__all__ = ["EventLog", "EventSink", "read_jsonl", "report_event"]
+__all__ = ["EventLog", "read_jsonl"]

@@ -8,8 +8,7 @@ lookup, so the observer costs next to nothing on the 20 ms audio path.
 
 Events that are not frames (the play time of a reply's first bot audio sample,
 the end of the bot's audio, the start of a file's input) reach the log through
-:func:`report_event`, which a processor calls with the task's observers; an
-observer receives them if it has an ``on_event`` method (see :class:`EventSink`).
+``Processor.report_event``, which calls ``on_event`` on the task's observers.
 
 Every record looks like::
 
@@ -27,7 +26,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from typing import IO, TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import IO, TYPE_CHECKING, Any
 
 from framework.frames import (
     AudioFrame,
@@ -58,32 +57,14 @@ from framework.frames import (
 from framework.observer import FrameEndpoint, Observer
 
 if TYPE_CHECKING:
-    from framework.processor import Processor
+    pass
 
-__all__ = ["EventLog", "EventSink", "read_jsonl", "report_event"]
+__all__ = ["EventLog", "read_jsonl"]
 
 Record = dict[str, Any]
 StrPath = str | os.PathLike[str]
 _DOWN = Direction.DOWNSTREAM
 _SEEN_LIMIT = 65536
-
-
-@runtime_checkable
-class EventSink(Protocol):
-    """An observer that also accepts events that are not frames."""
-
-    def on_event(
-        self, source: FrameEndpoint, event: str, timestamp_ns: int, fields: Mapping[str, Any]
-    ) -> None:
-        """Record ``event`` reported by ``source`` at ``timestamp_ns`` with extra ``fields``."""
-
-
-def report_event(processor: Processor, event: str, timestamp_ns: int, **fields: Any) -> None:
-    """Hand a non-frame event to the observers of the processor's task.
-
-    Same as ``processor.report_event(event, timestamp_ns, **fields)``.
-    """
-    processor.report_event(event, timestamp_ns, **fields)
 
 
 def read_jsonl(path: StrPath) -> list[Record]:
@@ -277,7 +258,7 @@ class EventLog(Observer):
     def on_event(
         self, source: FrameEndpoint, event: str, timestamp_ns: int, fields: Mapping[str, Any]
     ) -> None:
-        """Record a non-frame event reported with :func:`report_event`."""
+        """Record a non-frame event reported with ``Processor.report_event``."""
         self._append(timestamp_ns, event, source.name, dict(fields))
 
     def _append(self, t_ns: int, event: str, processor: str, fields: dict[str, Any]) -> None:

@@ -334,10 +334,7 @@ class STTProcessor(Processor):
         return self._resampler.process(pcm)
 
     def _open_turn(self, frame: UserStartedSpeakingFrame) -> None:
-        history, self._history = self._history, deque()
-        self._history_bytes = 0
-        self._turn_count += 1
-        turn = TurnAudio(self._turn_count, frame.speech_start_ns or frame.timestamp_ns)
+        turn, history = self._new_turn(frame.speech_start_ns or frame.timestamp_ns)
         cut_ns = None
         if frame.speech_start_ns is not None:
             cut_ns = frame.speech_start_ns - self.params.pre_roll_ms * 1_000_000
@@ -348,10 +345,7 @@ class STTProcessor(Processor):
             if cut_ns is not None and chunk_start < cut_ns:
                 pcm = pcm[(cut_ns - chunk_start) * _BYTES_PER_S // _NS // 2 * 2 :]
             turn._append(pcm, chunk_end)
-        self._open = turn
-        self._last_closed = None
-        self._turns.append(turn)
-        self._wake_decoder()
+        self._begin(turn)
 
     def _continue_turn(self, paused: TurnAudio) -> None:
         """The user spoke again after a pause: a new turn holds the whole turn's audio.
@@ -360,14 +354,22 @@ class STTProcessor(Processor):
         paused turn's final is not pushed if it has not been already.
         """
         paused.superseded = True
-        history, self._history = self._history, deque()
-        self._history_bytes = 0
-        self._turn_count += 1
-        turn = TurnAudio(self._turn_count, paused.start_ns)
+        turn, history = self._new_turn(paused.start_ns)
         turn._append(paused.audio(), paused.end_ns)
         for chunk_start, pcm in history:
             turn._append(pcm, chunk_start + len(pcm) * _NS // _BYTES_PER_S)
+        self._begin(turn)
+
+    def _new_turn(self, start_ns: int) -> tuple[TurnAudio, deque[tuple[int, bytes]]]:
+        """A new numbered turn, and the history kept since the last one (now emptied)."""
+        history, self._history = self._history, deque()
+        self._history_bytes = 0
+        self._turn_count += 1
+        return TurnAudio(self._turn_count, start_ns), history
+
+    def _begin(self, turn: TurnAudio) -> None:
         self._open = turn
+        self._last_closed = None
         self._turns.append(turn)
         self._wake_decoder()
 

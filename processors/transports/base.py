@@ -41,7 +41,6 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.recording.events import report_event
 
 if TYPE_CHECKING:
     from framework.audio import StreamResampler
@@ -453,7 +452,7 @@ class OutputTransport(Processor):
         if self._reply_pending:
             self._reply_pending = False
             self.reply_first_audio_ns.append(due)
-            report_event(self, "bot_first_audio", due, reply=len(self.reply_first_audio_ns))
+            self.report_event("bot_first_audio", due, reply=len(self.reply_first_audio_ns))
         await self.write_chunk(chunk, due)
         if started:
             self._stretch_samples = self._chunk_samples
@@ -515,7 +514,7 @@ class OutputTransport(Processor):
         played_s = max(0.0, self._stretch_samples / self._rate - unplayed_s)
         self._stretch_samples = 0
         end_ns = self._audio_end_ns
-        report_event(self, "bot_audio_stopped", end_ns, interrupted=interrupted, played_s=played_s)
+        self.report_event("bot_audio_stopped", end_ns, interrupted=interrupted, played_s=played_s)
         for direction in (DOWN, UP):
             frame = BotStoppedSpeakingFrame(interrupted=interrupted, played_s=played_s)
             await self.push(frame, direction)

@@ -32,7 +32,6 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.recording.events import report_event
 from processors.transports.base import (
     InputTransport,
     OutputTransport,
@@ -222,7 +221,7 @@ class FileInputTransport(InputTransport):
         rate, n = self.sample_rate, self.chunk_samples
         pcm, total = tl.input_pcm, len(tl.input_pcm) // 2
         origin = tl.origin_ns = time.monotonic_ns()
-        report_event(self, "input_started", origin, sample_rate=rate, duration_s=total / rate)
+        self.report_event("input_started", origin, sample_rate=rate, duration_s=total / rate)
         cap_s = p.max_duration_s if p.max_duration_s is not None else total / rate + 60
         cap_ns, end_after_ns = origin + int(cap_s * 1e9), int(p.end_after_s * 1e9)
         silence = bytes(2 * n)
@@ -243,7 +242,7 @@ class FileInputTransport(InputTransport):
                     else:  # the file went by fast: pace the silence from now on
                         tl.input_end_ns = anchor_ns = now
                         anchor_k = k
-                    report_event(self, "input_ended", tl.input_end_ns)
+                    self.report_event("input_ended", tl.input_end_ns)
                 quiet = max(tl.input_end_ns, tl.quiet_since_ns)
                 if not (tl.bot_speaking or tl.user_speaking) and now - quiet >= end_after_ns:
                     break
