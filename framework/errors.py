@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["LinkError", "ParleyError", "TaskFinishedError"]
+__all__ = ["CleanupError", "LinkError", "ParleyError", "TaskFinishedError"]
 
 
 class ParleyError(Exception):
@@ -15,3 +15,12 @@ class LinkError(ParleyError):
 
 class TaskFinishedError(ParleyError):
     """A frame was queued into a task that has ended or been cancelled."""
+
+
+class CleanupError(ParleyError):
+    """A processor failed while cleaning up after its task; :attr:`processor` names it."""
+
+    def __init__(self, processor: str, error: Exception) -> None:
+        super().__init__(f"{processor} failed in cleanup: {type(error).__name__}: {error}")
+        self.processor = processor
+        self.__cause__ = error

@@ -6,7 +6,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 
-from framework.errors import LinkError
+from framework.errors import CleanupError, LinkError
 from framework.frames.base import Direction, Frame
 from framework.frames.lifecycle import EndFrame, StartFrame
 from framework.processor import Processor, ProcessorContext
@@ -15,6 +15,26 @@ __all__ = ["ParallelPipeline", "Pipeline"]
 
 DOWNSTREAM = Direction.DOWNSTREAM
 UPSTREAM = Direction.UPSTREAM
+
+
+async def _cleanup_all(owner: str, stages: Sequence[Processor]) -> None:
+    """Clean up every stage, even after one has failed; then raise what failed.
+
+    A failure is raised as a :class:`CleanupError` naming its stage, several as an
+    ``ExceptionGroup`` of them.
+    """
+    failures: list[Exception] = []
+    for stage in stages:
+        try:
+            await stage.cleanup()
+        except (CleanupError, ExceptionGroup) as exc:  # from a pipeline inside: named already
+            failures.append(exc)
+        except Exception as exc:
+            failures.append(CleanupError(stage.name, exc))
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise ExceptionGroup(f"{owner}: cleanup failed in {len(failures)} stages", failures)
 
 
 class _Container(Processor):
@@ -88,8 +108,7 @@ class Pipeline(_Container):
             await stage.setup(context)
 
     async def cleanup(self) -> None:
-        for stage in self._stages:
-            await stage.cleanup()
+        await _cleanup_all(self.name, self._stages)
 
     async def _dispatch(self, frame: Frame, direction: Direction) -> None:
         # A container has no work of its own: hand the frame to the right end.
@@ -147,8 +166,7 @@ class ParallelPipeline(_Container):
             await branch.setup(context)
 
     async def cleanup(self) -> None:
-        for branch in self._branches:
-            await branch.cleanup()
+        await _cleanup_all(self.name, self._branches)
 
     async def _dispatch(self, frame: Frame, direction: Direction) -> None:
         if isinstance(frame, _SYNC_FRAMES):

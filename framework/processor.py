@@ -351,13 +351,18 @@ class Processor:
                 await self._report_failure(frame, exc, "in its hook for")
         try:
             await self.process_frame(frame, direction)
-        except Exception as exc:  # a failing stage reports; it never kills the task by itself
+        except Exception as exc:  # a failing stage reports; the task's policy decides
             await self._report_failure(frame, exc, "on")
         finally:
             if hook is not None:
                 self._cancel_doomed()
 
     async def _report_failure(self, frame: Frame, exc: Exception, where: str) -> None:
+        """Report a failure on ``frame`` upstream.
+
+        A failure on an End or Cancel frame is fatal: the frame may not have gone on,
+        and a task waiting for it must not wait for ever; it ends with this error.
+        """
         if isinstance(frame, ErrorFrame):  # reporting an error failed: do not loop
             log.error("%s failed while passing on %s", self.name, frame, exc_info=exc)
             return
@@ -365,6 +370,7 @@ class Processor:
         await self.push_error(
             f"{self.name} failed {where} {type(frame).__name__}: {type(exc).__name__}: {exc}",
             exception=exc,
+            fatal=isinstance(frame, EndFrame | CancelFrame),
         )
 
     async def _interrupt(self, frame: InterruptionFrame) -> None:

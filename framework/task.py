@@ -9,6 +9,10 @@ enter, in order) and a sink (where the End frame tells the task it has drained).
 * An idle timeout cancels a task that saw no frame for too long.
 * Error frames reaching the top of the pipeline are recorded in
   :attr:`PipelineTask.errors`; the error policy decides whether the task goes on.
+  A fatal error (a stage that failed on End or Cancel is one) stops the task, and
+  it ends with :attr:`EndReason.ERROR` however it stops.
+* A stage that fails in its cleanup does not keep the others from cleaning up;
+  the failure is recorded in :attr:`PipelineTask.errors`.
 
 Frames queued before :meth:`run` wait and flow once the task has started;
 queueing into a task that has finished or is being cancelled raises
@@ -28,7 +32,7 @@ from typing import Literal
 
 import anyio
 
-from framework.errors import TaskFinishedError
+from framework.errors import CleanupError, TaskFinishedError
 from framework.frames.base import Direction, Frame
 from framework.frames.lifecycle import CancelFrame, EndFrame, ErrorFrame, StartFrame
 from framework.observer import Observer
@@ -48,7 +52,8 @@ class TaskParams:
     ``error_policy`` says what a non-fatal error does: ``continue`` records it,
     ``end`` stops gracefully, ``cancel`` stops at once. Fatal errors always cancel.
     ``idle_timeout_s`` cancels the task when no frame has moved for that long.
-    ``cleanup_timeout_s`` bounds how long processors may take to clean up.
+    ``cleanup_timeout_s`` bounds how long processors may take to clean up, and how
+    long a Cancel frame may take to pass the pipeline.
     """
 
     audio_in_sample_rate: int = 16000
@@ -101,6 +106,13 @@ class _TaskSource(Processor):
         await super().receive(frame, direction)
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    """The exceptions inside ``exc``, exception groups flattened."""
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for inner in exc.exceptions for leaf in _leaves(inner)]
+    return [exc]
+
+
 class _TaskSink(Processor):
     """Tail of a task: the End or Cancel frame arriving here means the pipeline is done."""
 
@@ -147,6 +159,7 @@ class PipelineTask:
         self._task_group: anyio.abc.TaskGroup | None = None
         self._outcome = _Outcome()
         self._cancel_reason = EndReason.CANCELLED
+        self._failed = False  # a fatal error arrived: the task ends with ERROR
         self._last_activity = time.monotonic()
         # Frames reset the idle clock only when there is an idle timeout to watch.
         self._watch_idle_enabled = self.params.idle_timeout_s is not None
@@ -234,11 +247,17 @@ class PipelineTask:
                 await self._finished.wait()
                 tg.cancel_scope.cancel()
         finally:
+            failure: Exception | None = None
             with (
                 anyio.CancelScope(shield=True),
                 anyio.move_on_after(self.params.cleanup_timeout_s) as cleanup_scope,
             ):
-                await self.pipeline.cleanup()
+                try:
+                    await self.pipeline.cleanup()
+                except Exception as exc:
+                    failure = exc
+            if failure is not None:
+                self._cleanup_failed(failure)
             if cleanup_scope.cancelled_caught:
                 log.warning(
                     "%s: cleanup took over %.1f s", self.name, self.params.cleanup_timeout_s
@@ -264,21 +283,27 @@ class PipelineTask:
 
     def _finish(self, reason: EndReason) -> None:
         if self._outcome.reason is None:
-            self._outcome.reason = reason
+            self._outcome.reason = EndReason.ERROR if self._failed else reason
         if self._finished is not None:
             self._finished.set()
 
     async def _cancel(self, reason: EndReason, message: str) -> None:
-        if self._state in (_State.CANCELLING, _State.FINISHED):
-            return
+        if self._state in (_State.CANCELLING, _State.FINISHED) or self._outcome.reason is not None:
+            return  # stopping already, or the End frame has arrived: nothing to cancel
         if self._state is _State.NEW:
             self._state = _State.FINISHED
             self._outcome.reason = reason
             return
         self._state = _State.CANCELLING
         self._cancel_reason = reason
+        limit = self.params.cleanup_timeout_s
         try:
-            await self._source.receive(CancelFrame(reason=message), Direction.DOWNSTREAM)
+            with anyio.move_on_after(limit) as scope:
+                await self._source.receive(CancelFrame(reason=message), Direction.DOWNSTREAM)
+            if scope.cancelled_caught:
+                log.warning(
+                    "%s: the Cancel frame took over %.1f s; stopping anyway", self.name, limit
+                )
         finally:
             self._finish(reason)
 
@@ -287,6 +312,9 @@ class PipelineTask:
             return
         self._outcome.errors.append(frame)
         log.warning("%s: error from %s: %s", self.name, frame.processor, frame.message)
+        if frame.fatal:
+            self._failed = True
+            self._cancel_reason = EndReason.ERROR
         policy = "cancel" if frame.fatal else self.params.error_policy
         if policy == "continue" or self._task_group is None:
             return
@@ -294,6 +322,20 @@ class PipelineTask:
             self._task_group.start_soon(self._cancel, EndReason.ERROR, frame.message)
         else:
             self._task_group.start_soon(self.stop_when_done)
+
+    def _cleanup_failed(self, failure: Exception) -> None:
+        for leaf in _leaves(failure):
+            processor = getattr(leaf, "processor", self.pipeline.name)
+            message = (
+                str(leaf)
+                if isinstance(leaf, CleanupError)
+                else (f"{processor} failed in cleanup: {type(leaf).__name__}: {leaf}")
+            )
+            log.warning("%s: %s", self.name, message)
+            log.debug("%s: cleanup failure", self.name, exc_info=leaf)
+            self._outcome.errors.append(
+                ErrorFrame(message=message, processor=processor, exception=leaf)
+            )
 
     async def _watch_idle(self, timeout_s: float) -> None:
         while True:
