@@ -33,7 +33,7 @@ from framework.audio.pcm import (
 )
 from framework.audio.resample import Quality, StreamResampler, resample
 from framework.audio.signals import sine_wave
-from framework.audio.wav import WavAudio, WavWriter, read_wav, write_wav
+from framework.audio.wav import WavAudio, WavWriter, is_wav, read_wav, write_wav
 
 __all__ = [
     "BytesLike",
@@ -59,6 +59,7 @@ __all__ = [
     "frame_with_channels",
     "interleave",
     "is_silent",
+    "is_wav",
     "pcm16_to_float32",
     "pcm_duration_s",
     "peak",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import logging
 import os
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -14,9 +15,12 @@ from framework.audio._checks import BytesLike, as_int16, check_channels, check_p
 from framework.audio.pcm import float32_to_pcm16, to_mono
 from framework.audio.resample import resample
 
-__all__ = ["WavAudio", "WavWriter", "read_wav", "write_wav"]
+__all__ = ["WavAudio", "WavWriter", "is_wav", "read_wav", "write_wav"]
 
 StrPath = str | os.PathLike[str]
+log = logging.getLogger("parley")
+_WAV_MAGIC = (b"RIFF", b"RIFX", b"RF64")
+_UNKNOWN_SIZE = 0xFFFFFFFF  # a data chunk written as a stream, its length never filled in
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,64 @@ def _error_reason(exc: BaseException) -> str:
     return str(reason) if reason else str(exc)
 
 
+def is_wav(path: StrPath) -> bool:
+    """True if the file at ``path`` starts with a WAV header (RIFF, RIFX or RF64 WAVE)."""
+    with open(path, "rb") as f:
+        head = f.read(12)
+    return len(head) == 12 and head[:4] in _WAV_MAGIC and head[8:12] == b"WAVE"
+
+
+def _wav_shortfall(name: str) -> tuple[float, float] | None:
+    """Seconds of audio a RIFF WAV header promises and seconds present, if fewer are.
+
+    None when the file holds all it promises, or is not a RIFF WAV file this can
+    check (soundfile then has the last word).
+    """
+    with open(name, "rb") as f:
+        size = os.fstat(f.fileno()).st_size
+        head = f.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        frame_bytes, rate, pos = 0, 0, 12
+        while pos + 8 <= size:
+            f.seek(pos)
+            chunk = f.read(8)
+            kind, length = chunk[:4], int.from_bytes(chunk[4:], "little")
+            if kind == b"fmt ":
+                fmt = f.read(16)
+                if len(fmt) == 16:
+                    rate = int.from_bytes(fmt[4:8], "little")
+                    frame_bytes = int.from_bytes(fmt[12:14], "little")
+            elif kind == b"data":
+                present = size - pos - 8
+                if length == _UNKNOWN_SIZE or present >= length or not (rate and frame_bytes):
+                    return None
+                return length // frame_bytes / rate, present // frame_bytes / rate
+            pos += 8 + length + (length & 1)
+    return None
+
+
+def _check_complete(name: str) -> None:
+    """Refuse a WAV cut after its header; warn about one cut in the middle of its audio."""
+    shortfall = _wav_shortfall(name)
+    if shortfall is None:
+        return
+    promised, present = shortfall
+    if present == 0:
+        raise ValueError(
+            f"{name}: not a readable audio file: its header promises {promised:.3f} s of "
+            "audio but the file ends after the header (cut short?)"
+        )
+    log.warning(
+        "%s: cut short: its header promises %.3f s of audio, the file holds %.3f s "
+        "(%.3f s missing); reading what is there",
+        name,
+        promised,
+        present,
+        promised - present,
+    )
+
+
 def read_wav(path: StrPath, *, sample_rate: int | None = None, mono: bool = False) -> WavAudio:
     """Read an audio file in any format soundfile supports and return it as PCM16.
 
@@ -57,6 +119,10 @@ def read_wav(path: StrPath, *, sample_rate: int | None = None, mono: bool = Fals
     audio to that rate. Raises :class:`FileNotFoundError` when ``path`` does
     not exist and :class:`ValueError` (``"<path>: not a readable audio file:
     <reason>"``) when it cannot be decoded.
+
+    A WAV file whose header promises more audio than the file holds is refused
+    when none of the audio is there, and read with a warning (on the ``parley``
+    logger) saying how much is missing when part of it is.
     """
     name = os.fspath(path)
     if sample_rate is not None:
@@ -65,6 +131,7 @@ def read_wav(path: StrPath, *, sample_rate: int | None = None, mono: bool = Fals
         raise FileNotFoundError(errno.ENOENT, "no such audio file", name)
     if os.path.isdir(name):
         raise ValueError(f"{name}: not a readable audio file: it is a directory")
+    _check_complete(name)
     try:
         with sf.SoundFile(name) as f:
             rate = int(f.samplerate)

@@ -12,6 +12,7 @@ from framework.audio import (
     WavAudio,
     WavWriter,
     interleave,
+    is_wav,
     read_wav,
     resample,
     sine_wave,
@@ -175,3 +176,56 @@ def test_wav_audio_validates() -> None:
     with pytest.raises(ValueError, match="multiple of 4 bytes, got 2"):
         WavAudio(pcm=bytes(2), sample_rate=16000, num_channels=2)
     assert "pcm" not in repr(WavAudio(pcm=bytes(2), sample_rate=16000))
+
+
+def _cut(tmp_path: Path, keep_bytes: int, name: str = "cut.wav") -> Path:
+    """A 2 s, 16 kHz mono WAV whose file stops ``keep_bytes`` into its audio."""
+    whole = tmp_path / "whole.wav"
+    write_wav(whole, sine_wave(300, 16000, 2.0), 16000)
+    data = whole.read_bytes()
+    assert data[36:40] == b"data"  # the header write_wav makes: 44 bytes
+    path = tmp_path / name
+    path.write_bytes(data[: 44 + keep_bytes])
+    return path
+
+
+def test_a_wav_cut_after_its_header_is_refused(tmp_path: Path) -> None:
+    path = _cut(tmp_path, 0)
+    with pytest.raises(
+        ValueError, match=r"cut\.wav: not a readable audio file: .*promises 2\.000 s"
+    ):
+        read_wav(path)
+
+
+def test_a_wav_cut_in_the_middle_is_read_with_a_warning_saying_how_much_is_missing(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _cut(tmp_path, 16000 * 2 // 2 + 1)  # half a second, and a stray byte
+    with caplog.at_level("WARNING", logger="parley"):
+        audio = read_wav(path)
+    assert audio.num_samples == 8000
+    [record] = caplog.records
+    assert record.getMessage() == (
+        f"{path}: cut short: its header promises 2.000 s of audio, the file holds 0.500 s "
+        "(1.500 s missing); reading what is there"
+    )
+
+
+def test_a_complete_wav_reads_without_a_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _cut(tmp_path, 64000)
+    with caplog.at_level("WARNING", logger="parley"):
+        assert read_wav(path).num_samples == 32000
+    assert not caplog.records
+
+
+def test_is_wav_tells_a_wav_header_from_other_files(tmp_path: Path) -> None:
+    write_wav(tmp_path / "a.wav", sine_wave(300, 16000, 0.1), 16000)
+    sf.write(str(tmp_path / "a.flac"), np.zeros(1600), 16000)
+    (tmp_path / "a.txt").write_text("RIFF but not a wave")
+    (tmp_path / "empty").write_bytes(b"")
+    assert is_wav(tmp_path / "a.wav")
+    assert not is_wav(tmp_path / "a.flac")
+    assert not is_wav(tmp_path / "a.txt")
+    assert not is_wav(tmp_path / "empty")
