@@ -112,10 +112,12 @@ class _Timeline:
             self.quiet_since_ns = max(self.quiet_since_ns, time.monotonic_ns())
 
 
-def _new_timeline(params: FileTransportParams, name: str) -> _Timeline:
-    """Check the paths and read the input file."""
-    timeline = _Timeline()
-    if params.input_path is not None:
+def _new_timeline(
+    params: FileTransportParams, name: str, audio: WavAudio | None = None
+) -> _Timeline:
+    """Check the paths and read the input file (unless ``audio`` holds it already)."""
+    timeline = _Timeline(audio=audio)
+    if params.input_path is not None and audio is None:
         from framework.audio import read_wav
 
         path = params.input_path
@@ -126,6 +128,8 @@ def _new_timeline(params: FileTransportParams, name: str) -> _Timeline:
             )
         timeline.audio = read_wav(path)
     out = params.output_path
+    if out is not None and out.is_dir():
+        raise IsADirectoryError(f"{name}: output_path {str(out)!r} is a folder; name a file")
     if out is not None and not out.resolve().parent.is_dir():
         raise FileNotFoundError(
             f"{name}: the folder of output_path {str(out)!r} does not exist; create it"
@@ -137,17 +141,24 @@ class FileTransport:
     """A file-backed transport: :meth:`input` plays a WAV, :meth:`output` records one.
 
     The input file is read (and checked) here, so a missing or unreadable file
-    fails at construction. :attr:`origin_ns` is the shared timeline origin (None
+    fails at construction; ``audio`` gives the input already read from
+    ``input_path`` instead. :attr:`origin_ns` is the shared timeline origin (None
     until the input has started).
     """
 
     Params: ClassVar[type[FileTransportParams]] = FileTransportParams
 
-    def __init__(self, params: FileTransportParams | None = None, *, name: str | None = None):
+    def __init__(
+        self,
+        params: FileTransportParams | None = None,
+        *,
+        name: str | None = None,
+        audio: WavAudio | None = None,
+    ):
         """Create the transport; reads the input file if one is given."""
         self.params = params or self.Params()
         self.name = name or "file"
-        self._timeline = _new_timeline(self.params, self.name)
+        self._timeline = _new_timeline(self.params, self.name, audio)
         self._input: FileInputTransport | None = None
         self._output: FileOutputTransport | None = None
 
@@ -155,6 +166,23 @@ class FileTransport:
     def origin_ns(self) -> int | None:
         """Monotonic time at which sample 0 of the input was heard."""
         return self._timeline.origin_ns
+
+    @property
+    def input_s(self) -> float:
+        """Length of the input file in seconds (0 without one)."""
+        audio = self._timeline.audio
+        return audio.duration_s if audio is not None else 0.0
+
+    @property
+    def heard_s(self) -> float:
+        """Seconds of input played so far, the silence after the file included."""
+        tl = self._timeline
+        return tl.fed_samples / tl.in_rate if tl.in_rate else 0.0
+
+    @property
+    def written(self) -> Path | None:
+        """The output file if it has been written and is up to date, else None."""
+        return self._output.written if self._output is not None else None
 
     def input(self) -> FileInputTransport:
         """The input processor (the same one on every call)."""
@@ -261,7 +289,9 @@ class FileOutputTransport(OutputTransport):
     """Records bot audio on the input's timeline and writes the WAV when the task ends.
 
     The file is written when the End frame has drained the audio and again at
-    cleanup if anything changed (so a cancelled task also leaves a complete file).
+    cleanup if anything changed (so a cancelled task also leaves a file). It holds
+    the conversation up to where it stopped: the input heard so far, and the bot
+    audio played by then. :attr:`written` tells whether the last write succeeded.
     """
 
     Params: ClassVar[type[FileTransportParams]] = FileTransportParams
@@ -281,6 +311,8 @@ class FileOutputTransport(OutputTransport):
         self._chunks: list[tuple[int, bytes]] = []
         self._start_ns = 0
         self._dirty = True
+        self.written: Path | None = None
+        """``output_path`` once written with everything recorded; None before or on failure."""
 
     async def on_start(self, frame: StartFrame) -> None:
         """Take the output rate and note the start (the origin if there is no input)."""
@@ -312,13 +344,18 @@ class FileOutputTransport(OutputTransport):
         await self.save()
 
     async def save(self) -> None:
-        """Write the recording to ``output_path`` now (in a worker thread)."""
+        """Write the recording to ``output_path`` now (in a worker thread).
+
+        A failure raises (the task records it) and leaves :attr:`written` None.
+        """
         if self.file_params.output_path is None or not self._dirty or not self.sample_rate:
             return
         self._dirty = False
+        self.written = None
         pcm, channels = self.render()
         path = self.file_params.output_path
         await self.run_blocking(_write, path, pcm, self.sample_rate, channels)
+        self.written = path
 
     def render(self) -> tuple[bytes, int]:
         """The recording so far as interleaved PCM16 at the output rate, and its channels."""
@@ -334,7 +371,7 @@ class FileOutputTransport(OutputTransport):
                 pcm, pos = pcm[-2 * pos :], 0
             placed.append((pos, pcm))
             end = max(end, pos + len(pcm) // 2)
-        heard = max(tl.fed_samples, len(tl.input_pcm) // 2)  # the whole input, at least
+        heard = tl.fed_samples  # the input up to where it stopped, silence after it included
         if tl.in_rate and heard:
             end = max(end, -(-heard * rate // tl.in_rate))
         bot = bytearray(2 * end)

@@ -10,7 +10,7 @@ import anyio
 import numpy as np
 import pytest
 
-from framework import Direction, EndReason, Processor
+from framework import Direction, EndReason, Pipeline, PipelineTask, Processor
 from framework.audio import read_wav, silence, sine_wave, write_wav
 from framework.frames import (
     BotStartedSpeakingFrame,
@@ -222,10 +222,36 @@ async def test_files_are_complete_after_cancel(tmp_path: Path) -> None:
     rate, data = channels(tmp_path / "out.wav")
     assert rate == OUT_RATE
     assert data.shape[1] == 2
-    assert data.shape[0] >= OUT_RATE  # the whole input is on the timeline
     first, last = nonzero_span(data[:, 1])
-    assert last <= pos(cancelled_ns[0], ft.origin_ns) + CHUNK + 2
+    stop = pos(cancelled_ns[0], ft.origin_ns)
+    assert last <= stop + CHUNK + 2
     assert (last - first) / OUT_RATE >= 0.15
+    # The recording ends where the run stopped, not at the end of the 1 s input.
+    assert stop - 2 * CHUNK <= data.shape[0] <= stop + 2 * CHUNK
+    assert ft.written == tmp_path / "out.wav"
+    assert 0 <= data.shape[0] / OUT_RATE - ft.heard_s <= 0.041  # bot audio ends it, or input
+
+
+async def test_an_output_that_cannot_be_written_ends_the_run_with_the_error(
+    tmp_path: Path,
+) -> None:
+    ft = transport(tmp_path, sine_wave(300, 16000, 0.3))
+    (tmp_path / "out.wav").mkdir()  # appears after the transport checked the path
+    task = PipelineTask(Pipeline([ft.input(), ft.output()]))
+    with anyio.fail_after(15):  # it used to wait for ever for the End that never came
+        reason = await task.run()
+    assert reason is EndReason.ERROR
+    assert ft.written is None
+    messages = [e.message for e in task.errors]
+    assert messages[0].startswith("file.output failed on EndFrame: OSError: ")
+    assert "cannot write audio file" in messages[0]
+
+
+def test_an_output_path_naming_a_folder_is_refused_at_once(tmp_path: Path) -> None:
+    write_wav(tmp_path / "in.wav", sine_wave(300, 16000, 0.1), 16000)
+    params = FileTransport.Params(input_path=tmp_path / "in.wav", output_path=tmp_path)
+    with pytest.raises(IsADirectoryError, match="is a folder; name a file"):
+        FileTransport(params)
 
 
 async def test_output_base_paces_chunks_and_announces_speaking() -> None:
