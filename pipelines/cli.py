@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 __all__ = ["main"]
@@ -15,6 +16,8 @@ SHIPPED = Path(__file__).resolve().parent
 
 def resolve_pipeline(name_or_path: str) -> Path:
     """A pipeline file path, or the name of a shipped one (``cascade-local``)."""
+    from pipelines.config import ConfigError
+
     path = Path(name_or_path)
     if path.exists() or path.suffix == ".toml" or "/" in name_or_path:
         return path
@@ -22,7 +25,7 @@ def resolve_pipeline(name_or_path: str) -> Path:
     if shipped.exists():
         return shipped
     names = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.toml")))
-    raise SystemExit(f"parley: no pipeline file {name_or_path!r}; shipped pipelines: {names}")
+    raise ConfigError(f"no pipeline file {name_or_path!r}; shipped pipelines: {names}")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -46,16 +49,20 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from pipelines.run import run_file
+    from pipelines.run import RunError, run_file
 
-    return run_file(
-        resolve_pipeline(args.pipeline),
-        input_path=Path(args.input),
-        output_path=Path(args.output),
-        events_path=Path(args.events) if args.events else None,
-        overrides=args.set,
-        stereo=args.stereo,
-    )
+    try:
+        return run_file(
+            resolve_pipeline(args.pipeline),
+            input_path=Path(args.input),
+            output_path=Path(args.output),
+            events_path=Path(args.events) if args.events else None,
+            overrides=args.set,
+            stereo=args.stereo,
+        )
+    except RunError as exc:
+        print(f"parley run: {exc}", file=sys.stderr)
+        return 2
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
@@ -140,10 +147,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``parley`` console script."""
+    from pipelines.stopping import Stopped, stop_on_signals
+
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # parley run stops cleanly on SIGINT or SIGTERM from here on, loading included
+    with stop_on_signals() if arguments[:1] == ["run"] else nullcontext():
+        try:
+            return _main(arguments)
+        except Stopped as exc:
+            print(f"parley: stopped by {exc.signal.name}", file=sys.stderr)
+            return exc.exit_code
+        except KeyboardInterrupt:
+            return 130
+
+
+def _main(arguments: list[str]) -> int:
     from pipelines.config import ConfigError
     from pipelines.registry import BackendError
 
-    arguments = list(sys.argv[1:] if argv is None else argv)
     if arguments[:1] == ["bench"]:  # the benchmarks parse their own options
         logging.basicConfig(level=logging.WARNING)
         try:
@@ -161,8 +182,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, BackendError) as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        return 130
     return result
 
 
