@@ -236,7 +236,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         corpus = _load_corpus(args, console)
         conversations = _conversations(corpus, args)
     except CorpusError as exc:
-        console.print(f"parley bench: {exc}", markup=False)
+        print(f"parley bench: {exc}", file=sys.stderr)  # one line, however wide the terminal
         return 2
     if not conversations:
         console.print("parley bench: nothing to play (no conversation left)")

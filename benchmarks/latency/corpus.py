@@ -28,11 +28,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
     "Conversation",
@@ -74,7 +75,9 @@ class ManifestLine(BaseModel):
     conversation: str = Field(min_length=1, description="Conversation the item belongs to.")
     turn: int = Field(ge=0, description="Order of the item within its conversation.")
     kind: Kind = Field(default="normal", description="normal, barge_in, noise or silence.")
-    audio: str | None = Field(default=None, description="WAV path, relative to the folder.")
+    audio: str | None = Field(
+        default=None, description="WAV path, relative to the folder and inside it."
+    )
     duration_s: float | None = Field(
         default=None, gt=0, le=600, description="Length of a silence item that has no audio."
     )
@@ -97,6 +100,21 @@ class ManifestLine(BaseModel):
         default=None, description="Whether the bot should answer (default: speech kinds)."
     )
     word_times: str = Field(default="", description="How the word times were obtained.")
+
+    @field_validator("audio")
+    @classmethod
+    def _inside_the_folder(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value.strip():
+            raise ValueError("name a WAV file in the corpus folder")
+        if PurePath(value).is_absolute():
+            raise ValueError(
+                f"{value!r} is an absolute path; give it relative to the corpus folder"
+            )
+        if PurePath(os.path.normpath(value)).parts[:1] == ("..",):
+            raise ValueError(f"{value!r} leads outside the corpus folder; keep the WAVs inside it")
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ManifestLine:
@@ -243,17 +261,21 @@ def parse_manifest(text: str, source: str = "manifest.jsonl") -> list[ManifestLi
 
 
 def _load_item(line: ManifestLine, number: int, folder: Path, source: str) -> Item:
-    from framework.audio import read_wav, to_mono
+    from framework.audio import is_wav, read_wav, to_mono
 
-    where = f"{source} line {number}"
+    where = f"{source} line {number}, field 'audio'"
     if line.audio is not None:
-        path = (folder / line.audio).resolve()
+        path = folder / line.audio
         if not path.is_file():
-            raise CorpusError(f"{where}, field 'audio': no such file {str(path)!r}")
+            raise CorpusError(f"{where}: no such file {str(path)!r}")
         try:
-            wav = read_wav(path)
-        except Exception as exc:
-            raise CorpusError(f"{where}, field 'audio': cannot read {path}: {exc}") from None
+            wav = read_wav(path) if is_wav(path) else None
+        except (ValueError, OSError) as exc:
+            # read_wav's message starts with the path: say it once, as the manifest does
+            reason = str(exc).removeprefix(f"{path}: ")
+            raise CorpusError(f"{where}: {line.audio!r}: {reason}") from None
+        if wav is None:
+            raise CorpusError(f"{where}: {line.audio!r} is not a WAV file; convert it to WAV")
         pcm = to_mono(wav.pcm, wav.num_channels) if wav.num_channels > 1 else wav.pcm
         rate = wav.sample_rate
     else:
@@ -264,7 +286,7 @@ def _load_item(line: ManifestLine, number: int, folder: Path, source: str) -> It
         value = getattr(line, name)
         if value is not None and value > duration + 1e-3:
             raise CorpusError(
-                f"{where}, field {name!r}: {value} s is past the end of the audio "
+                f"{source} line {number}, field {name!r}: {value} s is past the end of the audio "
                 f"({duration:.3f} s)"
             )
     speech = line.kind in SPEECH_KINDS

@@ -145,3 +145,86 @@ def test_generator_pieces_bounds_noise_and_word_time_fallback() -> None:
     assert method == "alignment"
     assert times[1]["start_s"] == pytest.approx(0.5)
     assert times[1]["end_s"] == pytest.approx(0.75)  # clipped to the true speech end
+
+
+@pytest.mark.parametrize(
+    ("audio", "expected"),
+    [
+        ("../../x.wav", "'../../x.wav' leads outside the corpus folder"),
+        ("sub/../../x.wav", "'sub/../../x.wav' leads outside the corpus folder"),
+        ("/tmp/x.wav", "'/tmp/x.wav' is an absolute path"),
+        (" ", "name a WAV file in the corpus folder"),
+    ],
+)
+def test_audio_paths_must_stay_inside_the_corpus_folder(audio: str, expected: str) -> None:
+    with pytest.raises(CorpusError, match=f"m.jsonl line 2, field 'audio': {expected}"):
+        parse_manifest(_manifest(GOOD, {**GOOD, "turn": 2, "audio": audio}), "m.jsonl")
+
+
+def test_an_audio_path_through_a_subfolder_that_stays_inside_is_accepted() -> None:
+    [line] = parse_manifest(_manifest({**GOOD, "audio": "takes/../a.wav"}))
+    assert line.audio == "takes/../a.wav"
+
+
+def _non_wav_files(folder: Path) -> dict[str, str]:
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(str(folder / "take.flac"), np.zeros(16000), 16000)
+    sf.write(str(folder / "take.ogg"), np.zeros(16000), 16000)
+    (folder / "take.mp3").write_bytes(b"ID3\x03\x00\x00\x00\x00\x00\x00" + b"\xff\xfb\x90\x00" * 64)
+    (folder / "notes.wav").write_text("not audio at all")
+    return {
+        "take.flac": "'take.flac' is not a WAV file",
+        "take.ogg": "'take.ogg' is not a WAV file",
+        "take.mp3": "'take.mp3' is not a WAV file",
+        "notes.wav": "'notes.wav' is not a WAV file",
+    }
+
+
+@pytest.mark.parametrize("name", ["take.flac", "take.ogg", "take.mp3", "notes.wav"])
+def test_a_non_wav_file_names_the_line_and_the_field_and_the_path_once(
+    tmp_path: Path, name: str
+) -> None:
+    expected = _non_wav_files(tmp_path)[name]
+    folder = _folder(tmp_path, GOOD, {**GOOD, "turn": 2, "audio": name})
+    with pytest.raises(CorpusError) as info:
+        load_corpus(folder)
+    message = str(info.value)
+    assert message.startswith(f"{folder / 'manifest.jsonl'} line 2, field 'audio': {expected}")
+    assert message.count(name) == 1
+
+
+def test_a_wav_cut_after_its_header_names_the_line_and_the_field(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, GOOD, {**GOOD, "turn": 2, "audio": "cut.wav"})
+    (folder / "cut.wav").write_bytes((folder / "a.wav").read_bytes()[:44])
+    with pytest.raises(CorpusError) as info:
+        load_corpus(folder)
+    assert str(info.value) == (
+        f"{folder / 'manifest.jsonl'} line 2, field 'audio': 'cut.wav': not a readable audio "
+        "file: its header promises 1.000 s of audio but the file ends after the header (cut short?)"
+    )
+
+
+def test_parley_bench_refuses_a_bad_corpus_in_one_line_with_exit_code_2(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    _non_wav_files(folder)
+    _folder(folder, GOOD, {**GOOD, "turn": 2, "audio": "take.flac"})
+    script = Path(sys.executable).parent / "parley"
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "pipelines.cli"]
+    result = subprocess.run(
+        [*command, "bench", "cascade-local-fast", "--corpus", str(folder), "--out", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        f"parley bench: {folder / 'manifest.jsonl'} line 2, field 'audio': 'take.flac' is not "
+        "a WAV file; convert it to WAV"
+    ]
