@@ -59,6 +59,16 @@ class Cleans(Processor):
             raise OSError(f"{self.name} could not close")
 
 
+async def run_and_cancel(task: PipelineTask) -> None:
+    """Start ``task``, cancel it once it runs, and wait until it has finished."""
+    with anyio.fail_after(LIMIT_S):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(task.run)
+            await wait_until(lambda: task.running)
+            await task.cancel("stop")
+            await wait_until(lambda: task.finished)
+
+
 @pytest.mark.parametrize("queued", [False, True])
 async def test_a_stage_failing_on_end_ends_the_task_with_its_error(queued: bool) -> None:
     after = Recorder("after")
@@ -89,12 +99,7 @@ async def test_a_failing_end_hook_ends_the_task_with_its_error() -> None:
 async def test_a_stage_failing_on_cancel_ends_the_task_with_its_error(stage: str) -> None:
     fragile = FailsOn(CancelFrame) if stage == "handler" else HookFails()
     task = PipelineTask(Pipeline([Recorder(), fragile, Recorder()]))
-    with anyio.fail_after(LIMIT_S):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(task.run)
-            await wait_until(lambda: task.running)
-            await task.cancel("stop")
-            await wait_until(lambda: task.finished)
+    await run_and_cancel(task)
     assert task.end_reason is EndReason.ERROR
     [error] = task.errors
     assert "CancelFrame: OSError:" in error.message
@@ -107,12 +112,7 @@ async def test_a_stage_that_never_finishes_its_cancel_does_not_hold_the_task() -
             await anyio.sleep_forever()
 
     task = PipelineTask(Pipeline([Stuck(), Recorder()]), TaskParams(cleanup_timeout_s=0.3))
-    with anyio.fail_after(LIMIT_S):
-        async with anyio.create_task_group() as tg:
-            tg.start_soon(task.run)
-            await wait_until(lambda: task.running)
-            await task.cancel("stop")
-            await wait_until(lambda: task.finished)
+    await run_and_cancel(task)
     assert task.end_reason is EndReason.CANCELLED
 
 
