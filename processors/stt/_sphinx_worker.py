@@ -71,6 +71,11 @@ class SphinxProcess:
             timer.cancel()
             timer.join()
 
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._proc.pid
+
     def start(self) -> None:
         """Begin an utterance (ending one left open by a failure first)."""
         self._call(b"S")
