@@ -8,6 +8,8 @@ llama-cpp-python: a prompt longer than the context window.
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from framework import EndReason, Pipeline, PipelineTask, TaskParams
@@ -24,7 +26,7 @@ pytestmark = pytest.mark.models
 class Chat:
     """An LLM stage and a recorder in a task."""
 
-    def __init__(self, llm: LlamaCppLLM, params: TaskParams | None = None) -> None:
+    def __init__(self, llm: Any, params: TaskParams | None = None) -> None:
         self.llm = llm
         self.sink = Recorder("sink")
         self.task = PipelineTask(Pipeline([llm, self.sink]), params)
