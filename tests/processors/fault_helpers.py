@@ -1,14 +1,16 @@
 """Helpers for the fault tests: run a conversation to its end and prove nothing is left running.
 
 A fault test is a plain (synchronous) test that calls :func:`run_clean`: it runs
-the scenario in its own event loop with ``anyio.run``, so once it returns every
-task of that loop has ended and anyio's worker threads have been told to stop.
-It then waits (boundedly) for the threads and child processes started since the
-test began to go away, and fails naming those that stay, with their stacks.
+the scenario in its own event loop with ``anyio.run`` under a deadline, checks
+that no other task of that loop is left when the scenario returns, then (the
+loop closed, anyio's worker threads told to stop) waits boundedly for the
+threads and child processes started since the test began to go away, and fails
+naming those that stay, with their stacks.
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import threading
@@ -90,7 +92,11 @@ def run_clean(scenario: Callable[[], Awaitable[T]], within_s: float = 180.0) -> 
 
     async def bounded() -> T:
         with anyio.fail_after(within_s):
-            return await scenario()
+            result = await scenario()
+        await anyio.sleep(0)  # let tasks that were just cancelled finish
+        stray = asyncio.all_tasks() - {asyncio.current_task()}
+        assert not stray, f"tasks left running: {stray}"
+        return result
 
     result = anyio.run(bounded)
     assert_nothing_left(before)

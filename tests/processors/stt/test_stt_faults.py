@@ -17,7 +17,13 @@ import anyio
 import pytest
 
 from framework import EndReason, Frame, Pipeline, PipelineTask, TaskParams
-from framework.frames import StartFrame, UserStartedSpeakingFrame, UserStoppedSpeakingFrame
+from framework.frames import (
+    LLMResponseEndFrame,
+    OutputAudioFrame,
+    StartFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
 from processors.stt import PocketSphinxSTT, STTProcessor, WhisperSTT
 from processors.stt.pocketsphinx import PocketSphinxSTTParams
 from tests.processors.fault_helpers import alive, errors_of, run_clean, run_task, wait_for
@@ -219,3 +225,58 @@ def test_a_whisper_pass_that_raises_is_recovered_and_the_next_turn_answered(
     finals = [f.text for f in c.recorder.finals]
     print(f"\nafter the failed pass: {finals}")
     assert len(finals) == 2 and wer_of(c.recorder, speech[:2]) <= 0.2
+
+
+def test_a_cascade_answers_through_a_killed_stt_process_and_a_failed_llm_reply(
+    speech: list[Utterance],
+) -> None:
+    """Turn 1: the STT process is killed mid-turn; turn 2: llama.cpp fails mid-reply.
+
+    Both are reported, and every turn gets a spoken answer (turn 2's ends where it failed).
+    """
+    from processors.llm.context import context_pair
+    from processors.llm.llama_cpp import LlamaCppLLM
+    from processors.tts.piper import PiperTTS
+    from tests.processors.fault_helpers import failing_calls
+
+    turns = split_turns(spoken_turns(speech[:3]))
+
+    async def scenario() -> tuple[PipelineTask, Recorder, list[dict[str, Any]], EndReason]:
+        user, assistant = context_pair("You are a helpful voice assistant. Answer in a sentence.")
+        stt, llm, recorder = PocketSphinxSTT(name="stt"), LlamaCppLLM(name="llm"), Recorder()
+        stages = [stt, user, llm, PiperTTS(name="tts"), recorder, assistant]
+        task = PipelineTask(Pipeline(stages))
+
+        async def answered(n: int) -> None:
+            await wait_for(lambda: len(recorder.of(LLMResponseEndFrame)) >= n, 90)
+
+        async def drive() -> None:
+            await wait_for(lambda: recorder.of(StartFrame), 60)
+            head, tail = halves(turns[0])
+            await task.queue_frames(head)
+            await wait_for(lambda: recorder.interims)
+            os.kill(stt.worker_pid, signal.SIGKILL)  # type: ignore[arg-type]
+            await task.queue_frames(tail)
+            await answered(1)
+            with failing_calls(llm.model._ctx, "decode", after=3, error="decode failed (injected)"):
+                await task.queue_frames(turns[1])
+                await answered(2)
+            await task.queue_frames(turns[2])
+            await answered(3)
+            await task.stop_when_done()
+
+        reason = await run_task(task, drive)
+        return task, recorder, user.llm_context.snapshot(), reason
+
+    task, recorder, context, reason = run_clean(scenario)
+    assert reason is EndReason.ENDED
+    assert [e.processor for e in task.errors] == ["stt", "llm"]
+    assert not any(e.fatal for e in task.errors)
+    assert "exited with code -9" in task.errors[0].message
+    assert "(injected)" in task.errors[1].message
+    said = [m["content"] for m in context if m["role"] == "user"]
+    replies = [m["content"] for m in context if m["role"] == "assistant"]
+    print(f"\nuser: {said}\nassistant: {replies}")
+    assert corpus_wer([u.text for u in speech[:3]], said) <= 0.4  # no turn lost
+    assert len(replies) == 3 and all(replies)  # each heard; the second cut short
+    assert sum(f.duration_s for f in recorder.of(OutputAudioFrame)) > 3.0
