@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import anyio
+import anyio.lowlevel
 
 from framework import EndReason, PipelineTask
 from framework.frames import ErrorFrame
@@ -93,7 +94,7 @@ def run_clean(scenario: Callable[[], Awaitable[T]], within_s: float = 180.0) -> 
     async def bounded() -> T:
         with anyio.fail_after(within_s):
             result = await scenario()
-        await anyio.sleep(0)  # let tasks that were just cancelled finish
+        await anyio.lowlevel.checkpoint()  # let tasks that were just cancelled finish
         stray = asyncio.all_tasks() - {asyncio.current_task()}
         assert not stray, f"tasks left running: {stray}"
         return result

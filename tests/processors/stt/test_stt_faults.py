@@ -50,8 +50,16 @@ def halves(turn: list[Frame]) -> tuple[list[Frame], list[Frame]]:
     return turn[:mid], turn[mid:]
 
 
-def wer_of(recorder: Recorder, speech: list[Utterance]) -> float:
-    return corpus_wer([u.text for u in speech], [f.text for f in recorder.finals])
+def transcribed(recorder: Recorder, speech: list[Utterance], bound: float = 0.5) -> bool:
+    """One final per turn, each with a word error rate of at most ``bound`` (none lost).
+
+    PocketSphinx is weak on these sentences even without faults (WER ~0.2-0.4 per
+    sentence, varying with how the audio is fed); a lost turn has a WER of 1.
+    """
+    finals = [f.text for f in recorder.finals]
+    return len(finals) == len(speech) and all(
+        corpus_wer([u.text], [text]) <= bound for u, text in zip(speech, finals, strict=True)
+    )
 
 
 class Conversation:
@@ -103,7 +111,32 @@ def test_a_killed_pocketsphinx_process_is_restarted_and_the_turn_kept(
     assert not alive(seen["pid"]) and not alive(seen["new_pid"])
     finals = [f.text for f in c.recorder.finals]
     print(f"\nafter the kill: {finals}")
-    assert len(finals) == 2 and wer_of(c.recorder, speech[:2]) <= 0.4  # the killed turn kept
+    assert transcribed(c.recorder, speech[:2])  # the killed turn kept
+
+
+def test_a_pocketsphinx_process_killed_between_turns_is_found_by_the_next_turn(
+    speech: list[Utterance],
+) -> None:
+    turns = split_turns(spoken_turns(speech[:2]))
+
+    async def scenario() -> tuple[Conversation, EndReason]:
+        c = Conversation(PocketSphinxSTT(name="stt"))
+
+        async def drive() -> None:
+            await c.started()
+            await c.turn(turns[0], 1)
+            os.kill(c.stt.worker_pid, signal.SIGKILL)  # type: ignore[attr-defined,arg-type]
+            await c.turn(turns[1], 2)
+            await c.task.stop_when_done()
+
+        return c, await run_task(c.task, drive)
+
+    c, reason = run_clean(scenario)
+    assert reason is EndReason.ENDED
+    [error] = errors_of(c.task, "stt")
+    assert "failed to transcribe turn 2" in error.message and not error.fatal
+    print(f"\nafter the kill: {[f.text for f in c.recorder.finals]}")
+    assert c.stt.restarts == 1 and transcribed(c.recorder, speech[:2])
 
 
 def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
@@ -171,7 +204,7 @@ def test_pocketsphinx_killed_under_the_end_policy_ends_the_task_cleanly(
     assert reason is EndReason.ENDED
     [error] = errors_of(c.task, "stt")
     assert not error.fatal and "exited with code -9" in error.message
-    assert wer_of(c.recorder, speech[:1]) <= 0.4  # the End frame waited for the retried turn
+    assert transcribed(c.recorder, speech[:1])  # the End frame waited for the retried turn
 
 
 class _RaisingOnce:
@@ -224,7 +257,7 @@ def test_a_whisper_pass_that_raises_is_recovered_and_the_next_turn_answered(
     assert c.stt.restarts == 1
     finals = [f.text for f in c.recorder.finals]
     print(f"\nafter the failed pass: {finals}")
-    assert len(finals) == 2 and wer_of(c.recorder, speech[:2]) <= 0.2
+    assert transcribed(c.recorder, speech[:2], bound=0.34)
 
 
 def test_a_cascade_answers_through_a_killed_stt_process_and_a_failed_llm_reply(
@@ -277,6 +310,7 @@ def test_a_cascade_answers_through_a_killed_stt_process_and_a_failed_llm_reply(
     said = [m["content"] for m in context if m["role"] == "user"]
     replies = [m["content"] for m in context if m["role"] == "assistant"]
     print(f"\nuser: {said}\nassistant: {replies}")
-    assert corpus_wer([u.text for u in speech[:3]], said) <= 0.4  # no turn lost
+    assert len(said) == 3  # no turn lost
+    assert all(corpus_wer([u.text], [t]) <= 0.5 for u, t in zip(speech[:3], said, strict=True))
     assert len(replies) == 3 and all(replies)  # each heard; the second cut short
     assert sum(f.duration_s for f in recorder.of(OutputAudioFrame)) > 3.0
