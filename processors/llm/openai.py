@@ -16,6 +16,12 @@ the shared context when one is given, and the model is asked again, up to
 (a tool declared by a realtime client of ``parley serve``) ends the reply: the
 ``FunctionCallFrame`` is for whoever declared it.
 
+A request that fails (after the SDK's own ``max_retries``), or a stream cut
+short, ends the reply where it stopped (``LLMResponseEndFrame`` follows the text
+already pushed) and is reported upstream as a non-fatal error naming the stage;
+the next messages get a new request. After ``max_failures_in_a_row`` failed
+replies in a row the error is fatal.
+
 Metrics per reply: ``ttft`` (seconds from the messages frame to the first
 text), ``tokens``, ``tokens_per_s``, and from the usage block, when the server
 sends it, ``prompt_tokens``, ``completion_tokens`` and ``cost_usd``.
@@ -43,6 +49,7 @@ from framework.frames.llm import (
 )
 from framework.frames.text import LLMTextFrame
 from framework.processor import Processor, handles
+from processors.faults import FailureCounter, max_failures_field
 from processors.openai_common import OpenAIClientParams, describe_error, make_client
 from processors.pricing import CHAT_PRICES, ChatPrice, chat_cost, lookup_price
 from processors.toolset import ToolResult, ToolSet
@@ -79,6 +86,7 @@ class OpenAILLMParams(OpenAIClientParams):
     prices: dict[str, ChatPrice] = Field(
         default_factory=dict, description="Price overrides by model id (USD per 1M tokens)."
     )
+    max_failures_in_a_row: int = max_failures_field(3, "the reply ends where it failed")
 
 
 class _Reply:
@@ -124,6 +132,8 @@ class OpenAILLM(Processor):
         )
         self.cost_usd = 0.0
         """Cost of every reply so far (0 for unpriced models)."""
+        self.failures = FailureCounter(self, self.params.max_failures_in_a_row)
+        """Failed replies in a row, and the error frames reporting them."""
 
     async def on_start(self, frame: StartFrame) -> None:
         """Create the client; a missing key is a fatal error naming the variable."""
@@ -141,7 +151,7 @@ class OpenAILLM(Processor):
     @handles(LLMMessagesFrame)
     async def _messages(self, frame: LLMMessagesFrame, direction: Direction) -> None:
         if self._client is None:
-            await self.push_error(f"{self.name}: no client (see the error at start)")
+            await self.failures.failed("cannot answer: no client (see the error at start)")
             return
         if not frame.messages:
             await self.push_error(f"{self.name}: LLMMessagesFrame has no messages to answer")
@@ -151,17 +161,21 @@ class OpenAILLM(Processor):
         tools = self._offered_tools(frame.tools)
         reply = _Reply(frame.timestamp_ns)
         await self.push(LLMResponseStartFrame())
+        failure: Exception | None = None
         try:
             for round_index in range(self.params.max_tool_rounds + 1):
                 calls = await self._stream(messages, tools, reply, first=round_index == 0)
                 if not calls or not await self._run_calls(calls, messages):
                     break
-        except Exception as exc:
-            if not _is_api_error(exc):
-                raise
-            await self.push_error(f"{self.name}: {describe_error(exc, self.params)}")
+        except Exception as exc:  # an HTTP error, a dropped connection, a broken stream
+            failure = exc
         await self.push(LLMResponseEndFrame())
         await self._reply_metrics(reply)
+        if failure is None:
+            self.failures.succeeded()
+            return
+        what = f"failed after {reply.deltas} deltas: {describe_error(failure, self.params)}"
+        await self.failures.failed(what)
 
     def _offered_tools(self, declared: list[dict[str, Any]]) -> list[dict[str, Any]]:
         tools = self.tools.chat_tools()
@@ -317,9 +331,3 @@ def _parse(arguments: str) -> dict[str, Any]:
     except json.JSONDecodeError:
         return {}
     return value if isinstance(value, dict) else {}
-
-
-def _is_api_error(exc: BaseException) -> bool:
-    from openai import APIError
-
-    return isinstance(exc, APIError)

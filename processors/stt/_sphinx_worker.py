@@ -71,6 +71,11 @@ class SphinxProcess:
             timer.cancel()
             timer.join()
 
+    @property
+    def pid(self) -> int:
+        """The child's process id."""
+        return self._proc.pid
+
     def start(self) -> None:
         """Begin an utterance (ending one left open by a failure first)."""
         self._call(b"S")
@@ -111,19 +116,26 @@ class SphinxProcess:
                 stdin.write(_REQUEST.pack(command, len(payload)) + payload)
                 stdin.flush()
             except (OSError, ValueError) as exc:
-                raise RuntimeError(f"the PocketSphinx process is gone ({exc})") from exc
+                raise self._gone(exc) from exc
             return self._reply()
+
+    def _gone(self, exc: Exception) -> RuntimeError:
+        """The error for a child that can no longer be talked to, with its exit code."""
+        try:
+            code = self._proc.wait(timeout=2.0)
+        except subprocess.TimeoutExpired:  # alive but its pipe broke: it cannot be used
+            return RuntimeError(f"the PocketSphinx process stopped answering ({exc})")
+        return RuntimeError(
+            f"the PocketSphinx process exited with code {code} (its messages are on stderr)"
+        )
 
     def _reply(self) -> str:
         stdout = self._proc.stdout
         assert stdout is not None
         try:
             status, size, cpu_s = _REPLY.unpack(_read_exact(stdout, _REPLY.size))
-        except EOFError:
-            code = self._proc.wait()
-            raise RuntimeError(
-                f"the PocketSphinx process exited with code {code} (its messages are on stderr)"
-            ) from None
+        except EOFError as exc:
+            raise self._gone(exc) from None
         text = _read_exact(stdout, size).decode("utf-8", errors="replace")
         self.cpu_s = cpu_s
         if status != b"o":

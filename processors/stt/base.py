@@ -20,6 +20,11 @@ copies audio into buffers, so the input path never waits for a model.
   ``start_ns``/``end_ns`` of the audio it covers, then a ``MetricsFrame`` with
   ``stt_final_s`` (seconds from the arrival of the stop frame to the push of the
   final transcript) and ``cpu_s`` (CPU seconds spent decoding the turn).
+* A turn whose decoding fails is reported upstream (a non-fatal error frame
+  naming the stage); the backend is restarted (:meth:`STTProcessor.restart`) and
+  the turn decoded again from its first sample, so the user's words are not
+  lost. After ``max_failures_in_a_row`` failures in a row, or when a restart
+  fails, the error is fatal (the task ends) and the turn's final is empty.
 
 An interruption does not touch transcription: the user's words still count.
 An ``EndFrame`` closes an open turn and waits for the pending final transcripts
@@ -49,6 +54,7 @@ from framework.frames.speech import (
 )
 from framework.frames.text import InterimTranscriptionFrame, TranscriptionFrame
 from framework.processor import Processor, ProcessorContext, handles
+from processors.faults import FailureCounter, max_failures_field
 
 if TYPE_CHECKING:
     from framework.audio import StreamResampler
@@ -78,6 +84,9 @@ class STTParams(BaseModel):
         "When the VAD gives no start time, up to pre_roll_ms + 1 s of history is used.",
     )
     user_id: str = Field(default="user", description="user_id of the transcription frames.")
+    max_failures_in_a_row: int = max_failures_field(
+        2, "the backend is restarted and the turn transcribed again"
+    )
 
 
 class TurnAudio:
@@ -138,6 +147,11 @@ class TurnAudio:
         self._read = len(self._buf)
         return data
 
+    def rewind(self) -> None:
+        """Read from the first sample again (a failed turn is decoded anew)."""
+        self._read = 0
+        self.last_interim = ""
+
     async def wait_until(self, predicate: Callable[[], bool]) -> None:
         """Wait until ``predicate()`` holds or the turn has ended; checked on each new chunk."""
         while not (self.ended or predicate()):
@@ -192,6 +206,10 @@ class STTProcessor(Processor):
         self._idle: anyio.Event | None = None
         self._ready: anyio.Event | None = None
         self._load_error: BaseException | None = None
+        self.failures = FailureCounter(self, self.params.max_failures_in_a_row)
+        """Decoding failures in a row, and the error frames reporting them."""
+        self.restarts = 0
+        """Times the backend was restarted after a failure."""
 
     # --------------------------------------------------------- backend API
 
@@ -200,6 +218,19 @@ class STTProcessor(Processor):
 
     def release(self) -> None:
         """Drop the model when the task ends (blocking is fine: runs in a worker thread)."""
+
+    async def restart(self) -> None:
+        """Bring the backend back after a failed turn: :meth:`release`, then :meth:`load`.
+
+        Both run in a worker thread. A backend whose failures leave nothing to
+        replace (a client of a remote service) may override this.
+        """
+
+        def reload() -> None:
+            self.release()
+            self.load()
+
+        await anyio.to_thread.run_sync(reload)
 
     async def decode_turn(self, turn: TurnAudio) -> str:
         """Transcribe ``turn`` and return the final text once :attr:`TurnAudio.ended`.
@@ -401,20 +432,33 @@ class STTProcessor(Processor):
                 self._idle.set()
 
     async def _decode_safely(self, turn: TurnAudio) -> str:
-        try:
-            if self._ready is not None:
-                await self._ready.wait()  # turns can start before the model has loaded
-            if self._load_error is not None:
-                raise RuntimeError(f"the model is not loaded ({self._load_error})")
-            text = await self.decode_turn(turn)
-        except Exception as exc:
-            await self.push_error(
-                f"{self.name} failed to transcribe turn {turn.index}: {type(exc).__name__}: {exc}",
-                exception=exc,
-            )
-            text = ""
+        text = ""
+        if self._ready is not None:
+            await self._ready.wait()  # turns can start before the model has loaded
+        while self._load_error is None and not self.failures.exhausted:
+            try:
+                text = await self.decode_turn(turn)
+            except Exception as exc:
+                what = f"failed to transcribe turn {turn.index}"
+                if await self.failures.failed(what, exc) and await self._restart():
+                    turn.rewind()
+                    continue
+                text = ""
+            else:
+                self.failures.succeeded()
+            break
         await turn.wait_until(lambda: False)  # the final follows the end of the turn
         return text.strip()
+
+    async def _restart(self) -> bool:
+        """Restart the backend after a failure; a restart that fails is fatal."""
+        try:
+            await self.restart()
+        except Exception as exc:
+            await self.failures.give_up("could not restart its backend", exc)
+            return False
+        self.restarts += 1
+        return True
 
     async def _push_final(self, turn: TurnAudio, text: str) -> None:
         now = time.monotonic_ns()

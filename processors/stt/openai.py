@@ -7,8 +7,10 @@ WAV file, and the text comes back as the turn's ``TranscriptionFrame``. It
 works with any server offering the endpoint (``base_url``).
 
 The request is made once the turn has ended, so ``stt_final_s`` is one HTTP
-round trip plus the server's transcription time. A failed request gives an
-empty transcript and an error frame (the base's rule). Each turn also yields a
+round trip plus the server's transcription time. A failed request (after the
+SDK's own ``max_retries``) is reported and made again on a new client, up to the
+base's ``max_failures_in_a_row``; then the turn's transcript is empty and the
+error fatal (the base's rule). Each turn also yields a
 ``MetricsFrame`` with ``cost_usd``, from the response's usage block (tokens
 or seconds) or, without one, the audio duration at the model's per-minute price.
 """
@@ -83,12 +85,20 @@ class OpenAISTT(STTProcessor):
         """Create the client (reads the key); a missing key fails the start, naming it."""
         self._client = make_client(self.settings)
 
+    async def restart(self) -> None:
+        """Replace the HTTP client (and its pooled connections) with a new one."""
+        await self._close_client()
+        self.load()
+
     async def cleanup(self) -> None:
         """Close the HTTP client."""
         await super().cleanup()
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
+        await self._close_client()
+
+    async def _close_client(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            await client.close()
 
     async def decode_turn(self, turn: TurnAudio) -> str:
         """Wait for the end of the turn, then send its audio."""
@@ -108,10 +118,8 @@ class OpenAISTT(STTProcessor):
             request["prompt"] = p.prompt
         try:
             result = await self._client.audio.transcriptions.create(**request)
-        except Exception as exc:
-            if type(exc).__module__.startswith("openai"):
-                raise RuntimeError(describe_error(exc, p)) from None
-            raise
+        except Exception as exc:  # one line, never the key (a dropped connection too)
+            raise RuntimeError(describe_error(exc, p)) from None
         cost = transcription_cost(
             getattr(result, "usage", None), self._price, audio_s=turn.duration_s
         )

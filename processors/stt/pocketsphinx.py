@@ -17,7 +17,9 @@ language model.
 PocketSphinx keeps Python's GIL while it decodes, which from a thread would
 stall the event loop for the whole end of an utterance; the decoder runs in a
 child process instead (:mod:`processors.stt._sphinx_worker`), one per stage,
-stopped when the task ends. Its CPU time is counted in ``cpu_s``.
+stopped when the task ends. Its CPU time is counted in ``cpu_s``. A child that
+dies (killed, crashed) fails the turn it was decoding; the stage then starts a
+new one and decodes the turn again (see :class:`~processors.stt.base.STTProcessor`).
 
 PocketSphinx is weak on natural speech (33-100% WER on human read speech in
 the project's measurements): a light streaming transcriber, not the most
@@ -84,6 +86,12 @@ class PocketSphinxSTT(STTProcessor):
             options.update(fwdflat=False, bestpath=False)
         options.update(self.sphinx_params.decoder_options)
         self._decoder = SphinxProcess(options)
+
+    @property
+    def worker_pid(self) -> int | None:
+        """Process id of the decoder's child process (None when none runs)."""
+        decoder = self._decoder
+        return decoder.pid if decoder is not None else None
 
     def release(self) -> None:
         """Stop the decoder process."""

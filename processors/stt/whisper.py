@@ -114,6 +114,11 @@ class WhisperSTT(STTProcessor):
         self._model: WhisperModel | None = None
         self._options: PassOptions | None = None
 
+    @property
+    def model(self) -> WhisperModel | None:
+        """The loaded model (None before start and after the end)."""
+        return self._model
+
     def load(self) -> None:
         """Load the model and run one warm-up pass (blocking)."""
         from processors.stt._whisper_engine import PassOptions, default_model_dir, load_model

@@ -17,6 +17,12 @@ An interruption drops the splitter's text; the piece being synthesised finishes
 in its thread (a Piper call cannot be aborted; pieces are short) and its result
 is discarded, so nothing of the interrupted reply is pushed afterwards.
 
+A piece whose synthesis fails is skipped: an error frame naming the stage goes
+upstream, neither its text nor any audio is pushed (so the conversation context
+holds only what was spoken), and the reply goes on with its next piece. After
+``max_failures_in_a_row`` failed pieces in a row the error is fatal (the task
+ends).
+
 Metrics per reply: ``ttfa``, seconds from the first text of the reply (its
 frame's timestamp) to the push of the first audio, and ``cpu_s``, CPU seconds
 spent synthesising.
@@ -47,11 +53,17 @@ from framework.frames.lifecycle import (
 from framework.frames.llm import LLMResponseEndFrame, LLMResponseStartFrame
 from framework.frames.text import LLMTextFrame, TTSTextFrame
 from framework.processor import Processor, ProcessorContext, handles
+from processors.faults import FailureCounter, max_failures_field
 from processors.tts.text import SentenceSplitter
 
 __all__ = ["TTSParams", "TTSProcessor", "clean_for_speech"]
 
 _UNSPOKEN = str.maketrans({c: " " for c in "*_#`~|<>"})
+
+
+def _quote(text: str, limit: int = 40) -> str:
+    """``text`` quoted for a message, shortened to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[: limit - 3] + "...")
 
 
 def clean_for_speech(text: str) -> str:
@@ -82,6 +94,7 @@ class TTSParams(BaseModel):
         description="End the first piece of a reply after this many words when no "
         "punctuation came sooner, so synthesis starts early (None: never).",
     )
+    max_failures_in_a_row: int = max_failures_field(3, "the piece is skipped, unspoken")
 
 
 class TTSProcessor(Processor):
@@ -103,6 +116,8 @@ class TTSProcessor(Processor):
         self._ready: anyio.Event | None = None
         self._load_error: BaseException | None = None
         self._reported_load_error = False
+        self.failures = FailureCounter(self, self.params.max_failures_in_a_row)
+        """Synthesis failures in a row, and the error frames reporting them."""
         self._new_reply()
 
     # --------------------------------------------------------- backend API
@@ -221,10 +236,20 @@ class TTSProcessor(Processor):
                 self._reported_load_error = True
                 await self.push_error(f"{self.name}: the voice is not loaded: {self._load_error}")
             return
-        chunks, cpu_s = await anyio.to_thread.run_sync(self._render, piece)
+        if self.failures.exhausted:
+            return
+        try:
+            chunks, cpu_s = await anyio.to_thread.run_sync(self._render, piece)
+        except Exception as exc:
+            # The interruption check below comes first: a piece nobody will hear
+            # is not worth an error.
+            await anyio.lowlevel.checkpoint_if_cancelled()
+            await self.failures.failed(f"failed to synthesise {_quote(piece)}", exc)
+            return
         # The thread cannot be abandoned, so an interruption that came meanwhile is
         # only seen here: stop before touching the state of the reply.
         await anyio.lowlevel.checkpoint_if_cancelled()
+        self.failures.succeeded()
         self._cpu_s += cpu_s
         if not chunks:
             return

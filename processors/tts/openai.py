@@ -8,7 +8,9 @@ thread. A piece is requested with ``audio.speech.with_streaming_response.create`
 base's contract pushes a piece's text before its audio, so a piece's audio is
 pushed once it has all arrived: the first audio of a reply comes one short
 clause's synthesis after its text (the base's ``first_clause_min_words``
-keeps that piece short). Works with any server offering the endpoint.
+keeps that piece short). Works with any server offering the endpoint. A
+request that fails (after the SDK's ``max_retries``), or a stream cut short,
+skips its piece (the base's rule): no partial audio of a piece is played.
 
 Each reply's ``TTSStoppedFrame`` is followed by a ``MetricsFrame`` with
 ``cost_usd``, an estimate: per character for ``tts-1``, from characters and
@@ -108,10 +110,8 @@ class OpenAITTS(TTSProcessor):
             with self._client.audio.speech.with_streaming_response.create(**request) as response:
                 for chunk in response.iter_bytes(4800):
                     audio += chunk
-        except Exception as exc:
-            if type(exc).__module__.startswith("openai"):
-                raise RuntimeError(describe_error(exc, p)) from None
-            raise
+        except Exception as exc:  # one line, never the key (a dropped connection too)
+            raise RuntimeError(describe_error(exc, p)) from None
         if len(audio) % 2:
             del audio[-1]
         with self._lock:

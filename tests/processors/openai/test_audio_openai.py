@@ -8,7 +8,7 @@ from typing import Any
 import anyio
 import pytest
 
-from framework import Direction, Frame, Pipeline, PipelineTask, Processor, TaskParams
+from framework import Direction, EndReason, Frame, Pipeline, PipelineTask, Processor, TaskParams
 from framework.frames import (
     CancelFrame,
     ErrorFrame,
@@ -108,7 +108,7 @@ async def test_a_turn_is_transcribed_by_the_server(
     assert SENTINEL not in caplog.text
 
 
-async def test_a_failed_request_gives_an_empty_transcript_and_an_error(
+async def test_a_request_refused_every_time_ends_the_task_with_an_empty_transcript(
     audio_server: AudioServer, question: bytes
 ) -> None:
     stt = OpenAISTT(
@@ -119,9 +119,12 @@ async def test_a_failed_request_gives_an_empty_transcript_and_an_error(
     )
     sink, task = await transcribe(stt, question)
     assert sink.of(TranscriptionFrame)[0].text == ""
-    error: ErrorFrame = task.errors[0]
-    assert "HTTP 400" in error.message and "does not exist" in error.message
-    assert not error.fatal and SENTINEL not in error.message
+    errors: list[ErrorFrame] = task.errors
+    assert [e.fatal for e in errors] == [False, False, True]  # two restarts, then give up
+    for error in errors:
+        assert "HTTP 400" in error.message and "does not exist" in error.message
+        assert SENTINEL not in error.message
+    assert task.end_reason is EndReason.ERROR
 
 
 async def test_a_reply_is_synthesised_piece_by_piece(

@@ -39,17 +39,21 @@ class CountingSTT(STTProcessor):
         params: STTParams | None = None,
         *,
         final_delay_s: float = 0.0,
-        fail: bool = False,
+        fail: int = 0,
         load_error: bool = False,
+        restart_error: bool = False,
     ) -> None:
         super().__init__(params)
         self.final_delay_s = final_delay_s
-        self.fail = fail
+        self.fail = fail  # turns that fail before the decoder works
         self.load_error = load_error
+        self.restart_error = restart_error
+        self.loads = 0
 
     def load(self) -> None:
-        if self.load_error:
+        if self.load_error or (self.restart_error and self.loads):
             raise FileNotFoundError("no model in /nowhere")
+        self.loads += 1
 
     async def decode_turn(self, turn: TurnAudio) -> str:
         heard = 0
@@ -63,6 +67,7 @@ class CountingSTT(STTProcessor):
             else:
                 await turn.wait_until(lambda: turn.unread > 0)
         if self.fail:
+            self.fail -= 1
             raise ValueError("the decoder broke")
         await self.run_decoder(turn, time.sleep, self.final_delay_s)
         return f"{heard} samples"
@@ -219,16 +224,53 @@ async def test_an_interruption_does_not_cancel_the_transcription() -> None:
     assert [f.text for f in recorder.finals] == ["3200 samples"]
 
 
-async def test_a_decoder_failure_reports_an_error_and_still_ends_the_turn() -> None:
+async def run_failing(stt: CountingSTT) -> tuple[PipelineTask, Recorder, EndReason]:
     recorder = Recorder()
-    task = PipelineTask(Pipeline([CountingSTT(fail=True), recorder]))
+    task = PipelineTask(Pipeline([stt, recorder]))
     await task.queue_frames([UserStartedSpeakingFrame(), *audio(100, 0)])
     await task.queue_frame(UserStoppedSpeakingFrame())
     await task.stop_when_done()
-    await task.run()
-    assert [f.text for f in recorder.finals] == [""]
+    with anyio.fail_after(10):
+        reason = await task.run()
+    return task, recorder, reason
+
+
+async def test_a_failed_turn_is_reported_and_decoded_again_after_a_restart() -> None:
+    stt = CountingSTT(fail=1)
+    task, recorder, reason = await run_failing(stt)
+    assert reason is EndReason.ENDED
+    assert [f.text for f in recorder.finals] == ["1600 samples"]  # all the audio, read anew
     [error] = task.errors
+    assert error.processor == stt.name and not error.fatal
     assert "failed to transcribe turn 1" in error.message and "the decoder broke" in error.message
+    assert stt.restarts == 1 and stt.loads == 2
+
+
+async def test_a_decoder_that_keeps_failing_ends_the_task_with_a_fatal_error() -> None:
+    stt = CountingSTT(STTParams(max_failures_in_a_row=2), fail=100)
+    task, recorder, reason = await run_failing(stt)
+    assert reason is EndReason.ERROR
+    assert [e.fatal for e in task.errors] == [False, False, True]
+    assert "3 failures in a row" in task.errors[-1].message
+    assert stt.restarts == 2
+    assert [f.text for f in recorder.finals] in ([], [""])  # the cancel may come first
+
+
+async def test_a_restart_that_fails_ends_the_task() -> None:
+    stt = CountingSTT(fail=1, restart_error=True)
+    task, _, reason = await run_failing(stt)
+    assert reason is EndReason.ERROR
+    assert [e.fatal for e in task.errors] == [False, True]
+    assert "could not restart its backend" in task.errors[1].message
+    assert "/nowhere" in task.errors[1].message
+
+
+async def test_with_no_failures_allowed_the_first_one_is_fatal() -> None:
+    stt = CountingSTT(STTParams(max_failures_in_a_row=0), fail=1)
+    task, _, reason = await run_failing(stt)
+    assert reason is EndReason.ERROR
+    [error] = task.errors
+    assert error.fatal and stt.restarts == 0
 
 
 async def test_a_model_that_cannot_load_stops_the_task_with_a_clear_error() -> None:
