@@ -9,7 +9,8 @@ pocketsphinx. The two sides talk over the child's stdin and stdout:
 * request: 1 command byte and a 4-byte big-endian length, then the payload.
   ``S`` starts an utterance, ``F`` feeds PCM16 audio, ``P`` feeds audio and asks
   for the partial hypothesis, ``E`` ends the utterance and asks for the final
-  one, ``Q`` quits. A command that has no payload sends length 0.
+  one, ``C`` asks for the cepstral mean the decoder has adapted to (the text of
+  ``cmninit``), ``Q`` quits. A command that has no payload sends length 0.
 * reply: 1 status byte (``o`` ok, ``e`` error), a 4-byte length, an 8-byte float
   (the child's CPU seconds so far), then the UTF-8 text (a hypothesis or an
   error message).
@@ -21,6 +22,7 @@ its parent's pipe.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -52,6 +54,8 @@ class SphinxProcess:
     def __init__(self, options: dict[str, Any], start_timeout_s: float = 30.0) -> None:
         """Start the child and wait until its decoder has loaded; raises if it cannot."""
         self.cpu_s = 0.0
+        self.cmn: str | None = None
+        """The cepstral mean after the latest utterance: ``cmninit`` for a successor."""
         self._lock = threading.Lock()
         self._proc = subprocess.Popen(
             # -P: the script's folder (processors/stt, with our own pocketsphinx.py)
@@ -86,8 +90,13 @@ class SphinxProcess:
         return text if want_hyp else None
 
     def finish(self) -> str:
-        """End the utterance and return its final hypothesis."""
-        return self._call(b"E")
+        """End the utterance and return its final hypothesis.
+
+        Also reads the cepstral mean the decoder has adapted to, kept in :attr:`cmn`.
+        """
+        text = self._call(b"E")
+        self.cmn = self._call(b"C")
+        return text
 
     def close(self) -> None:
         """Ask the child to quit; kill it if it has not within 2 s."""
@@ -106,7 +115,9 @@ class SphinxProcess:
                 proc.wait()
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
-                stream.close()
+                # Unsent requests to a dead child have nowhere to go: closing may say so.
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def _call(self, command: bytes, payload: bytes = b"") -> str:
         with self._lock:
@@ -188,6 +199,8 @@ def _serve(options: dict[str, Any]) -> None:
                 decoder.end_utt()
                 hyp = decoder.hyp()
                 text = hyp.hypstr if hyp is not None else ""
+            elif command == b"C":
+                text = decoder.get_cmn(False)
             else:
                 raise ValueError(f"unknown command {command!r}")
         except Exception as exc:
