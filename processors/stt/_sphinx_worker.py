@@ -51,12 +51,24 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
 class SphinxProcess:
     """Client side: one decoder in one child process; calls block, one at a time."""
 
-    def __init__(self, options: dict[str, Any], start_timeout_s: float = 30.0) -> None:
-        """Start the child and wait until its decoder has loaded; raises if it cannot."""
+    def __init__(
+        self, options: dict[str, Any], start_timeout_s: float = 30.0, call_timeout_s: float = 30.0
+    ) -> None:
+        """Start the child and wait until its decoder has loaded; raises if it cannot.
+
+        A child that takes longer than ``start_timeout_s`` to load, or
+        ``call_timeout_s`` to answer a call (stopped, deadlocked), is killed, and
+        the call waiting for it raises.
+        """
         self.cpu_s = 0.0
         self.cmn: str | None = None
         """The cepstral mean after the latest utterance: ``cmninit`` for a successor."""
+        self.call_timeout_s = call_timeout_s
         self._lock = threading.Lock()
+        self._timeout_s = start_timeout_s
+        self._deadline: float | None = time.monotonic() + start_timeout_s
+        self._killed_after: float | None = None  # the timeout that killed the child
+        self._closed = threading.Event()
         self._proc = subprocess.Popen(
             # -P: the script's folder (processors/stt, with our own pocketsphinx.py)
             # must not shadow the pocketsphinx package.
@@ -64,16 +76,17 @@ class SphinxProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )  # the child's stderr is the parent's: its messages stay visible
-        timer = threading.Timer(start_timeout_s, self._proc.kill)
-        timer.start()
+        self._watchdog = threading.Thread(
+            target=self._watch, name=f"sphinx-watchdog-{self._proc.pid}", daemon=True
+        )
+        self._watchdog.start()
         try:
             self._reply()
         except Exception:
             self.close()
             raise
         finally:
-            timer.cancel()
-            timer.join()
+            self._deadline = None
 
     @property
     def pid(self) -> int:
@@ -99,7 +112,9 @@ class SphinxProcess:
         return text
 
     def close(self) -> None:
-        """Ask the child to quit; kill it if it has not within 2 s."""
+        """Ask the child to quit; kill it if it has not within 2 s. Stops the watchdog."""
+        self._closed.set()
+        self._watchdog.join()
         proc = self._proc
         if proc.poll() is None:
             try:
@@ -123,12 +138,25 @@ class SphinxProcess:
         with self._lock:
             stdin = self._proc.stdin
             assert stdin is not None
+            self._timeout_s = self.call_timeout_s
+            self._deadline = time.monotonic() + self.call_timeout_s
             try:
-                stdin.write(_REQUEST.pack(command, len(payload)) + payload)
-                stdin.flush()
-            except (OSError, ValueError) as exc:
-                raise self._gone(exc) from exc
-            return self._reply()
+                try:
+                    stdin.write(_REQUEST.pack(command, len(payload)) + payload)
+                    stdin.flush()
+                except (OSError, ValueError) as exc:
+                    raise self._gone(exc) from exc
+                return self._reply()
+            finally:
+                self._deadline = None
+
+    def _watch(self) -> None:
+        """Watchdog thread: kill the child when a call (or the start) takes too long."""
+        while not self._closed.wait(0.25):
+            deadline = self._deadline
+            if deadline is not None and time.monotonic() > deadline and self._proc.poll() is None:
+                self._killed_after = self._timeout_s
+                self._proc.kill()
 
     def _gone(self, exc: Exception) -> RuntimeError:
         """The error for a child that can no longer be talked to, with its exit code."""
@@ -136,6 +164,11 @@ class SphinxProcess:
             code = self._proc.wait(timeout=2.0)
         except subprocess.TimeoutExpired:  # alive but its pipe broke: it cannot be used
             return RuntimeError(f"the PocketSphinx process stopped answering ({exc})")
+        if self._killed_after is not None:
+            return RuntimeError(
+                f"the PocketSphinx process did not answer within {self._killed_after:g} s "
+                "and was killed"
+            )
         return RuntimeError(
             f"the PocketSphinx process exited with code {code} (its messages are on stderr)"
         )

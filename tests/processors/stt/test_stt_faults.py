@@ -18,6 +18,7 @@ import anyio
 import pytest
 
 from framework import Frame, Processor, TaskParams
+from framework.errors import TaskFinishedError
 from framework.frames import (
     InterimTranscriptionFrame,
     OutputAudioFrame,
@@ -103,12 +104,12 @@ class Conversation(Harness):
         await self.task.queue_frames(frames)
         await wait_for(lambda: len(self.finals) >= finals, 60)
 
-    async def kill_mid_turn(self, turn: list[Frame]) -> None:
-        """Feed the first half of ``turn``, kill the decoder process, feed the rest."""
+    async def kill_mid_turn(self, turn: list[Frame], sig: int = signal.SIGKILL) -> None:
+        """Feed the first half of ``turn``, signal the decoder process, feed the rest."""
         head, tail = halves(turn)
         await self.task.queue_frames(head)
         await wait_for(lambda: self.of(InterimTranscriptionFrame))  # it is decoding the turn
-        os.kill(self.pid, signal.SIGKILL)
+        os.kill(self.pid, sig)
         await self.task.queue_frames(tail)
 
 
@@ -156,6 +157,30 @@ def test_a_pocketsphinx_process_killed_between_turns_is_found_by_the_next_turn(
     assert c.stt.restarts == 1 and close_enough(speech[:2], c.finals)
 
 
+def test_a_stopped_pocketsphinx_process_is_killed_restarted_and_the_turn_kept(
+    speech: list[Utterance],
+) -> None:
+    """SIGSTOP: the process lives but never answers; the watchdog ends the wait."""
+    turns = split_turns(spoken_turns(speech[:2]))
+    pids: list[int] = []
+
+    async def drive(c: Conversation) -> None:
+        pids.append(c.pid)
+        await c.kill_mid_turn(turns[0], signal.SIGSTOP)
+        await c.turn([], 1)
+        await c.turn(turns[1], 2)
+        await c.task.stop_when_done()
+
+    params = PocketSphinxSTTParams(call_timeout_s=3.0)  # a call takes ~0.01-0.3 s
+    c, reason = converse(lambda: Conversation(PocketSphinxSTT(params, name="stt")), drive)
+    assert reason is EndReason.ENDED
+    [error] = errors_of(c.task, "stt")
+    assert "did not answer within 3 s and was killed" in error.message and not error.fatal
+    assert c.stt.restarts == 1 and not alive(pids[0])
+    print(f"\nafter the stop: {c.finals}")
+    assert close_enough(speech[:2], c.finals)
+
+
 def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
     speech: list[Utterance],
 ) -> None:
@@ -175,9 +200,10 @@ def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
         async with anyio.create_task_group() as tg:
             tg.start_soon(killer, c.stt, c)
             for turn in turns:  # the task ends before the turns run out
-                if c.task.finished:
+                try:
+                    await c.task.queue_frames(turn)
+                except TaskFinishedError:
                     break
-                await c.task.queue_frames(turn)
                 await wait_for(lambda: c.task.finished or c.finals, 60)
             await wait_for(lambda: c.task.finished, 60)
 
