@@ -9,7 +9,8 @@ pocketsphinx. The two sides talk over the child's stdin and stdout:
 * request: 1 command byte and a 4-byte big-endian length, then the payload.
   ``S`` starts an utterance, ``F`` feeds PCM16 audio, ``P`` feeds audio and asks
   for the partial hypothesis, ``E`` ends the utterance and asks for the final
-  one, ``Q`` quits. A command that has no payload sends length 0.
+  one, ``C`` asks for the cepstral mean the decoder has adapted to (the text of
+  ``cmninit``), ``Q`` quits. A command that has no payload sends length 0.
 * reply: 1 status byte (``o`` ok, ``e`` error), a 4-byte length, an 8-byte float
   (the child's CPU seconds so far), then the UTF-8 text (a hypothesis or an
   error message).
@@ -21,6 +22,7 @@ its parent's pipe.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import struct
@@ -49,10 +51,24 @@ def _read_exact(stream: IO[bytes], size: int) -> bytes:
 class SphinxProcess:
     """Client side: one decoder in one child process; calls block, one at a time."""
 
-    def __init__(self, options: dict[str, Any], start_timeout_s: float = 30.0) -> None:
-        """Start the child and wait until its decoder has loaded; raises if it cannot."""
+    def __init__(
+        self, options: dict[str, Any], start_timeout_s: float = 30.0, call_timeout_s: float = 30.0
+    ) -> None:
+        """Start the child and wait until its decoder has loaded; raises if it cannot.
+
+        A child that takes longer than ``start_timeout_s`` to load, or
+        ``call_timeout_s`` to answer a call (stopped, deadlocked), is killed, and
+        the call waiting for it raises.
+        """
         self.cpu_s = 0.0
+        self.cmn: str | None = None
+        """The cepstral mean after the latest utterance: ``cmninit`` for a successor."""
+        self.call_timeout_s = call_timeout_s
         self._lock = threading.Lock()
+        self._timeout_s = start_timeout_s
+        self._deadline: float | None = time.monotonic() + start_timeout_s
+        self._killed_after: float | None = None  # the timeout that killed the child
+        self._closed = threading.Event()
         self._proc = subprocess.Popen(
             # -P: the script's folder (processors/stt, with our own pocketsphinx.py)
             # must not shadow the pocketsphinx package.
@@ -60,16 +76,17 @@ class SphinxProcess:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )  # the child's stderr is the parent's: its messages stay visible
-        timer = threading.Timer(start_timeout_s, self._proc.kill)
-        timer.start()
+        self._watchdog = threading.Thread(
+            target=self._watch, name=f"sphinx-watchdog-{self._proc.pid}", daemon=True
+        )
+        self._watchdog.start()
         try:
             self._reply()
         except Exception:
             self.close()
             raise
         finally:
-            timer.cancel()
-            timer.join()
+            self._deadline = None
 
     @property
     def pid(self) -> int:
@@ -86,11 +103,18 @@ class SphinxProcess:
         return text if want_hyp else None
 
     def finish(self) -> str:
-        """End the utterance and return its final hypothesis."""
-        return self._call(b"E")
+        """End the utterance and return its final hypothesis.
+
+        Also reads the cepstral mean the decoder has adapted to, kept in :attr:`cmn`.
+        """
+        text = self._call(b"E")
+        self.cmn = self._call(b"C")
+        return text
 
     def close(self) -> None:
-        """Ask the child to quit; kill it if it has not within 2 s."""
+        """Ask the child to quit; kill it if it has not within 2 s. Stops the watchdog."""
+        self._closed.set()
+        self._watchdog.join()
         proc = self._proc
         if proc.poll() is None:
             try:
@@ -106,18 +130,33 @@ class SphinxProcess:
                 proc.wait()
         for stream in (proc.stdin, proc.stdout):
             if stream is not None:
-                stream.close()
+                # Unsent requests to a dead child have nowhere to go: closing may say so.
+                with contextlib.suppress(OSError):
+                    stream.close()
 
     def _call(self, command: bytes, payload: bytes = b"") -> str:
         with self._lock:
             stdin = self._proc.stdin
             assert stdin is not None
+            self._timeout_s = self.call_timeout_s
+            self._deadline = time.monotonic() + self.call_timeout_s
             try:
-                stdin.write(_REQUEST.pack(command, len(payload)) + payload)
-                stdin.flush()
-            except (OSError, ValueError) as exc:
-                raise self._gone(exc) from exc
-            return self._reply()
+                try:
+                    stdin.write(_REQUEST.pack(command, len(payload)) + payload)
+                    stdin.flush()
+                except (OSError, ValueError) as exc:
+                    raise self._gone(exc) from exc
+                return self._reply()
+            finally:
+                self._deadline = None
+
+    def _watch(self) -> None:
+        """Watchdog thread: kill the child when a call (or the start) takes too long."""
+        while not self._closed.wait(0.25):
+            deadline = self._deadline
+            if deadline is not None and time.monotonic() > deadline and self._proc.poll() is None:
+                self._killed_after = self._timeout_s
+                self._proc.kill()
 
     def _gone(self, exc: Exception) -> RuntimeError:
         """The error for a child that can no longer be talked to, with its exit code."""
@@ -125,6 +164,11 @@ class SphinxProcess:
             code = self._proc.wait(timeout=2.0)
         except subprocess.TimeoutExpired:  # alive but its pipe broke: it cannot be used
             return RuntimeError(f"the PocketSphinx process stopped answering ({exc})")
+        if self._killed_after is not None:
+            return RuntimeError(
+                f"the PocketSphinx process did not answer within {self._killed_after:g} s "
+                "and was killed"
+            )
         return RuntimeError(
             f"the PocketSphinx process exited with code {code} (its messages are on stderr)"
         )
@@ -188,6 +232,8 @@ def _serve(options: dict[str, Any]) -> None:
                 decoder.end_utt()
                 hyp = decoder.hyp()
                 text = hyp.hypstr if hyp is not None else ""
+            elif command == b"C":
+                text = decoder.get_cmn(False)
             else:
                 raise ValueError(f"unknown command {command!r}")
         except Exception as exc:

@@ -141,10 +141,11 @@ class TurnAudio:
         """A copy of all the turn's audio so far (safe to hand to a thread)."""
         return bytes(self._buf)
 
-    def take(self) -> bytes:
-        """The audio received since the previous call (empty if none)."""
-        data = bytes(self._buf[self._read :])
-        self._read = len(self._buf)
+    def take(self, max_bytes: int | None = None) -> bytes:
+        """The audio received since the previous call (empty if none), at most ``max_bytes``."""
+        end = len(self._buf) if max_bytes is None else min(len(self._buf), self._read + max_bytes)
+        data = bytes(self._buf[self._read : end])
+        self._read = end
         return data
 
     def rewind(self) -> None:

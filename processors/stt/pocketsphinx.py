@@ -20,6 +20,11 @@ child process instead (:mod:`processors.stt._sphinx_worker`), one per stage,
 stopped when the task ends. Its CPU time is counted in ``cpu_s``. A child that
 dies (killed, crashed) fails the turn it was decoding; the stage then starts a
 new one and decodes the turn again (see :class:`~processors.stt.base.STTProcessor`).
+A process that stops answering (stopped, deadlocked) is killed after
+``call_timeout_s``, and handled the same way. The new process starts from the
+cepstral mean its predecessor had adapted to
+(``cmninit``): a decoder starting from the default mean misrecognises more of
+its first utterance.
 
 PocketSphinx is weak on natural speech (33-100% WER on human read speech in
 the project's measurements): a light streaming transcriber, not the most
@@ -40,6 +45,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PocketSphinxSTT", "PocketSphinxSTTParams"]
 
+_MAX_FEED = SAMPLE_RATE * 2  # bytes: one second of audio per call to the decoder process
+
 
 class PocketSphinxSTTParams(STTParams):
     """Settings of :class:`PocketSphinxSTT`."""
@@ -54,6 +61,13 @@ class PocketSphinxSTTParams(STTParams):
         ge=20,
         le=10_000,
         description="Audio between two reads of the partial hypothesis (interim transcripts).",
+    )
+    call_timeout_s: float = Field(
+        default=30.0,
+        gt=0.0,
+        le=600.0,
+        description="A decoder process that takes longer than this to answer a call "
+        "(stopped, deadlocked) is killed; the turn then fails and the stage restarts it.",
     )
     decoder_options: dict[str, str | int | float | bool] = Field(
         default_factory=dict,
@@ -74,6 +88,7 @@ class PocketSphinxSTT(STTProcessor):
         super().__init__(params or PocketSphinxSTTParams(), name=name)
         self.sphinx_params: PocketSphinxSTTParams = self.params  # type: ignore[assignment]
         self._decoder: SphinxProcess | None = None
+        self._cmn: str | None = None  # the latest decoder's cepstral mean
 
     def load(self) -> None:
         """Start the decoder process with the bundled model (blocking, ~0.5-1 s)."""
@@ -85,7 +100,9 @@ class PocketSphinxSTT(STTProcessor):
         if self.sphinx_params.fast_final:
             options.update(fwdflat=False, bestpath=False)
         options.update(self.sphinx_params.decoder_options)
-        self._decoder = SphinxProcess(options)
+        if self._cmn is not None:  # a restart: go on from the voice adapted to so far
+            options["cmninit"] = self._cmn
+        self._decoder = SphinxProcess(options, call_timeout_s=self.sphinx_params.call_timeout_s)
 
     @property
     def worker_pid(self) -> int | None:
@@ -97,6 +114,7 @@ class PocketSphinxSTT(STTProcessor):
         """Stop the decoder process."""
         decoder, self._decoder = self._decoder, None
         if decoder is not None:
+            self._cmn = decoder.cmn or self._cmn
             decoder.close()
 
     def cpu_time(self) -> float:
@@ -112,7 +130,7 @@ class PocketSphinxSTT(STTProcessor):
         fed = 0
         next_hyp = step
         while True:
-            pcm = turn.take()
+            pcm = turn.take(_MAX_FEED)  # a turn decoded again is fed in bounded calls
             if pcm:
                 fed += len(pcm)
                 want_hyp = fed >= next_hyp and not turn.ended

@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -24,10 +24,13 @@ from typing import Any, TypeVar
 import anyio
 import anyio.lowlevel
 
-from framework import EndReason, PipelineTask
-from framework.frames import ErrorFrame
+from framework import EndReason, Pipeline, PipelineTask, Processor, TaskParams
+from framework.frames import ErrorFrame, Frame, LLMResponseEndFrame, StartFrame
+from tests.framework.helpers import Recorder
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Frame)
+H = TypeVar("H", bound="Harness")
 
 
 def child_pids() -> set[int]:
@@ -104,19 +107,57 @@ def run_clean(scenario: Callable[[], Awaitable[T]], within_s: float = 180.0) -> 
     return result
 
 
-async def run_task(task: PipelineTask, drive: Callable[[], Awaitable[Any]]) -> EndReason:
-    """Run ``task`` while ``drive`` feeds it; returns why the task stopped.
+class Harness:
+    """Stages in a task, a recorder after them (and ``after`` it, stages that must follow)."""
 
-    ``drive`` ends the task itself (``stop_when_done``) or waits for it to end.
+    def __init__(
+        self,
+        stages: Sequence[Processor],
+        params: TaskParams | None = None,
+        after: Sequence[Processor] = (),
+    ) -> None:
+        self.stages = list(stages)
+        self.sink = Recorder("sink")
+        self.task = PipelineTask(Pipeline([*stages, self.sink, *after]), params)
+
+    def of(self, kind: type[F]) -> list[F]:
+        """Frames of ``kind`` that reached the recorder, in order."""
+        return list(self.sink.frames(kind=kind))
+
+    def ended(self, n: int) -> Callable[[], bool]:
+        """A predicate: ``n`` replies have ended, or the task has."""
+        return lambda: len(self.of(LLMResponseEndFrame)) >= n or self.task.finished
+
+    async def started(self) -> None:
+        """Wait until every stage has started (models loaded)."""
+        await wait_for(lambda: self.of(StartFrame), 60)
+
+
+def converse(make: Callable[[], H], drive: Callable[[H], Awaitable[object]]) -> tuple[H, EndReason]:
+    """Make a harness in a fresh event loop, run its task while ``drive`` feeds it.
+
+    ``drive`` starts once the stages have started; it ends the task
+    (``stop_when_done``) or waits for it to end. Runs under :func:`run_clean`.
     """
+
+    async def scenario() -> tuple[H, EndReason]:
+        harness = make()
+        return harness, await run_task(harness, drive)
+
+    return run_clean(scenario)
+
+
+async def run_task(harness: H, drive: Callable[[H], Awaitable[object]]) -> EndReason:
+    """Run the harness's task while ``drive`` feeds it (once started); returns why it stopped."""
     reason: list[EndReason] = []
 
     async def run() -> None:
-        reason.append(await task.run())
+        reason.append(await harness.task.run())
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(run)
-        await drive()
+        await harness.started()
+        await drive(harness)
     return reason[0]
 
 

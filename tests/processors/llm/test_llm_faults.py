@@ -8,28 +8,24 @@ llama-cpp-python: a prompt longer than the context window.
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
-from framework import EndReason, Pipeline, PipelineTask, TaskParams
-from framework.frames import LLMResponseEndFrame, LLMTextFrame, StartFrame
+from framework import EndReason, Processor, TaskParams
+from framework.frames import LLMResponseEndFrame, LLMTextFrame
 from processors.llm.llama_cpp import LlamaCppLLM, LlamaCppLLMParams
-from tests.framework.helpers import Recorder
-from tests.processors.fault_helpers import errors_of, failing_calls, run_clean, run_task, wait_for
+from tests.processors.fault_helpers import Harness, converse, errors_of, failing_calls, wait_for
 
 from .test_llm_llama_cpp import ask
 
 pytestmark = pytest.mark.models
 
 
-class Chat:
+class Chat(Harness):
     """An LLM stage and a recorder in a task."""
 
-    def __init__(self, llm: Any, params: TaskParams | None = None) -> None:
+    def __init__(self, llm: Processor, params: TaskParams | None = None) -> None:
+        super().__init__([llm], params)
         self.llm = llm
-        self.sink = Recorder("sink")
-        self.task = PipelineTask(Pipeline([llm, self.sink]), params)
 
     def replies(self) -> list[str]:
         """The text of each ended reply, in order."""
@@ -42,60 +38,49 @@ class Chat:
                 parts = []
         return texts
 
-    async def started(self) -> None:
-        await wait_for(lambda: self.sink.frames(kind=StartFrame), 60)
-
     async def reply_to(self, question: str, n: int) -> None:
-        """Ask, and wait until ``n`` replies have ended."""
+        """Ask, and wait until ``n`` replies have ended (or the task has)."""
         await self.task.queue_frame(ask(question))
-        await wait_for(lambda: len(self.replies()) >= n or self.task.finished, 60)
+        await wait_for(self.ended(n), 60)
+
+
+def llama(**settings: object) -> Chat:
+    return Chat(LlamaCppLLM(LlamaCppLLMParams.model_validate(settings), name="llm"))
 
 
 def test_a_generation_that_fails_mid_reply_ends_it_and_the_next_is_answered() -> None:
-    async def scenario() -> tuple[Chat, EndReason, int]:
-        chat = Chat(LlamaCppLLM(name="llm"))
+    raised: list[int] = []
 
-        async def drive() -> None:
-            await chat.started()
-            # Decode call 1 evaluates the prompt (its logits give token 1), each later call
-            # one more token: the 4th call fails after 3 tokens.
-            with failing_calls(
-                chat.llm.model._ctx, "decode", after=3, error="llama_decode returned 1 (injected)"
-            ) as calls:
-                await chat.reply_to("Tell me about the moon.", 1)
-            assert calls.raised == 1
-            await chat.reply_to("What colour is the sky?", 2)
-            await chat.task.stop_when_done()
+    async def drive(chat: Chat) -> None:
+        # Decode call 1 evaluates the prompt (its logits give token 1), each later call
+        # one more token: the 4th call fails after 3 tokens.
+        error = "llama_decode returned 1 (injected)"
+        with failing_calls(chat.llm.model._ctx, "decode", after=3, error=error) as calls:
+            await chat.reply_to("Tell me about the moon.", 1)
+        raised.append(calls.raised)
+        await chat.reply_to("What colour is the sky?", 2)
+        await chat.task.stop_when_done()
 
-        reason = await run_task(chat.task, drive)
-        return chat, reason, chat.llm.failures.in_a_row
-
-    chat, reason, in_a_row = run_clean(scenario)
-    assert reason is EndReason.ENDED
+    chat, reason = converse(llama, drive)
+    assert reason is EndReason.ENDED and raised == [1]
     [error] = chat.task.errors
     assert errors_of(chat.task, "llm") == [error] and not error.fatal
     assert "failed after 3 tokens" in error.message and "(injected)" in error.message
     first, second = chat.replies()
     print(f"\ncut reply: {first!r}; next reply: {second!r}")
     assert first and len(second.split()) >= 3  # the cut reply kept its tokens; a full answer next
-    assert in_a_row == 0 and not chat.llm.generating
+    assert chat.llm.failures.in_a_row == 0 and not chat.llm.generating
 
 
 def test_a_prompt_over_the_context_window_fails_that_reply_only() -> None:
     """A real llama-cpp-python error: the request cannot fit n_ctx; short questions still work."""
 
-    async def scenario() -> tuple[Chat, EndReason]:
-        chat = Chat(LlamaCppLLM(LlamaCppLLMParams(n_ctx=256, max_tokens=16), name="llm"))
+    async def drive(chat: Chat) -> None:
+        await chat.reply_to("tell me more " * 200, 1)
+        await chat.reply_to("Say hello.", 2)
+        await chat.task.stop_when_done()
 
-        async def drive() -> None:
-            await chat.started()
-            await chat.reply_to("tell me more " * 200, 1)
-            await chat.reply_to("Say hello.", 2)
-            await chat.task.stop_when_done()
-
-        return chat, await run_task(chat.task, drive)
-
-    chat, reason = run_clean(scenario)
+    chat, reason = converse(lambda: llama(n_ctx=256, max_tokens=16), drive)
     assert reason is EndReason.ENDED
     [error] = errors_of(chat.task, "llm")
     assert "exceed context window" in error.message and not error.fatal
@@ -103,20 +88,13 @@ def test_a_prompt_over_the_context_window_fails_that_reply_only() -> None:
 
 
 def test_a_model_that_keeps_failing_ends_the_conversation() -> None:
-    async def scenario() -> tuple[Chat, EndReason]:
-        params = LlamaCppLLMParams(max_failures_in_a_row=1)
-        chat = Chat(LlamaCppLLM(params, name="llm"))
+    async def drive(chat: Chat) -> None:
+        with failing_calls(chat.llm.model._ctx, "decode", times=1000):
+            await chat.reply_to("Hello?", 1)
+            await chat.reply_to("Are you there?", 2)
+            await wait_for(lambda: chat.task.finished, 30)
 
-        async def drive() -> None:
-            await chat.started()
-            with failing_calls(chat.llm.model._ctx, "decode", times=1000):
-                await chat.reply_to("Hello?", 1)
-                await chat.reply_to("Are you there?", 2)
-                await wait_for(lambda: chat.task.finished, 30)
-
-        return chat, await run_task(chat.task, drive)
-
-    chat, reason = run_clean(scenario)
+    chat, reason = converse(lambda: llama(max_failures_in_a_row=1), drive)
     assert reason is EndReason.ERROR
     errors = errors_of(chat.task, "llm")
     assert errors == chat.task.errors and [e.fatal for e in errors] == [False, True]

@@ -10,6 +10,7 @@ is planned one time more than that when it should reach the stage.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import anyio
@@ -20,7 +21,7 @@ from framework.frames import InputAudioFrame, UserStartedSpeakingFrame, UserStop
 from processors.llm.openai import OpenAILLM
 from processors.stt.openai import OpenAISTT, OpenAISTTParams
 from processors.tts.openai import OpenAITTS, OpenAITTSParams
-from tests.processors.fault_helpers import errors_of, run_clean, run_task, wait_for
+from tests.processors.fault_helpers import converse, errors_of, run_clean, run_task, wait_for
 from tests.processors.llm.test_llm_faults import Chat
 from tests.processors.openai.audio_server import AudioServer
 from tests.processors.openai.fault_proxy import FaultProxy
@@ -51,50 +52,48 @@ def turn(pcm: bytes, t0_ns: int) -> list[Frame]:
 def test_stt_requests_dropped_or_failing_are_made_again_and_the_turns_kept(
     audio_server: AudioServer, questions: list[bytes]
 ) -> None:
-    async def scenario() -> tuple[Conversation, EndReason]:
-        stt = OpenAISTT(OpenAISTTParams(model="whisper-1", base_url=audio_server.url), name="stt")
-        c = Conversation(stt)
+    async def drive(c: Conversation) -> None:
+        audio_server.fail_next("transcriptions", "drop", times=2)
+        await c.turn(turn(questions[0], 0), 1)
+        audio_server.fail_next("transcriptions", "500", times=2)
+        await c.turn(turn(questions[1], 10**10), 2)
+        await c.task.stop_when_done()
 
-        async def drive() -> None:
-            await c.started()
-            audio_server.fail_next("transcriptions", "drop", times=2)
-            await c.turn(turn(questions[0], 0), 1)
-            audio_server.fail_next("transcriptions", "500", times=2)
-            await c.turn(turn(questions[1], 10**10), 2)
-            await c.task.stop_when_done()
-
-        return c, await run_task(c.task, drive)
-
-    c, reason = run_clean(scenario)
+    settings = OpenAISTTParams(model="whisper-1", base_url=audio_server.url)
+    c, reason = converse(lambda: Conversation(OpenAISTT(settings, name="stt")), drive)
     assert reason is EndReason.ENDED
     errors = errors_of(c.task, "stt")
     assert errors == c.task.errors and [e.fatal for e in errors] == [False, False]
     assert "failed to transcribe turn 1" in errors[0].message
     assert "APIConnectionError" in errors[0].message
     assert "failed to transcribe turn 2" in errors[1].message and "HTTP 500" in errors[1].message
-    first, second = (f.text.lower() for f in c.recorder.finals)
+    first, second = (text.lower() for text in c.finals)
     print(f"\nafter the faults: {first!r}, {second!r}")
     assert "table" in first and "seven" in first and "paris" in second
     assert c.stt.restarts == 2 and c.stt.failures.in_a_row == 0
 
 
-async def _through_proxy(
-    llama_server: str, drive: Any, **settings: Any
+def through_proxy(
+    llama_server: str, drive: Callable[[Chat, FaultProxy], Awaitable[None]], **settings: Any
 ) -> tuple[Chat, EndReason, FaultProxy]:
-    proxy = FaultProxy(llama_server)
-    async with anyio.create_task_group() as tg:
-        await tg.start(proxy.serve)
-        chat = Chat(OpenAILLM(llm_params(proxy.url, **settings), name="llm"))
-        reason = await run_task(chat.task, lambda: drive(chat, proxy))
-        tg.cancel_scope.cancel()
-    return chat, reason, proxy
+    """Run ``drive`` on an OpenAILLM talking to llama.cpp's server through a fault proxy."""
+
+    async def scenario() -> tuple[Chat, EndReason, FaultProxy]:
+        proxy = FaultProxy(llama_server)
+        async with anyio.create_task_group() as tg:
+            await tg.start(proxy.serve)
+            chat = Chat(OpenAILLM(llm_params(proxy.url, **settings), name="llm"))
+            reason = await run_task(chat, lambda c: drive(c, proxy))
+            tg.cancel_scope.cancel()
+        return chat, reason, proxy
+
+    return run_clean(scenario)
 
 
 def test_llm_streams_cut_or_failing_end_their_reply_and_the_next_is_answered(
     llama_server: str,
 ) -> None:
     async def drive(chat: Chat, proxy: FaultProxy) -> None:
-        await chat.started()
         proxy.fail_next("cut")
         await chat.reply_to("Tell me a long story about a dragon.", 1)
         proxy.fail_next("500", times=2)
@@ -102,7 +101,7 @@ def test_llm_streams_cut_or_failing_end_their_reply_and_the_next_is_answered(
         await chat.reply_to("What colour is the sky?", 3)
         await chat.task.stop_when_done()
 
-    chat, reason, proxy = run_clean(lambda: _through_proxy(llama_server, drive, max_tokens=48))
+    chat, reason, proxy = through_proxy(llama_server, drive, max_tokens=48)
     assert reason is EndReason.ENDED
     errors = errors_of(chat.task, "llm")
     assert errors == chat.task.errors and [e.fatal for e in errors] == [False, False]
@@ -116,34 +115,29 @@ def test_llm_streams_cut_or_failing_end_their_reply_and_the_next_is_answered(
 
 def test_llm_server_that_keeps_failing_ends_the_conversation(llama_server: str) -> None:
     async def drive(chat: Chat, proxy: FaultProxy) -> None:
-        await chat.started()
         proxy.fail_next("500", times=100)
         await chat.reply_to("Hello?", 1)
         await wait_for(lambda: chat.task.finished, 60)
 
-    chat, reason, _ = run_clean(
-        lambda: _through_proxy(llama_server, drive, max_retries=0, max_failures_in_a_row=0)
-    )
+    chat, reason, _ = through_proxy(llama_server, drive, max_retries=0, max_failures_in_a_row=0)
     assert reason is EndReason.ERROR
     [error] = errors_of(chat.task, "llm")
     assert error.fatal and "HTTP 500" in error.message and "giving up" in error.message
 
 
+def openai_tts(audio_server: AudioServer, **settings: Any) -> Speaker:
+    params = OpenAITTSParams(model="tts-1", voice="alloy", base_url=audio_server.url, **settings)
+    return Speaker(OpenAITTS(params, name="tts"))
+
+
 def test_tts_stream_cut_mid_piece_skips_that_piece_only(audio_server: AudioServer) -> None:
-    async def scenario() -> tuple[Speaker, EndReason]:
-        settings = OpenAITTSParams(model="tts-1", voice="alloy", base_url=audio_server.url)
-        speaker = Speaker(OpenAITTS(settings, name="tts"))
+    async def drive(speaker: Speaker) -> None:
+        audio_server.fail_next("speech", "drop")
+        await speaker.say(FIRST, 1)
+        await speaker.say(SECOND, 2)
+        await speaker.task.stop_when_done()
 
-        async def drive() -> None:
-            await speaker.started()
-            audio_server.fail_next("speech", "drop")
-            await speaker.say(FIRST, 1)
-            await speaker.say(SECOND, 2)
-            await speaker.task.stop_when_done()
-
-        return speaker, await run_task(speaker.task, drive)
-
-    speaker, reason = run_clean(scenario)
+    speaker, reason = converse(lambda: openai_tts(audio_server), drive)
     assert reason is EndReason.ENDED
     check_skipped_piece(speaker)  # no partial audio of the cut piece was played
     assert "RemoteProtocolError" in speaker.task.errors[0].message
@@ -152,21 +146,12 @@ def test_tts_stream_cut_mid_piece_skips_that_piece_only(audio_server: AudioServe
 def test_tts_server_errors_end_the_conversation_when_no_failure_is_allowed(
     audio_server: AudioServer,
 ) -> None:
-    async def scenario() -> tuple[Speaker, EndReason]:
-        settings = OpenAITTSParams(
-            model="tts-1", voice="alloy", base_url=audio_server.url, max_failures_in_a_row=0
-        )
-        speaker = Speaker(OpenAITTS(settings, name="tts"))
+    async def drive(speaker: Speaker) -> None:
+        audio_server.fail_next("speech", "500", times=2)
+        await speaker.say(FIRST, 1)
+        await wait_for(lambda: speaker.task.finished, 60)
 
-        async def drive() -> None:
-            await speaker.started()
-            audio_server.fail_next("speech", "500", times=2)
-            await speaker.say(FIRST, 1)
-            await wait_for(lambda: speaker.task.finished, 60)
-
-        return speaker, await run_task(speaker.task, drive)
-
-    speaker, reason = run_clean(scenario)
+    speaker, reason = converse(lambda: openai_tts(audio_server, max_failures_in_a_row=0), drive)
     assert reason is EndReason.ERROR
     [error] = errors_of(speaker.task, "tts")
     assert error.fatal and "HTTP 500" in error.message

@@ -11,24 +11,34 @@ from __future__ import annotations
 
 import os
 import signal
+from collections.abc import Sequence
 from typing import Any
 
 import anyio
 import pytest
 
-from framework import EndReason, Frame, Pipeline, PipelineTask, TaskParams
+from framework import Frame, Processor, TaskParams
+from framework.errors import TaskFinishedError
 from framework.frames import (
-    LLMResponseEndFrame,
+    InterimTranscriptionFrame,
     OutputAudioFrame,
-    StartFrame,
+    TranscriptionFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from framework.task import EndReason
 from processors.stt import PocketSphinxSTT, STTProcessor, WhisperSTT
 from processors.stt.pocketsphinx import PocketSphinxSTTParams
-from tests.processors.fault_helpers import alive, errors_of, run_clean, run_task, wait_for
+from tests.processors.fault_helpers import (
+    Harness,
+    alive,
+    converse,
+    errors_of,
+    failing_calls,
+    wait_for,
+)
 
-from .stt_helpers import Recorder, Utterance, corpus_wer, spoken_turns
+from .stt_helpers import Utterance, corpus_wer, spoken_turns
 
 pytestmark = pytest.mark.models
 
@@ -50,68 +60,82 @@ def halves(turn: list[Frame]) -> tuple[list[Frame], list[Frame]]:
     return turn[:mid], turn[mid:]
 
 
-def transcribed(recorder: Recorder, speech: list[Utterance], bound: float = 0.5) -> bool:
-    """One final per turn, each with a word error rate of at most ``bound`` (none lost).
+def close_enough(speech: list[Utterance], texts: list[str], bound: float = 0.5) -> bool:
+    """One text per utterance, each with a word error rate of at most ``bound`` (none lost).
 
-    PocketSphinx is weak on these sentences even without faults (WER ~0.2-0.4 per
-    sentence, varying with how the audio is fed); a lost turn has a WER of 1.
+    A lost turn has a WER of 1. PocketSphinx is weak on these sentences even without
+    faults (WER up to ~0.4 per sentence; the audio is synthesised afresh for each
+    run). A restarted decoder starts from the cepstral mean its predecessor adapted
+    to; from the default mean it got up to 0.71 (``turn off the lights in the
+    kitchen`` as ``god awful whites in the kitchen``).
     """
-    finals = [f.text for f in recorder.finals]
-    return len(finals) == len(speech) and all(
-        corpus_wer([u.text], [text]) <= bound for u, text in zip(speech, finals, strict=True)
+    return len(texts) == len(speech) and all(
+        corpus_wer([u.text], [text]) <= bound for u, text in zip(speech, texts, strict=True)
     )
 
 
-class Conversation:
-    """An STT stage and a recorder in a task; turns fed as fast as they can go."""
+class Conversation(Harness):
+    """An STT stage (and ``then``, the stages after it) in a task; turns fed as fast as can be."""
 
-    def __init__(self, stt: STTProcessor, params: TaskParams | None = None) -> None:
+    def __init__(
+        self,
+        stt: STTProcessor,
+        params: TaskParams | None = None,
+        *,
+        then: Sequence[Processor] = (),
+        after: Sequence[Processor] = (),
+    ) -> None:
+        super().__init__([stt, *then], params, after)
         self.stt = stt
-        self.recorder = Recorder()
-        self.task = PipelineTask(Pipeline([stt, self.recorder]), params)
 
-    async def started(self) -> None:
-        await wait_for(lambda: self.recorder.of(StartFrame), 60)
+    @property
+    def finals(self) -> list[str]:
+        return [f.text for f in self.of(TranscriptionFrame)]
+
+    @property
+    def pid(self) -> int:
+        """The PocketSphinx decoder process."""
+        pid = getattr(self.stt, "worker_pid", None)
+        assert pid is not None
+        return int(pid)
 
     async def turn(self, frames: list[Frame], finals: int) -> None:
         """Feed a turn and wait for the ``finals``-th final transcript."""
         await self.task.queue_frames(frames)
-        await wait_for(lambda: len(self.recorder.finals) >= finals, 60)
+        await wait_for(lambda: len(self.finals) >= finals, 60)
+
+    async def kill_mid_turn(self, turn: list[Frame], sig: int = signal.SIGKILL) -> None:
+        """Feed the first half of ``turn``, signal the decoder process, feed the rest."""
+        head, tail = halves(turn)
+        await self.task.queue_frames(head)
+        await wait_for(lambda: self.of(InterimTranscriptionFrame))  # it is decoding the turn
+        os.kill(self.pid, sig)
+        await self.task.queue_frames(tail)
 
 
 def test_a_killed_pocketsphinx_process_is_restarted_and_the_turn_kept(
     speech: list[Utterance],
 ) -> None:
     turns = split_turns(spoken_turns(speech[:2]))
-    seen: dict[str, Any] = {}
+    pids: list[int] = []
 
-    async def scenario() -> tuple[Conversation, EndReason]:
-        c = Conversation(PocketSphinxSTT(name="stt"))
+    async def drive(c: Conversation) -> None:
+        pids.append(c.pid)
+        await c.kill_mid_turn(turns[0])
+        await wait_for(lambda: c.finals)
+        pids.append(c.pid)
+        await c.turn(turns[1], 2)
+        await c.task.stop_when_done()
 
-        async def drive() -> None:
-            await c.started()
-            pid = seen["pid"] = c.stt.worker_pid  # type: ignore[attr-defined]
-            head, tail = halves(turns[0])
-            await c.task.queue_frames(head)
-            await wait_for(lambda: c.recorder.interims)  # the process is decoding the turn
-            os.kill(pid, signal.SIGKILL)
-            await c.turn(tail, 1)
-            seen["new_pid"] = c.stt.worker_pid  # type: ignore[attr-defined]
-            await c.turn(turns[1], 2)
-            await c.task.stop_when_done()
-
-        return c, await run_task(c.task, drive)
-
-    c, reason = run_clean(scenario)
+    c, reason = converse(lambda: Conversation(PocketSphinxSTT(name="stt")), drive)
     assert reason is EndReason.ENDED
     [error] = c.task.errors
     assert errors_of(c.task, "stt") == [error] and not error.fatal
     assert "failed to transcribe turn 1" in error.message and "exited with code -9" in error.message
-    assert c.stt.restarts == 1 and seen["new_pid"] != seen["pid"]
-    assert not alive(seen["pid"]) and not alive(seen["new_pid"])
-    finals = [f.text for f in c.recorder.finals]
-    print(f"\nafter the kill: {finals}")
-    assert transcribed(c.recorder, speech[:2])  # the killed turn kept
+    assert c.stt.restarts == 1 and pids[0] != pids[1]
+    assert not alive(pids[0]) and not alive(pids[1])
+    print(f"\nafter the kill: {c.finals}")
+    assert close_enough(speech[:2], c.finals)  # the killed turn kept
 
 
 def test_a_pocketsphinx_process_killed_between_turns_is_found_by_the_next_turn(
@@ -119,24 +143,42 @@ def test_a_pocketsphinx_process_killed_between_turns_is_found_by_the_next_turn(
 ) -> None:
     turns = split_turns(spoken_turns(speech[:2]))
 
-    async def scenario() -> tuple[Conversation, EndReason]:
-        c = Conversation(PocketSphinxSTT(name="stt"))
+    async def drive(c: Conversation) -> None:
+        await c.turn(turns[0], 1)
+        os.kill(c.pid, signal.SIGKILL)
+        await c.turn(turns[1], 2)
+        await c.task.stop_when_done()
 
-        async def drive() -> None:
-            await c.started()
-            await c.turn(turns[0], 1)
-            os.kill(c.stt.worker_pid, signal.SIGKILL)  # type: ignore[attr-defined,arg-type]
-            await c.turn(turns[1], 2)
-            await c.task.stop_when_done()
-
-        return c, await run_task(c.task, drive)
-
-    c, reason = run_clean(scenario)
+    c, reason = converse(lambda: Conversation(PocketSphinxSTT(name="stt")), drive)
     assert reason is EndReason.ENDED
     [error] = errors_of(c.task, "stt")
     assert "failed to transcribe turn 2" in error.message and not error.fatal
-    print(f"\nafter the kill: {[f.text for f in c.recorder.finals]}")
-    assert c.stt.restarts == 1 and transcribed(c.recorder, speech[:2])
+    print(f"\nafter the kill: {c.finals}")
+    assert c.stt.restarts == 1 and close_enough(speech[:2], c.finals)
+
+
+def test_a_stopped_pocketsphinx_process_is_killed_restarted_and_the_turn_kept(
+    speech: list[Utterance],
+) -> None:
+    """SIGSTOP: the process lives but never answers; the watchdog ends the wait."""
+    turns = split_turns(spoken_turns(speech[:2]))
+    pids: list[int] = []
+
+    async def drive(c: Conversation) -> None:
+        pids.append(c.pid)
+        await c.kill_mid_turn(turns[0], signal.SIGSTOP)
+        await c.turn([], 1)
+        await c.turn(turns[1], 2)
+        await c.task.stop_when_done()
+
+    params = PocketSphinxSTTParams(call_timeout_s=3.0)  # a call takes ~0.01-0.3 s
+    c, reason = converse(lambda: Conversation(PocketSphinxSTT(params, name="stt")), drive)
+    assert reason is EndReason.ENDED
+    [error] = errors_of(c.task, "stt")
+    assert "did not answer within 3 s and was killed" in error.message and not error.fatal
+    assert c.stt.restarts == 1 and not alive(pids[0])
+    print(f"\nafter the stop: {c.finals}")
+    assert close_enough(speech[:2], c.finals)
 
 
 def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
@@ -146,32 +188,27 @@ def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
     turns = split_turns(spoken_turns(speech))
     killed: list[int] = []
 
-    async def scenario() -> tuple[Conversation, EndReason]:
-        stt = PocketSphinxSTT(PocketSphinxSTTParams(max_failures_in_a_row=2), name="stt")
-        c = Conversation(stt)
+    async def killer(stt: PocketSphinxSTT, c: Conversation) -> None:
+        while not c.task.finished:
+            pid = stt.worker_pid
+            if pid is not None and pid not in killed:
+                os.kill(pid, signal.SIGKILL)
+                killed.append(pid)
+            await anyio.sleep(0.005)
 
-        async def killer() -> None:
-            while not c.task.finished:
-                pid = stt.worker_pid
-                if pid is not None and pid not in killed:
-                    os.kill(pid, signal.SIGKILL)
-                    killed.append(pid)
-                await anyio.sleep(0.005)
-
-        async def drive() -> None:
-            await c.started()
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(killer)
-                for turn in turns:  # the task ends before the turns run out
-                    if c.task.finished:
-                        break
+    async def drive(c: Conversation) -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(killer, c.stt, c)
+            for turn in turns:  # the task ends before the turns run out
+                try:
                     await c.task.queue_frames(turn)
-                    await wait_for(lambda: c.task.finished or c.recorder.finals, 60)
-                await wait_for(lambda: c.task.finished, 60)
+                except TaskFinishedError:
+                    break
+                await wait_for(lambda: c.task.finished or c.finals, 60)
+            await wait_for(lambda: c.task.finished, 60)
 
-        return c, await run_task(c.task, drive)
-
-    c, reason = run_clean(scenario)
+    params = PocketSphinxSTTParams(max_failures_in_a_row=2)
+    c, reason = converse(lambda: Conversation(PocketSphinxSTT(params, name="stt")), drive)
     assert reason is EndReason.ERROR
     errors = errors_of(c.task, "stt")
     assert errors == c.task.errors and len(errors) >= 3
@@ -184,31 +221,25 @@ def test_pocketsphinx_killed_under_the_end_policy_ends_the_task_cleanly(
     speech: list[Utterance],
 ) -> None:
     """With ``error_policy="end"`` the first error ends the conversation, turn transcribed."""
-    turns = split_turns(spoken_turns(speech[:1]))
+    [turn] = split_turns(spoken_turns(speech[:1]))
 
-    async def scenario() -> tuple[Conversation, EndReason]:
-        c = Conversation(PocketSphinxSTT(name="stt"), TaskParams(error_policy="end"))
+    async def drive(c: Conversation) -> None:
+        await c.kill_mid_turn(turn)
+        await wait_for(lambda: c.task.finished, 60)
 
-        async def drive() -> None:
-            await c.started()
-            head, tail = halves(turns[0])
-            await c.task.queue_frames(head)
-            await wait_for(lambda: c.recorder.interims)
-            os.kill(c.stt.worker_pid, signal.SIGKILL)  # type: ignore[attr-defined,arg-type]
-            await c.task.queue_frames(tail)
-            await wait_for(lambda: c.task.finished, 60)
-
-        return c, await run_task(c.task, drive)
-
-    c, reason = run_clean(scenario)
+    end = TaskParams(error_policy="end")
+    c, reason = converse(lambda: Conversation(PocketSphinxSTT(name="stt"), end), drive)
     assert reason is EndReason.ENDED
     [error] = errors_of(c.task, "stt")
     assert not error.fatal and "exited with code -9" in error.message
-    assert transcribed(c.recorder, speech[:1])  # the End frame waited for the retried turn
+    assert close_enough(speech[:1], c.finals)  # the End frame waited for the retried turn
 
 
 class _RaisingOnce:
-    """Stands for the CTranslate2 model: its ``nth`` encode raises, everything else is real."""
+    """Stands for the CTranslate2 model: its ``nth`` encode raises, everything else is real.
+
+    (The model is a compiled object whose methods cannot be patched in place.)
+    """
 
     def __init__(self, model: Any, nth: int) -> None:
         self._model = model
@@ -230,34 +261,25 @@ def test_a_whisper_pass_that_raises_is_recovered_and_the_next_turn_answered(
 ) -> None:
     turns = split_turns(spoken_turns(speech[:2]))
 
-    async def scenario() -> tuple[Conversation, EndReason]:
-        stt = WhisperSTT(name="stt")
-        c = Conversation(stt)
+    async def drive(c: Conversation) -> None:
+        model = c.stt.model  # type: ignore[attr-defined]
+        real = model.model
+        model.model = _RaisingOnce(real, nth=1)  # the first pass of turn 1
+        try:
+            await c.turn(turns[0], 1)
+        finally:
+            model.model = real  # the model may be shared with other stages
+        await c.turn(turns[1], 2)
+        await c.task.stop_when_done()
 
-        async def drive() -> None:
-            await c.started()
-            model = stt.model
-            assert model is not None
-            real = model.model
-            model.model = _RaisingOnce(real, nth=1)  # the first pass of turn 1
-            try:
-                await c.turn(turns[0], 1)
-            finally:
-                model.model = real  # the model may be shared with other stages
-            await c.turn(turns[1], 2)
-            await c.task.stop_when_done()
-
-        return c, await run_task(c.task, drive)
-
-    c, reason = run_clean(scenario)
+    c, reason = converse(lambda: Conversation(WhisperSTT(name="stt")), drive)
     assert reason is EndReason.ENDED
     [error] = errors_of(c.task, "stt")
     assert c.task.errors == [error] and not error.fatal
     assert "failed to transcribe turn 1" in error.message and "(injected)" in error.message
     assert c.stt.restarts == 1
-    finals = [f.text for f in c.recorder.finals]
-    print(f"\nafter the failed pass: {finals}")
-    assert transcribed(c.recorder, speech[:2], bound=0.34)
+    print(f"\nafter the failed pass: {c.finals}")
+    assert close_enough(speech[:2], c.finals, bound=0.34)
 
 
 def test_a_cascade_answers_through_a_killed_stt_process_and_a_failed_llm_reply(
@@ -270,47 +292,35 @@ def test_a_cascade_answers_through_a_killed_stt_process_and_a_failed_llm_reply(
     from processors.llm.context import context_pair
     from processors.llm.llama_cpp import LlamaCppLLM
     from processors.tts.piper import PiperTTS
-    from tests.processors.fault_helpers import failing_calls
 
     turns = split_turns(spoken_turns(speech[:3]))
+    user, assistant = context_pair("You are a helpful voice assistant. Answer in a sentence.")
+    llm = LlamaCppLLM(name="llm")
 
-    async def scenario() -> tuple[PipelineTask, Recorder, list[dict[str, Any]], EndReason]:
-        user, assistant = context_pair("You are a helpful voice assistant. Answer in a sentence.")
-        stt, llm, recorder = PocketSphinxSTT(name="stt"), LlamaCppLLM(name="llm"), Recorder()
-        stages = [stt, user, llm, PiperTTS(name="tts"), recorder, assistant]
-        task = PipelineTask(Pipeline(stages))
+    def cascade() -> Conversation:
+        then = [user, llm, PiperTTS(name="tts")]
+        return Conversation(PocketSphinxSTT(name="stt"), then=then, after=[assistant])
 
-        async def answered(n: int) -> None:
-            await wait_for(lambda: len(recorder.of(LLMResponseEndFrame)) >= n, 90)
+    async def drive(c: Conversation) -> None:
+        await c.kill_mid_turn(turns[0])
+        await wait_for(c.ended(1), 90)
+        with failing_calls(llm.model._ctx, "decode", after=3, error="decode failed (injected)"):
+            await c.task.queue_frames(turns[1])
+            await wait_for(c.ended(2), 90)
+        await c.task.queue_frames(turns[2])
+        await wait_for(c.ended(3), 90)
+        await c.task.stop_when_done()
 
-        async def drive() -> None:
-            await wait_for(lambda: recorder.of(StartFrame), 60)
-            head, tail = halves(turns[0])
-            await task.queue_frames(head)
-            await wait_for(lambda: recorder.interims)
-            os.kill(stt.worker_pid, signal.SIGKILL)  # type: ignore[arg-type]
-            await task.queue_frames(tail)
-            await answered(1)
-            with failing_calls(llm.model._ctx, "decode", after=3, error="decode failed (injected)"):
-                await task.queue_frames(turns[1])
-                await answered(2)
-            await task.queue_frames(turns[2])
-            await answered(3)
-            await task.stop_when_done()
-
-        reason = await run_task(task, drive)
-        return task, recorder, user.llm_context.snapshot(), reason
-
-    task, recorder, context, reason = run_clean(scenario)
+    c, reason = converse(cascade, drive)
     assert reason is EndReason.ENDED
-    assert [e.processor for e in task.errors] == ["stt", "llm"]
-    assert not any(e.fatal for e in task.errors)
-    assert "exited with code -9" in task.errors[0].message
-    assert "(injected)" in task.errors[1].message
+    assert [e.processor for e in c.task.errors] == ["stt", "llm"]
+    assert not any(e.fatal for e in c.task.errors)
+    assert "exited with code -9" in c.task.errors[0].message
+    assert "(injected)" in c.task.errors[1].message
+    context = user.llm_context.snapshot()
     said = [m["content"] for m in context if m["role"] == "user"]
     replies = [m["content"] for m in context if m["role"] == "assistant"]
     print(f"\nuser: {said}\nassistant: {replies}")
-    assert len(said) == 3  # no turn lost
-    assert all(corpus_wer([u.text], [t]) <= 0.5 for u, t in zip(speech[:3], said, strict=True))
+    assert close_enough(speech[:3], said)  # no turn lost
     assert len(replies) == 3 and all(replies)  # each heard; the second cut short
-    assert sum(f.duration_s for f in recorder.of(OutputAudioFrame)) > 3.0
+    assert sum(f.duration_s for f in c.of(OutputAudioFrame)) > 3.0

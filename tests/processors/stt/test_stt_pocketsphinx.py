@@ -79,3 +79,32 @@ def test_pocketsphinx_params_are_validated() -> None:
         PocketSphinxSTTParams(interim_interval_ms=0)
     with pytest.raises(ValidationError):
         PocketSphinxSTTParams(fastfinal=True)  # type: ignore[call-arg]
+
+
+def test_a_decoder_process_hands_on_the_cepstral_mean_it_adapted_to(
+    speech: list[Utterance],
+) -> None:
+    """What a restarted decoder starts from: the mean read after the last utterance."""
+    from processors.stt._sphinx_worker import SphinxProcess
+
+    options = {"loglevel": "FATAL", "samprate": RATE}
+    first = SphinxProcess(options)
+    try:
+        first.start()
+        first.feed(speech[0].pcm, False)
+        assert first.finish()
+        after_one = first.cmn
+        first.start()
+        first.feed(speech[1].pcm, False)
+        first.finish()
+        adapted = first.cmn
+    finally:
+        first.close()
+    assert adapted and after_one and adapted != after_one  # it follows the voice
+    second = SphinxProcess({**options, "cmninit": adapted})
+    try:
+        second.start()
+        second.finish()  # an empty utterance leaves the mean as it started
+        assert second.cmn == adapted
+    finally:
+        second.close()

@@ -8,22 +8,21 @@ the end of each test.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 
-from framework import EndReason, Frame, Pipeline, PipelineTask, Processor, TaskParams
+from framework import EndReason, Frame, Processor, TaskParams
 from framework.frames import (
     LLMResponseEndFrame,
     LLMResponseStartFrame,
     LLMTextFrame,
     OutputAudioFrame,
-    StartFrame,
     TTSStoppedFrame,
     TTSTextFrame,
 )
 from processors.tts.piper import PiperTTS, PiperTTSParams
-from tests.framework.helpers import Recorder
-from tests.processors.fault_helpers import errors_of, failing_calls, run_clean, run_task, wait_for
+from tests.processors.fault_helpers import Harness, converse, errors_of, failing_calls, wait_for
 
 pytestmark = pytest.mark.models
 
@@ -35,13 +34,12 @@ def words(text: str) -> list[str]:
     return re.sub(r"[^a-z ]", " ", text.lower()).split()
 
 
-class Speaker:
+class Speaker(Harness):
     """A TTS stage and a recorder in a task; replies fed as LLM frames."""
 
     def __init__(self, tts: Processor, params: TaskParams | None = None) -> None:
+        super().__init__([tts], params)
         self.tts = tts
-        self.sink = Recorder("sink")
-        self.task = PipelineTask(Pipeline([tts, self.sink]), params)
 
     def replies(self) -> list[tuple[list[str], float]]:
         """Per ended reply: the pieces spoken and the seconds of audio."""
@@ -58,15 +56,16 @@ class Speaker:
                 pieces, seconds = [], 0.0
         return out
 
-    async def started(self) -> None:
-        await wait_for(lambda: self.sink.frames(kind=StartFrame), 60)
-
     async def say(self, text: str, n: int) -> None:
         """Feed a reply and wait until ``n`` replies have ended (or the task has)."""
         frames: list[Frame] = [LLMResponseStartFrame()]
         frames += [LLMTextFrame(text=w + " ") for w in text.split()]  # streamed word by word
         await self.task.queue_frames([*frames, LLMResponseEndFrame()])
-        await wait_for(lambda: len(self.replies()) >= n or self.task.finished, 60)
+        await wait_for(self.ended(n), 60)
+
+    def session(self) -> Any:
+        """The Piper voice's ONNX Runtime session."""
+        return self.tts.voice.session  # type: ignore[attr-defined]
 
 
 def check_skipped_piece(speaker: Speaker) -> None:
@@ -80,62 +79,47 @@ def check_skipped_piece(speaker: Speaker) -> None:
     assert words(failed[1] + " " + " ".join(first)) == words(FIRST)
     assert words(" ".join(second)) == words(SECOND)
     assert first_s > 1.0 and second_s > 2.0
-    assert len(speaker.sink.frames(kind=TTSStoppedFrame)) == 2
+    assert len(speaker.of(TTSStoppedFrame)) == 2
+
+
+def piper(params: TaskParams | None = None, **settings: object) -> Speaker:
+    return Speaker(PiperTTS(PiperTTSParams.model_validate(settings), name="tts"), params)
 
 
 def test_a_piece_that_fails_to_synthesise_is_skipped_and_the_conversation_goes_on() -> None:
-    async def scenario() -> tuple[Speaker, EndReason]:
-        speaker = Speaker(PiperTTS(name="tts"))
+    async def drive(speaker: Speaker) -> None:
+        with failing_calls(speaker.session(), "run", error="ONNX Runtime run failed (injected)"):
+            await speaker.say(FIRST, 1)
+        await speaker.say(SECOND, 2)
+        await speaker.task.stop_when_done()
 
-        async def drive() -> None:
-            await speaker.started()
-            voice = speaker.tts.voice  # type: ignore[attr-defined]
-            with failing_calls(voice.session, "run", error="ONNX Runtime run failed (injected)"):
-                await speaker.say(FIRST, 1)
-            await speaker.say(SECOND, 2)
-            await speaker.task.stop_when_done()
-
-        return speaker, await run_task(speaker.task, drive)
-
-    speaker, reason = run_clean(scenario)
+    speaker, reason = converse(piper, drive)
     assert reason is EndReason.ENDED
     check_skipped_piece(speaker)
     assert "(injected)" in speaker.task.errors[0].message
 
 
 def test_under_the_cancel_policy_a_synthesis_failure_ends_the_task_at_once() -> None:
-    async def scenario() -> tuple[Speaker, EndReason]:
-        speaker = Speaker(PiperTTS(name="tts"), TaskParams(error_policy="cancel"))
+    async def drive(speaker: Speaker) -> None:
+        with failing_calls(speaker.session(), "run"):
+            await speaker.say(FIRST, 1)
+            await wait_for(lambda: speaker.task.finished, 30)
 
-        async def drive() -> None:
-            await speaker.started()
-            with failing_calls(speaker.tts.voice.session, "run"):  # type: ignore[attr-defined]
-                await speaker.say(FIRST, 1)
-                await wait_for(lambda: speaker.task.finished, 30)
-
-        return speaker, await run_task(speaker.task, drive)
-
-    speaker, reason = run_clean(scenario)
+    speaker, reason = converse(lambda: piper(TaskParams(error_policy="cancel")), drive)
     assert reason is EndReason.ERROR
     [error] = errors_of(speaker.task, "tts")
     assert not error.fatal and "injected failure" in error.message
 
 
 def test_a_voice_that_keeps_failing_ends_the_conversation() -> None:
-    async def scenario() -> tuple[Speaker, EndReason]:
-        speaker = Speaker(PiperTTS(PiperTTSParams(max_failures_in_a_row=2), name="tts"))
+    async def drive(speaker: Speaker) -> None:
+        with failing_calls(speaker.session(), "run", times=1000):
+            await speaker.say(FIRST, 1)
+            await wait_for(lambda: speaker.task.finished, 30)
 
-        async def drive() -> None:
-            await speaker.started()
-            with failing_calls(speaker.tts.voice.session, "run", times=1000):  # type: ignore[attr-defined]
-                await speaker.say(FIRST, 1)
-                await wait_for(lambda: speaker.task.finished, 30)
-
-        return speaker, await run_task(speaker.task, drive)
-
-    speaker, reason = run_clean(scenario)
+    speaker, reason = converse(lambda: piper(max_failures_in_a_row=2), drive)
     assert reason is EndReason.ERROR
     errors = errors_of(speaker.task, "tts")
     assert [e.fatal for e in errors] == [False, False, True]
     assert "3 failures in a row" in errors[-1].message
-    assert speaker.sink.frames(kind=OutputAudioFrame) == []
+    assert speaker.of(OutputAudioFrame) == []
