@@ -37,6 +37,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from pipelines.config import PipelineConfig, load_pipeline_file
+from pipelines.serve.memory import fix_mmap_threshold
 from pipelines.serve.options import ServerOptions, parse_options
 from pipelines.serve.protocol import error_event
 from pipelines.serve.redact import redacting
@@ -183,6 +184,7 @@ async def serve(
     from pipelines.serve.session import RealtimeSession
 
     config, opts = prepare(config, options or ServerOptions())
+    fix_mmap_threshold()
     start_gate = anyio.Semaphore(1)
     sessions = SessionCount(opts.max_sessions)
 
