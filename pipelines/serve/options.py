@@ -116,4 +116,6 @@ def parse_options(items: Sequence[str]) -> ServerOptions:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"])
         allowed = ", ".join(ServerOptions.model_fields)
+        if err["type"] == "extra_forbidden":
+            raise ValueError(f"unknown server option {name!r} (options: {allowed})") from None
         raise ValueError(f"server option {name!r}: {err['msg']} (options: {allowed})") from None
