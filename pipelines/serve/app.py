@@ -15,8 +15,17 @@ is only reported: the pipeline file decides what runs); ``intent`` and
 ``openai-insecure-api-key.<token>``), else HTTP 401. A beta-shaped connection
 (``OpenAI-Beta: realtime=v1``) gets the error ``beta_api_shape_disabled`` and
 close code 4000, as OpenAI answers since the beta's shutdown. The server binds
-127.0.0.1 by default. Each connection runs its own pipeline (its own model
-instances; Piper's voice is shared by the process).
+127.0.0.1 by default.
+
+Each connection runs its own pipeline, but the models are the process's
+(:mod:`processors.shared_models`, kept loaded while the server runs): the
+language model serves one generation at a time, Whisper and Piper run
+concurrently, and Silero VAD instances are reused by later sessions. At most
+``max_sessions`` connections are served at once: one more is refused before the
+upgrade with HTTP 503 (and ``Retry-After: 5``); a handshake that raced past that
+check gets an ``error`` event (``server_error``, code ``session_limit_reached``)
+and close code 1013 (try again later). ``/health`` answers with the load as JSON.
+Every log record of the process is redacted (:mod:`pipelines.serve.redact`).
 """
 
 from __future__ import annotations
@@ -37,7 +46,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from pipelines.config import PipelineConfig, load_pipeline_file
-from pipelines.serve.memory import fix_mmap_threshold
+from pipelines.serve.memory import fix_mmap_threshold, trim_free_memory
 from pipelines.serve.options import ServerOptions, parse_options
 from pipelines.serve.protocol import error_event
 from pipelines.serve.redact import redacting
@@ -210,6 +219,8 @@ async def serve(
             await session.run()
         finally:
             sessions.active -= 1
+            with anyio.CancelScope(shield=True):  # what the session freed goes back
+                await anyio.to_thread.run_sync(trim_free_memory)
 
     with redacting([token]), MODELS.keep():
         async with contextlib.AsyncExitStack() as stack:

@@ -13,6 +13,9 @@ rose ~20 MiB per cycle with the dynamic threshold and ~4 MiB with it fixed
 
 :func:`fix_mmap_threshold` sets the threshold once, which also turns its
 adjustment off, so large transient buffers are always unmapped when freed.
+What smaller blocks leave free inside the arenas is given back by
+:func:`trim_free_memory` (glibc's ``malloc_trim``), which the server runs after
+each session ends.
 """
 
 from __future__ import annotations
@@ -20,8 +23,9 @@ from __future__ import annotations
 import ctypes
 import logging
 import sys
+from typing import Any
 
-__all__ = ["MMAP_THRESHOLD", "fix_mmap_threshold"]
+__all__ = ["MMAP_THRESHOLD", "fix_mmap_threshold", "trim_free_memory"]
 
 log = logging.getLogger("parley.serve")
 
@@ -30,16 +34,33 @@ MMAP_THRESHOLD = 128 * 1024
 _M_MMAP_THRESHOLD = -3  # mallopt parameter number in glibc's malloc.h
 
 
+def _glibc(name: str) -> Any:
+    """A glibc function, or None elsewhere (another OS, or musl, which has neither)."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return getattr(ctypes.CDLL(None), name)
+    except (OSError, AttributeError):
+        return None
+
+
 def fix_mmap_threshold(threshold: int = MMAP_THRESHOLD) -> bool:
     """Fix glibc's mmap threshold at ``threshold`` bytes; False where there is no glibc."""
-    if not sys.platform.startswith("linux"):
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # another C library (musl has no mallopt)
+    mallopt = _glibc("mallopt")
+    if mallopt is None:
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
     mallopt.restype = ctypes.c_int
     done = bool(mallopt(_M_MMAP_THRESHOLD, threshold))
     log.debug("mmap threshold fixed at %d bytes: %s", threshold, done)
     return done
+
+
+def trim_free_memory() -> bool:
+    """Give the free pages of every malloc arena back to the system; blocking, a few ms."""
+    malloc_trim = _glibc("malloc_trim")
+    if malloc_trim is None:
+        return False
+    malloc_trim.argtypes = [ctypes.c_size_t]
+    malloc_trim.restype = ctypes.c_int
+    return bool(malloc_trim(0))
