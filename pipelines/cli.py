@@ -66,15 +66,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from pipelines.serve import parse_options, serve_main
+    from pipelines.serve import serve_main
 
     return serve_main(
         resolve_pipeline(args.pipeline),
         host=args.host,
         port=args.port,
         token=args.token,
+        token_file=args.token_file,
         overrides=args.set,
-        options=parse_options(args.option),
+        option_items=args.option,
+        max_sessions=args.max_sessions,
     )
 
 
@@ -118,7 +120,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("pipeline", nargs="?", default="cascade-local", help="cascade pipeline")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8765, help="port (default 8765)")
-    serve.add_argument("--token", help="require 'Authorization: Bearer TOKEN' from clients")
+    serve.add_argument(
+        "--token",
+        help="require 'Authorization: Bearer TOKEN' from clients (visible in ps: prefer "
+        "--token-file or $PARLEY_SERVE_TOKEN)",
+    )
+    serve.add_argument("--token-file", help="read the required bearer token from this file")
+    serve.add_argument(
+        "--max-sessions",
+        type=int,
+        metavar="N",
+        help="sessions served at once; more are refused with HTTP 503 (default 8)",
+    )
     serve.add_argument(
         "--option",
         action="append",

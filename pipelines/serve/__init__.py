@@ -30,10 +30,12 @@ official SDK's ``openai.types.realtime`` models):
   (``conversation: "none"``, ``input``).
 
 Known differences from OpenAI: one voice (the TTS's; ``voice`` and ``speed``
-are reported, not applied); no noise reduction (the setting is reported);
-``input_image`` is refused; a client-created ``input_audio`` part is heard
-only through its ``transcript``; transcription sessions and MCP tools are not
-supported; a beta-shaped connection is refused as OpenAI does now.
+are reported, not applied, though a voice must be one of OpenAI's names or a
+custom ``{"id": ...}``, else ``invalid_value`` lists the names); no noise
+reduction (the setting is reported); ``input_image`` is refused; a
+client-created ``input_audio`` part is heard only through its ``transcript``;
+transcription sessions and MCP tools are not supported; a beta-shaped
+connection is refused as OpenAI does now.
 """
 
 from pipelines.serve.app import serve, serve_main, serve_pipeline_file

@@ -15,15 +15,28 @@ is only reported: the pipeline file decides what runs); ``intent`` and
 ``openai-insecure-api-key.<token>``), else HTTP 401. A beta-shaped connection
 (``OpenAI-Beta: realtime=v1``) gets the error ``beta_api_shape_disabled`` and
 close code 4000, as OpenAI answers since the beta's shutdown. The server binds
-127.0.0.1 by default. Each connection runs its own pipeline (its own model
-instances; Piper's voice is shared by the process).
+127.0.0.1 by default.
+
+Each connection runs its own pipeline, but the models are the process's
+(:mod:`processors.shared_models`, kept loaded while the server runs): the
+language model serves one generation at a time, Whisper and Piper run
+concurrently, and Silero VAD instances are reused by later sessions. At most
+``max_sessions`` connections are served at once: one more is refused before the
+upgrade with HTTP 503 (and ``Retry-After: 5``); a handshake that raced past that
+check gets an ``error`` event (``server_error``, code ``session_limit_reached``)
+and close code 1013 (try again later). ``/health`` answers with the load as JSON.
+Every log record of the process is redacted (:mod:`pipelines.serve.redact`).
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hmac
 import json
 import logging
+import os
+import sys
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -33,13 +46,21 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from pipelines.config import PipelineConfig, load_pipeline_file
-from pipelines.serve.options import ServerOptions
+from pipelines.serve.memory import fix_mmap_threshold, trim_free_memory
+from pipelines.serve.options import ServerOptions, parse_options
 from pipelines.serve.protocol import error_event
+from pipelines.serve.redact import redacting
+from processors.shared_models import MODELS
 
-__all__ = ["serve", "serve_main", "serve_pipeline_file"]
+__all__ = ["TOKEN_ENV", "ServeError", "SessionCount", "serve", "serve_main", "serve_pipeline_file"]
 
 log = logging.getLogger("parley.serve")
 SHUTDOWN_TIMEOUT_S = 15.0
+TOKEN_ENV = "PARLEY_SERVE_TOKEN"
+
+
+class ServeError(Exception):
+    """The server cannot run as asked (a bad option, a token file, a port in use)."""
 
 
 def _path_and_query(path: str) -> tuple[str, dict[str, list[str]]]:
@@ -60,11 +81,36 @@ def _authorized(headers: Any, token: str) -> bool:
     return any(hmac.compare_digest(o.encode(), token.encode()) for o in offered)
 
 
-def _process_request(token: str | None) -> Callable[[Any, Any], Any]:
+class SessionCount:
+    """The connections a server serves at once, against its ``max_sessions``."""
+
+    def __init__(self, limit: int) -> None:
+        """Allow ``limit`` sessions at once."""
+        self.limit = limit
+        self.active = 0
+
+    @property
+    def full(self) -> bool:
+        """True when one more session would pass the limit."""
+        return self.active >= self.limit
+
+    def health(self) -> str:
+        """The ``/health`` body: liveness and load, as JSON."""
+        return json.dumps({"status": "ok", "sessions": self.active, "max_sessions": self.limit})
+
+    def refusal(self) -> str:
+        """Why a connection is refused when the server is full."""
+        return (
+            f"This server is serving its limit of {self.limit} sessions; "
+            "try again when one has ended."
+        )
+
+
+def _process_request(token: str | None, sessions: SessionCount) -> Callable[[Any, Any], Any]:
     def process_request(connection: Any, request: Any) -> Any:
         path, _ = _path_and_query(request.path)
         if path == "/health":
-            return connection.respond(HTTPStatus.OK, "ok\n")
+            return connection.respond(HTTPStatus.OK, sessions.health() + "\n")
         if not path.rstrip("/").endswith("/realtime"):
             return connection.respond(
                 HTTPStatus.NOT_FOUND,
@@ -75,6 +121,10 @@ def _process_request(token: str | None) -> Callable[[Any, Any], Any]:
                 HTTPStatus.UNAUTHORIZED,
                 "Missing or wrong API key: send 'Authorization: Bearer <token>'.\n",
             )
+        if sessions.full:
+            response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, sessions.refusal() + "\n")
+            response.headers["Retry-After"] = "5"
+            return response
         return None
 
     return process_request
@@ -121,6 +171,13 @@ async def _refuse_beta(connection: Any) -> None:
     await connection.close(4000, "beta API shape disabled")
 
 
+async def _refuse_full(connection: Any, sessions: SessionCount) -> None:
+    """A connection upgraded while the last slot was taken: an error event, then close 1013."""
+    message = error_event(sessions.refusal(), type_="server_error", code="session_limit_reached")
+    await connection.send(json.dumps(message))
+    await connection.close(1013, "session limit reached")
+
+
 async def serve(
     config: PipelineConfig,
     host: str = "127.0.0.1",
@@ -136,48 +193,80 @@ async def serve(
     from pipelines.serve.session import RealtimeSession
 
     config, opts = prepare(config, options or ServerOptions())
+    fix_mmap_threshold()
     start_gate = anyio.Semaphore(1)
+    sessions = SessionCount(opts.max_sessions)
 
     async def handler(connection: Any) -> None:
         _, query = _path_and_query(connection.request.path)
         if "realtime=v1" in connection.request.headers.get("OpenAI-Beta", ""):
             await _refuse_beta(connection)
             return
-        model = (query.get("model") or ["gpt-realtime"])[0]
-        try:
-            session = RealtimeSession(connection, config, opts, model=model, start_gate=start_gate)
-        except Exception as exc:
-            log.exception("cannot build the session pipeline")
-            await connection.close(1011, f"cannot start the pipeline: {exc}"[:120])
+        if sessions.full:  # handshakes that were under way when the last slot was taken
+            await _refuse_full(connection, sessions)
             return
-        await session.run()
-
-    async with ws_serve(
-        handler,
-        host,
-        port,
-        process_request=_process_request(token),
-        select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
-        max_size=opts.hard_max_message_bytes,
-        compression=None,
-        ping_interval=20,
-        ping_timeout=60,
-        close_timeout=5,
-    ) as server:
-        bound = next(iter(server.sockets)).getsockname()
-        log.info(
-            "parley serve: ws://%s:%d/v1/realtime (%s)", bound[0], bound[1], config.pipeline.name
-        )
+        model = (query.get("model") or ["gpt-realtime"])[0]
+        sessions.active += 1
         try:
-            if on_ready is not None:
-                on_ready(bound[0], bound[1])
-            await anyio.sleep_forever()
+            try:
+                session = RealtimeSession(
+                    connection, config, opts, model=model, start_gate=start_gate
+                )
+            except Exception as exc:
+                log.exception("cannot build the session pipeline")
+                await connection.close(1011, f"cannot start the pipeline: {exc}"[:120])
+                return
+            await session.run()
         finally:
-            # Cancellation lands here: close every connection (1001) and wait, shielded,
-            # for the sessions to wind down, so no task outlives the server.
-            with anyio.move_on_after(SHUTDOWN_TIMEOUT_S, shield=True):
-                server.close()
-                await server.wait_closed()
+            sessions.active -= 1
+            with anyio.CancelScope(shield=True):  # what the session freed goes back
+                await anyio.to_thread.run_sync(trim_free_memory)
+
+    with redacting([token]), MODELS.keep():
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                server = await stack.enter_async_context(
+                    ws_serve(
+                        handler,
+                        host,
+                        port,
+                        process_request=_process_request(token, sessions),
+                        select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
+                        max_size=opts.hard_max_message_bytes,
+                        compression=None,
+                        ping_interval=20,
+                        ping_timeout=60,
+                        close_timeout=5,
+                    )
+                )
+            except OSError as exc:
+                raise ServeError(_listen_error(host, port, exc)) from None
+            bound = next(iter(server.sockets)).getsockname()
+            log.info(
+                "parley serve: ws://%s:%d/v1/realtime (%s)",
+                bound[0],
+                bound[1],
+                config.pipeline.name,
+            )
+            try:
+                if on_ready is not None:
+                    on_ready(bound[0], bound[1])
+                await anyio.sleep_forever()
+            finally:
+                # Cancellation lands here: close every connection (1001) and wait, shielded,
+                # for the sessions to wind down, so no task outlives the server.
+                with anyio.move_on_after(SHUTDOWN_TIMEOUT_S, shield=True):
+                    server.close()
+                    await server.wait_closed()
+
+
+def _listen_error(host: str, port: int, exc: OSError) -> str:
+    reason = {
+        errno.EADDRINUSE: "the port is in use (another server runs there?); choose another --port",
+        errno.EACCES: "permission denied (ports below 1024 need privileges)",
+        errno.EADDRNOTAVAIL: "this machine has no such address; check --host",
+    }.get(exc.errno or 0, str(exc.strerror or exc))
+    return f"cannot listen on {host}:{port}: {reason}"
 
 
 def serve_pipeline_file(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConfig:
@@ -193,16 +282,50 @@ def serve_pipeline_file(path: str | Path, overrides: Sequence[str] = ()) -> Pipe
     return config
 
 
+def read_token(token: str | None, token_file: str | Path | None) -> str | None:
+    """The bearer token: ``--token``, else ``--token-file`` (its first line), else
+    ``$PARLEY_SERVE_TOKEN``; None when none is given (no token required)."""
+    if token is not None and token_file is not None:
+        raise ServeError("give the token with --token or --token-file, not both")
+    if token_file is not None:
+        try:
+            lines = Path(token_file).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ServeError(f"cannot read the token file {str(token_file)!r}: {exc}") from None
+        token = lines[0].strip() if lines else ""
+        if not token:
+            raise ServeError(f"the token file {str(token_file)!r} is empty")
+        return token
+    if token is None:
+        token = os.environ.get(TOKEN_ENV) or None
+    if token is not None and not token.strip():
+        raise ServeError("the token is empty")
+    return token.strip() if token is not None else None
+
+
 def serve_main(
     pipeline: str | Path,
     *,
     host: str = "127.0.0.1",
     port: int = 8765,
     token: str | None = None,
+    token_file: str | Path | None = None,
     overrides: Sequence[str] = (),
-    options: ServerOptions | None = None,
+    option_items: Sequence[str] = (),
+    max_sessions: int | None = None,
 ) -> int:
-    """Blocking entry point for the CLI: ``parley serve PIPELINE [--host] [--port] [--token]``."""
+    """Blocking entry point for the CLI: ``parley serve PIPELINE [--host] [--port] ...``.
+
+    A mistake (an unknown or invalid ``--option``, an unreadable token file, a port
+    in use) prints one line naming it and returns 2; Ctrl-C returns 130.
+    """
+    try:
+        extra = [] if max_sessions is None else [f"max_sessions={max_sessions}"]
+        options = parse_options([*option_items, *extra])
+        secret = read_token(token, token_file)
+    except (ValueError, ServeError) as exc:
+        print(f"parley serve: {exc}", file=sys.stderr)
+        return 2
     config = serve_pipeline_file(pipeline, overrides)
 
     def ready(bound_host: str, bound_port: int) -> None:
@@ -213,7 +336,10 @@ def serve_main(
         )
 
     try:
-        anyio.run(lambda: serve(config, host, port, token, options, on_ready=ready))
+        anyio.run(lambda: serve(config, host, port, secret, options, on_ready=ready))
+    except ServeError as exc:
+        print(f"parley serve: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
     return 0

@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 __all__ = ["ServerOptions", "parse_options"]
 
 MIB = 1024 * 1024
+DEFAULT_MAX_SESSIONS = 8
+"""Sessions share the process's models, so one costs little memory (see RESULTS.md,
+"parley serve: memory over repeated sessions"); 8 is about what two cores answer
+within a couple of seconds, and keeps a burst of connections from starving the rest."""
 
 
 class ServerOptions(BaseModel):
@@ -23,6 +27,13 @@ class ServerOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    max_sessions: int = Field(
+        default=DEFAULT_MAX_SESSIONS,
+        ge=1,
+        le=10_000,
+        description="Connections served at once; one more is refused with HTTP 503 before "
+        "the WebSocket upgrade.",
+    )
     max_message_bytes: int = Field(
         default=16 * MIB,
         ge=1024,
@@ -105,4 +116,6 @@ def parse_options(items: Sequence[str]) -> ServerOptions:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"])
         allowed = ", ".join(ServerOptions.model_fields)
+        if err["type"] == "extra_forbidden":
+            raise ValueError(f"unknown server option {name!r} (options: {allowed})") from None
         raise ValueError(f"server option {name!r}: {err['msg']} (options: {allowed})") from None

@@ -108,14 +108,31 @@ def register_tags(tags: Iterable[str]) -> None:
     _TAGS.update(tags)
 
 
+_SCALAR_TAGS = frozenset({"str", "int", "float", "bool", "bytes", "none", "any"})
+
+
+def _is_tag(part: str) -> bool:
+    """Whether a location part names a union member rather than a parameter.
+
+    pydantic puts the member it tried into the location: a registered tag value,
+    a schema name (``constrained-int``, ``literal['inf']``, ``function-after[...]``,
+    ``str``) or a model's class name (``VoiceId``); parameter names are snake_case.
+    """
+    return (
+        part in _TAGS
+        or part in _SCALAR_TAGS
+        or "[" in part
+        or part.startswith(("constrained-", "function-", "lax-", "strict-"))
+        or (part[:1].isupper() and part.isidentifier())
+    )
+
+
 def _param(prefix: str, loc: tuple[int | str, ...]) -> str:
     path = prefix
     for part in loc:
         if isinstance(part, int):
             path += f"[{part}]"
-        elif part in _TAGS or part.startswith(("function-", "literal[", "union[")):
-            continue
-        else:
+        elif not _is_tag(part):
             path = f"{path}.{part}" if path else str(part)
     return path
 
@@ -143,7 +160,10 @@ def validation_error(
             event_id=event_id,
         )
     if kind in ("literal_error", "enum", "union_tag_invalid"):
-        expected = (err.get("ctx") or {}).get("expected", "")
+        expected = str((err.get("ctx") or {}).get("expected", ""))
+        head, sep, last = expected.rpartition(" or ")
+        if sep:  # OpenAI lists them as 'a', 'b', and 'c'
+            expected = f"{head}, and {last}" if "," in head else f"{head} and {last}"
         return ProtocolError(
             f"Invalid value: {_short(got)}. Supported values are: {expected}.",
             code="invalid_value",
@@ -184,6 +204,10 @@ def _kind(value: Any) -> str:
 
 
 # ---------------------------------------------------------------------- client events
+
+MAX_JSON_DEPTH = 64
+"""Deepest nesting of arrays and objects in a client event (a tool's JSON Schema fits)."""
+_TOO_DEEP = object()
 
 
 class _ClientEvent(BaseModel):
@@ -318,6 +342,14 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> Any
             f"The message is not valid JSON ({exc}); send one JSON object per message.",
             code="invalid_json",
         ) from None
+    except RecursionError:
+        data = _TOO_DEEP  # nested deeper than the parser goes: refused just below
+    if data is _TOO_DEEP or _deeper_than(data, MAX_JSON_DEPTH):
+        raise ProtocolError(
+            f"The message nests arrays and objects more than {MAX_JSON_DEPTH} levels deep; "
+            "this server accepts at most that.",
+            code="invalid_json",
+        )
     if not isinstance(data, dict):
         raise ProtocolError(
             f"A client event must be a JSON object, got {_kind(data)}.", code="invalid_json"
@@ -344,6 +376,19 @@ def parse_client_event(raw: str | bytes, *, max_bytes: int | None = None) -> Any
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_error(exc, event_id=event_id) from None
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    """Whether ``data`` nests lists and dicts more than ``limit`` levels (no recursion)."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        children = value.values() if isinstance(value, dict) else value
+        if isinstance(value, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in children if isinstance(child, dict | list))
+    return False
 
 
 def _peek_event_id(raw: str | bytes) -> str | None:

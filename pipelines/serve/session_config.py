@@ -21,6 +21,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines.serve.protocol import ProtocolError, register_tags, validation_error
+from processors.realtime._params import Voice as BuiltinVoice
 
 __all__ = [
     "DEFAULT_INSTRUCTIONS",
@@ -135,7 +136,8 @@ class VoiceId(_Model):
     id: str
 
 
-Voice = str | VoiceId
+Voice = BuiltinVoice | VoiceId
+"""OpenAI's built-in voice names or a custom voice; anything else is refused as OpenAI does."""
 
 
 class OutputAudio(_Model):

@@ -12,7 +12,10 @@ Latency choices:
   first reply finds it in the cache.
 * The same ``Llama`` object serves every turn. llama-cpp-python compares each new
   prompt with the tokens already in its KV cache and evaluates only what differs,
-  so the system prompt and earlier turns are not evaluated again. Measured on the
+  so the system prompt and earlier turns are not evaluated again. Stages with the
+  same model settings share one ``Llama`` (:mod:`processors.shared_models`), one
+  generation at a time under its lock; a conversation's turn that follows
+  another conversation's re-evaluates what differs from that one's prompt. Measured on the
   2-core machine (busy, one thread): first reply 290-325 ms to the first token
   without the warm-up, 120-220 ms with it, later turns about 100-180 ms.
 * On an interruption the generation thread sees a stop flag before the next
@@ -68,6 +71,7 @@ from framework.frames.llm import LLMMessagesFrame, LLMResponseEndFrame, LLMRespo
 from framework.frames.text import LLMTextFrame
 from framework.processor import Processor, ProcessorContext, handles
 from processors.faults import FailureCounter, max_failures_field
+from processors.shared_models import MODELS, SharedModel
 
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
@@ -179,6 +183,7 @@ class LlamaCppLLM(Processor):
             getattr(context, "system_prompt", "") or ""
         )
         self._llama: Any = None
+        self._shared: SharedModel[Any] | None = None
         self._load_error: BaseException | None = None
         self._ready: anyio.Event | None = None
         self._ready_ns = 0
@@ -210,7 +215,8 @@ class LlamaCppLLM(Processor):
         """Load the model (and warm it up) in a worker thread."""
         try:
             if self._llama is None:
-                self._llama = await anyio.to_thread.run_sync(self._load)
+                self._shared = await anyio.to_thread.run_sync(self._acquire)
+                self._llama = self._shared.model
         except Exception as exc:  # reported, and the Start frame still goes on
             self._load_error = exc
             await self.push_error(
@@ -233,25 +239,29 @@ class LlamaCppLLM(Processor):
         self._signal_stop()
 
     async def cleanup(self) -> None:
-        """Stop any generation and free the model."""
+        """Stop any generation and give the model back (freed unless shared or kept)."""
         self._signal_stop()
-        llama, self._llama = self._llama, None
-        if llama is not None and self._threads_running == 0:
-            close = getattr(llama, "close", None)
-            if close is not None:
-                close()
+        shared, self._shared, self._llama = self._shared, None, None
+        if shared is not None and self._threads_running == 0:
+            MODELS.release(shared)
 
     def _signal_stop(self) -> None:
         if self._stop is not None:
             self._stop.set()
 
-    def _load(self) -> Any:
-        from llama_cpp import Llama
-
+    def _acquire(self) -> SharedModel[Any]:
+        """The shared ``Llama`` for these settings, loaded unless it already is."""
         p = self.params
         path = Path(p.model_path) if p.model_path else default_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"llm model_path {str(path)!r} is not a file")
+        key = ("llama_cpp", str(path.resolve()), p.n_ctx, p.n_threads, p.n_batch)
+        return MODELS.acquire(key, lambda: self._load(path), _close_llama)
+
+    def _load(self, path: Path) -> Any:
+        from llama_cpp import Llama
+
+        p = self.params
         started = time.perf_counter()
         with _LOAD_LOCK:
             llama = Llama(
@@ -278,7 +288,7 @@ class LlamaCppLLM(Processor):
     async def _messages(self, frame: LLMMessagesFrame, direction: Direction) -> None:
         if self._ready is not None:
             await self._ready.wait()
-        llama = self._llama
+        llama, shared = self._llama, self._shared
         if llama is None:
             reason = f" ({self._load_error})" if self._load_error else ""
             await self.failures.failed(f"cannot answer: the model is not loaded{reason}")
@@ -298,7 +308,7 @@ class LlamaCppLLM(Processor):
             with send:
                 try:
                     await anyio.to_thread.run_sync(
-                        self._generate, llama, messages, stop, send, stats
+                        self._generate, llama, messages, stop, send, stats, shared
                     )
                 except Exception as exc:
                     failure.append(exc)
@@ -348,12 +358,20 @@ class LlamaCppLLM(Processor):
         stop: threading.Event,
         send: MemoryObjectSendStream[str],
         stats: GenerationStats,
+        shared: SharedModel[Any] | None = None,
     ) -> None:
-        """Worker thread: stream tokens into ``send`` until done or ``stop`` is set."""
+        """Worker thread: stream tokens into ``send`` until done or ``stop`` is set.
+
+        ``shared`` is the cache entry of ``llama``: its lock is held while generating.
+        """
         self._threads_running += 1
         cpu_start = time.process_time()
         p = self.params
         stream: Any = None
+        if shared is not None and not shared.hold(stop):  # stopped while another reply ran
+            stats.interrupted = True
+            self._threads_running -= 1
+            return
         try:
             prompt: Any = _fit(llama, messages, p.n_ctx - p.max_tokens)
             stream = llama.create_chat_completion(
@@ -381,6 +399,8 @@ class LlamaCppLLM(Processor):
         finally:
             if stream is not None and hasattr(stream, "close"):
                 stream.close()
+            if shared is not None:
+                shared.lock.release()
             stats.cpu_s = time.process_time() - cpu_start
             self._threads_running -= 1
 
@@ -393,6 +413,12 @@ class LlamaCppLLM(Processor):
                 ]
             )
         )
+
+
+def _close_llama(llama: Any) -> None:
+    close = getattr(llama, "close", None)
+    if close is not None:
+        close()
 
 
 def _chat_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from processors.shared_models import MODELS
 from processors.stt._mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
 
 __all__ = [
@@ -215,10 +216,6 @@ class WhisperModel:
         return tokens_to_text(drop_repeats(result.sequences[0]))
 
 
-_loaded: dict[tuple[str, str, int], tuple[WhisperModel, int]] = {}  # model, users
-_loaded_lock = threading.Lock()
-
-
 def _thread_ids() -> set[str]:
     try:
         return set(os.listdir("/proc/self/task"))
@@ -226,46 +223,36 @@ def _thread_ids() -> set[str]:
         return set()
 
 
+def _load(model_dir: Path, compute_type: str, cpu_threads: int) -> WhisperModel:
+    if not (model_dir / "model.bin").is_file():
+        raise FileNotFoundError(
+            f"no CTranslate2 Whisper model in {model_dir} (model.bin missing): point "
+            "model_dir at a converted model directory"
+        )
+    ctranslate2 = _ctranslate2()
+    before = _thread_ids()
+    model = WhisperModel(
+        ctranslate2.models.Whisper(
+            str(model_dir), device="cpu", compute_type=compute_type, intra_threads=cpu_threads
+        )
+    )
+    # The first pass allocates buffers and starts the compute threads: do it now.
+    model.transcribe(np.full(SAMPLE_RATE, 1000, dtype="<i2").tobytes(), PassOptions())
+    model.threads = frozenset(_thread_ids() - before - {str(threading.get_native_id())})
+    return model
+
+
 def load_model(model_dir: Path, compute_type: str, cpu_threads: int) -> WhisperModel:
     """Load and warm up a Whisper model, or share the one already loaded; blocking.
 
-    Processors running at the same time with the same settings share the model
-    (CTranslate2 models are safe to call from several threads); each call must be
-    paired with :func:`release_model`, and the last release frees the model and
-    its compute threads.
+    The model comes from the process's model cache (:mod:`processors.shared_models`):
+    stages with the same settings share it (CTranslate2 models are safe to call
+    from several threads). Pair each call with :func:`release_model`.
     """
-    key = (str(model_dir), compute_type, cpu_threads)
-    with _loaded_lock:
-        if key in _loaded:
-            model, users = _loaded[key]
-            _loaded[key] = (model, users + 1)
-            return model
-        if not (model_dir / "model.bin").is_file():
-            raise FileNotFoundError(
-                f"no CTranslate2 Whisper model in {model_dir} (model.bin missing): point "
-                "model_dir at a converted model directory"
-            )
-        ctranslate2 = _ctranslate2()
-        before = _thread_ids()
-        model = WhisperModel(
-            ctranslate2.models.Whisper(
-                str(model_dir), device="cpu", compute_type=compute_type, intra_threads=cpu_threads
-            )
-        )
-        # The first pass allocates buffers and starts the compute threads: do it now.
-        model.transcribe(np.full(SAMPLE_RATE, 1000, dtype="<i2").tobytes(), PassOptions())
-        model.threads = frozenset(_thread_ids() - before - {str(threading.get_native_id())})
-        _loaded[key] = (model, 1)
-        return model
+    key = ("whisper", str(model_dir), compute_type, cpu_threads)
+    return MODELS.acquire(key, lambda: _load(model_dir, compute_type, cpu_threads)).model
 
 
 def release_model(model: WhisperModel) -> None:
-    """Give back a model from :func:`load_model`; the last user frees it."""
-    with _loaded_lock:
-        for key, (loaded, users) in _loaded.items():
-            if loaded is model:
-                if users > 1:
-                    _loaded[key] = (loaded, users - 1)
-                else:
-                    del _loaded[key]
-                return
+    """Give back a model from :func:`load_model` (freed when no stage uses it, unless kept)."""
+    MODELS.release_model(model)

@@ -164,6 +164,7 @@ def _load_voice(model: Path, config: Path, num_threads: int) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = num_threads
     options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = False
     if num_threads > 1:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(

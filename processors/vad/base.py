@@ -197,6 +197,10 @@ class VADAnalyzer(ABC):
         """Load the model now instead of on first use. Blocking: run it in a thread."""
         return None
 
+    def close(self) -> None:
+        """Let go of the model (loaded again on next use); the pipeline calls it at the end."""
+        return None
+
     # --------------------------------------------------------- for backends
 
     @abstractmethod

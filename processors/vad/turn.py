@@ -167,6 +167,11 @@ class TurnProcessor(Processor):
         await self.run_blocking(self._analyzer.load)
         self._restart_stream()
 
+    async def cleanup(self) -> None:
+        """Let go of the VAD model (a server reuses it for its next session)."""
+        if self._analyzer is not None:
+            self._analyzer.close()
+
     def _restart_stream(self) -> None:
         if self._analyzer is not None:
             self._analyzer.reset()

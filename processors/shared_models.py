@@ -1,0 +1,190 @@
+"""Loaded models shared by every stage of the process that asks for the same one.
+
+A stage that loads a model asks :data:`MODELS` for it by a key naming the
+backend and every setting that changes the loaded object (file, context size,
+threads...). The first stage to ask loads it; the others get the same object.
+Each :meth:`ModelCache.acquire` is paired with a :meth:`ModelCache.release`.
+
+What happens when the last stage releases a model depends on whether someone
+*keeps* the cache (:meth:`ModelCache.keep`): a long-lived process that starts and
+ends pipelines all the time (``parley serve``, one pipeline per connection) keeps
+it, so its models stay loaded between sessions instead of being loaded and
+freed again and again (which also leaves the C heap fragmented and the process
+ever larger); otherwise (``parley run``) the model is closed at once.
+
+A model whose instances hold per-stream state and cannot be shared at all (the
+Silero VAD's recurrent state) is *borrowed* instead (:meth:`ModelCache.borrow`):
+the caller gets an idle instance of its key, or a new one, for itself alone, and
+gives it back with :meth:`ModelCache.give_back`; a kept cache keeps given-back
+instances for the next caller (who resets their state), so a server holds as many
+as it ever served at once instead of creating and destroying one per session.
+
+Sharing is safe only for what the model allows:
+
+* models that may run from several threads at once (CTranslate2, ONNX Runtime)
+  are simply shared;
+* a model with state of its own (a llama.cpp context and its KV cache) is used
+  under its entry's :attr:`SharedModel.lock`, one caller at a time, and whatever
+  per-conversation state it keeps is rebuilt by the next caller (llama.cpp
+  re-evaluates only the part of the prompt that differs from the cached tokens).
+
+Loading happens under a per-key lock, so one model is never loaded twice, and
+the loads of different keys under one global lock: llama.cpp can crash the
+process when two models are constructed at the same time.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+__all__ = ["MODELS", "ModelCache", "SharedModel"]
+
+log = logging.getLogger("parley.models")
+T = TypeVar("T")
+
+
+@dataclass(eq=False)
+class SharedModel(Generic[T]):
+    """One loaded model, its users, and the lock for models used one caller at a time."""
+
+    key: Hashable
+    model: T
+    close: Callable[[T], None] | None = None
+    users: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    """Held while using a model that is not safe to call from several threads at once."""
+
+    def hold(self, stop: threading.Event | None = None, poll_s: float = 0.05) -> bool:
+        """Take :attr:`lock` (blocking); give up and return False once ``stop`` is set."""
+        while not self.lock.acquire(timeout=poll_s):
+            if stop is not None and stop.is_set():
+                return False
+        if stop is not None and stop.is_set():
+            self.lock.release()
+            return False
+        return True
+
+
+class ModelCache:
+    """Loaded models by key; see the module docstring."""
+
+    def __init__(self) -> None:
+        """An empty cache, kept by nobody."""
+        self._entries: dict[Hashable, SharedModel[Any]] = {}
+        self._lock = threading.Lock()
+        self._loading: dict[Hashable, threading.Lock] = {}
+        self._load_lock = threading.Lock()
+        self._keepers = 0
+        self._idle: dict[Hashable, list[Any]] = {}
+
+    def acquire(
+        self, key: Hashable, load: Callable[[], T], close: Callable[[T], None] | None = None
+    ) -> SharedModel[T]:
+        """The model of ``key``, loaded by ``load()`` unless it already is; blocking.
+
+        ``close(model)`` frees it when it is dropped. Pair with :meth:`release`.
+        """
+        with self._lock:
+            gate = self._loading.setdefault(key, threading.Lock())
+        with gate:
+            with self._lock:
+                entry = self._entries.get(key)
+                if entry is not None:
+                    entry.users += 1
+                    return entry
+            with self._load_lock:
+                model = load()
+            entry = SharedModel(key, model, close, users=1)
+            with self._lock:
+                self._entries[key] = entry
+            log.debug("loaded shared model %r", key)
+            return entry
+
+    def release(self, entry: SharedModel[Any]) -> None:
+        """Give back a model from :meth:`acquire`; the last user closes it unless kept."""
+        with self._lock:
+            entry.users -= 1
+            if entry.users > 0 or self._keepers > 0:
+                return
+            if self._entries.get(entry.key) is entry:
+                del self._entries[entry.key]
+        self._close(entry)
+
+    def borrow(self, key: Hashable, load: Callable[[], T]) -> T:
+        """An instance of ``key`` for the caller alone: an idle one, or ``load()``; blocking.
+
+        The caller resets its state. Pair with :meth:`give_back`.
+        """
+        with self._lock:
+            idle = self._idle.get(key)
+            if idle:
+                model: T = idle.pop()
+                return model
+        with self._load_lock:
+            return load()
+
+    def give_back(self, key: Hashable, model: object) -> None:
+        """Return a borrowed instance: kept for the next borrower while the cache is kept."""
+        with self._lock:
+            if self._keepers > 0:
+                self._idle.setdefault(key, []).append(model)
+
+    def release_model(self, model: object) -> None:
+        """:meth:`release` the entry holding ``model`` (nothing if none does)."""
+        with self._lock:
+            entry = next((e for e in self._entries.values() if e.model is model), None)
+        if entry is not None:
+            self.release(entry)
+
+    @contextmanager
+    def keep(self) -> Iterator[None]:
+        """Keep models loaded while inside, used or not; unused ones are closed at the end."""
+        with self._lock:
+            self._keepers += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._keepers -= 1
+                unused = []
+                if self._keepers == 0:
+                    unused = [e for e in self._entries.values() if e.users <= 0]
+                    for entry in unused:
+                        del self._entries[entry.key]
+                    self._idle.clear()
+            for entry in unused:
+                self._close(entry)
+
+    def loaded(self) -> list[Hashable]:
+        """The keys of the shared models loaded now."""
+        with self._lock:
+            return list(self._entries)
+
+    def idle(self, key: Hashable) -> int:
+        """How many given-back instances of ``key`` wait for a borrower."""
+        with self._lock:
+            return len(self._idle.get(key, ()))
+
+    def users(self, key: Hashable) -> int:
+        """How many stages use the model of ``key`` now (0 if it is not loaded)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return entry.users if entry is not None else 0
+
+    @staticmethod
+    def _close(entry: SharedModel[Any]) -> None:
+        if entry.close is not None:
+            try:
+                entry.close(entry.model)
+            except Exception:
+                log.exception("closing the shared model %r failed", entry.key)
+        log.debug("closed shared model %r", entry.key)
+
+
+MODELS = ModelCache()
+"""The process's model cache."""
