@@ -1,0 +1,89 @@
+"""The live server over the plain WebSocket protocol, with the offline cascade.
+
+The server runs in the test's event loop on a free port of 127.0.0.1; the
+client is a real WebSocket client that speaks a question synthesised by Piper
+at real-time pace and records the PCM and the events that come back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from pipelines.config import load_pipeline_file
+from pipelines.factory import Session
+from pipelines.talk import LiveServer
+from processors.recording.events import EventLog
+from processors.vad.measure import synthesize_speech
+from tests.pipelines.talk_clients import PlainClient, connect, level, silence, ws_url
+
+pytestmark = [pytest.mark.anyio, pytest.mark.models, pytest.mark.slow]
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
+FAST = PIPELINES / "cascade-local-fast.toml"
+
+
+def live_server(*overrides: str, sessions: list[Session] | None = None) -> LiveServer:
+    config = load_pipeline_file(FAST, ["transport.backend=websocket", *overrides])
+    return LiveServer(
+        config,
+        port=0,
+        observers=lambda: [EventLog()],
+        on_session=sessions.append if sessions is not None else None,
+    )
+
+
+@pytest.fixture(scope="module")
+def question() -> bytes:
+    [clip] = synthesize_speech(["What is the capital of France?"])
+    return clip
+
+
+def sockets() -> int:
+    fds = Path("/proc/self/fd")
+    count = 0
+    for fd in fds.iterdir():
+        with contextlib.suppress(OSError):
+            count += os.readlink(fd).startswith("socket:")
+    return count
+
+
+async def test_a_spoken_question_gets_pcm_and_events_back(question: bytes) -> None:
+    sessions: list[Session] = []
+    server = live_server(sessions=sessions)
+    async with server.running() as urls:
+        [url] = urls
+        assert url.endswith("/ws") and "127.0.0.1" in url
+        async with connect(ws_url(url)) as socket:
+            client = PlainClient(socket)
+            ready = await client.wait_ready()
+            assert ready["input_sample_rate"] == 16000 and ready["output_sample_rate"] == 24000
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(client.receive_all)
+                rate = ready["input_sample_rate"]
+                await client.speak(silence(0.5, rate) + question + silence(1.0, rate))
+                with anyio.fail_after(60):
+                    while not client.of("bot_stopped_speaking"):
+                        await client.speak(silence(0.2, rate))  # a live microphone: silence
+                tg.cancel_scope.cancel()
+        assert server.session_count == 1 or server.session_count == 0
+        with anyio.fail_after(30):
+            while server.session_count:
+                await anyio.sleep(0.05)
+    kinds = [e["type"] for e in client.events]
+    assert "user_started_speaking" in kinds and "user_stopped_speaking" in kinds
+    finals = [e["text"] for e in client.of("transcript") if e["final"]]
+    assert finals and finals[0].strip(), kinds
+    assert kinds.index("user_stopped_speaking") < kinds.index("bot_started_speaking")
+    # The reply came back as PCM16 at the announced output rate: half a second or more of speech.
+    seconds = len(client.audio) / 2 / ready["output_sample_rate"]
+    assert seconds > 0.5
+    assert level(bytes(client.audio)) > 300
+    heard = " ".join(e["text"] for e in client.of("bot_text"))
+    assert heard.strip()
+    [session] = sessions
+    assistant = [m["content"] for m in session.context.messages if m["role"] == "assistant"]
+    assert assistant and assistant[0].split()[0] in heard
