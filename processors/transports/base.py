@@ -257,6 +257,7 @@ class LiveInputTransport(InputTransport):
         """Push what :meth:`feed` hands over, in chunks at the task's input rate."""
         pending = bytearray()
         size = 2 * self.chunk_samples
+        self.report_event("input_started", sample_rate=self.sample_rate)
         while True:
             if not self._backlog:
                 self._fed = anyio.Event()

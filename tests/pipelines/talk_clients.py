@@ -100,6 +100,8 @@ class TwilioPeer:
     received: list[dict[str, Any]] = field(default_factory=list)
     marks_echoed: list[str] = field(default_factory=list)
     cleared_at: list[float] = field(default_factory=list)
+    played_at_clear: list[float] = field(default_factory=list)
+    received_at_clear: list[float] = field(default_factory=list)
     played_s: float = 0.0  # bot audio played out so far
     media_s: float = 0.0  # bot audio received so far
     _queue: list[tuple[str, Any]] = field(default_factory=list)  # ("audio", s) / ("mark", name)
@@ -161,6 +163,8 @@ class TwilioPeer:
                     self._queue.append(("mark", event["mark"]["name"]))
                 elif kind == "clear":
                     self.cleared_at.append(event["t"])
+                    self.played_at_clear.append(self.played_s)
+                    self.received_at_clear.append(self.media_s)
                     pending = [v for k, v in self._queue if k == "mark"]
                     self._queue.clear()
                     self._playing_until = 0.0
