@@ -162,3 +162,24 @@ async def test_two_sessions_at_once_and_dropped_calls_leave_nothing_behind(
         with anyio.fail_after(20):
             while sockets() > sockets_before:
                 await anyio.sleep(0.1)
+
+
+async def test_realtime_local_runs_unchanged_over_the_websocket_transport(question: bytes) -> None:
+    """Speech-to-speech: the Realtime processor talks to a `parley serve` child process."""
+    config = load_pipeline_file(PIPELINES / "realtime-local.toml", ["transport.backend=websocket"])
+    server = LiveServer(config, port=0)
+    async with server.running() as urls, connect(ws_url(urls[0])) as socket:
+        client = PlainClient(socket)
+        ready = await client.wait_ready(timeout_s=180)
+        rate = ready["input_sample_rate"]
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(client.receive_all)
+            await client.speak(silence(0.5, rate) + question + silence(1.0, rate))
+            with anyio.fail_after(90):
+                while not client.of("bot_stopped_speaking"):
+                    await client.speak(silence(0.2, rate))
+            tg.cancel_scope.cancel()
+    assert server.session_count == 0
+    assert len(client.audio) / 2 / ready["output_sample_rate"] > 0.5
+    assert level(bytes(client.audio)) > 300
+    assert " ".join(e["text"] for e in client.of("bot_text")).strip()
