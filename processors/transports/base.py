@@ -95,6 +95,9 @@ class InputTransportParams(BaseModel):
     chunk_ms: float = Field(
         default=20.0, gt=0, le=200, description="Duration of each pushed chunk."
     )
+    resample_quality: ResampleQuality = Field(
+        default="HQ", description="soxr quality for audio arriving at another rate."
+    )
 
 
 class OutputTransportParams(InputTransportParams):
@@ -112,9 +115,6 @@ class OutputTransportParams(InputTransportParams):
         gt=0,
         description="When playback falls this far behind its schedule (a stalled event "
         "loop), the schedule is re-anchored to now instead of bursting to catch up.",
-    )
-    resample_quality: ResampleQuality = Field(
-        default="HQ", description="soxr quality for audio arriving at another rate."
     )
     hold_while_user_speaks: bool = Field(
         default=True,
@@ -211,9 +211,6 @@ class LiveInputTransportParams(InputTransportParams):
         gt=0,
         description="Audio received but not yet pushed (before the pipeline has started, "
         "say) is kept up to this long; older audio is dropped.",
-    )
-    resample_quality: ResampleQuality = Field(
-        default="HQ", description="soxr quality for audio received at another rate."
     )
 
 
