@@ -352,6 +352,16 @@ class OutputTransport(Processor):
             return 0.0
         return max(0, self._audio_end_ns - time.monotonic_ns()) / 1e9
 
+    async def until_heard(self) -> None:
+        """Wait until the listener has heard the audio written so far.
+
+        Called before a piece's text is passed on as heard, when no next piece waits
+        to play. The base's audio is heard once its play time is over, so it returns
+        at once; a transport whose peer plays with a delay and reports it (Twilio
+        marks) waits for the report here, so an interruption meanwhile still cuts
+        the piece's text to what was heard.
+        """
+
     async def on_speaking_changed(self, speaking: bool, t_ns: int) -> None:
         """Called when bot audio starts (at its play time) or stops (at its end)."""
 
@@ -460,7 +470,7 @@ class OutputTransport(Processor):
         if direction is UP:
             await self._pass_up(frame)
             return
-        await self._finish_playback(release=True)
+        await self._finish_playback(release=True, confirm=False)
         self._held = frame
         self._piece_samples = 0
         await self._idle_tail()
@@ -560,16 +570,19 @@ class OutputTransport(Processor):
             await self.push(BotStartedSpeakingFrame(), UP)
             await self.on_speaking_changed(True, due)
 
-    async def _finish_playback(self, *, release: bool) -> None:
+    async def _finish_playback(self, *, release: bool, confirm: bool = True) -> None:
         """Play what is buffered, wait until it has played, then pass on the held text.
 
         Without ``release`` the held text is passed on only if some of its audio played.
+        With ``confirm`` (no next piece is waiting to play) :meth:`until_heard` comes first.
         """
         self._flush_resampler()
         while self._pending:
             await self._play_chunk()
         if self._scheduled:
             await sleep_until_ns(self._audio_end_ns)
+        if confirm and self._held is not None and self._piece_samples > 0:
+            await self.until_heard()
         held = self._held
         if held is not None and (release or self._piece_samples > 0):
             self._held = None

@@ -29,7 +29,7 @@ import anyio
 from pydantic import Field
 
 from framework import Direction, Frame
-from framework.frames import InterruptionFrame, StartFrame
+from framework.frames import InterruptionFrame, OutputAudioFrame, StartFrame, TTSTextFrame
 from processors.transports.base import (
     LiveInputTransport,
     LiveInputTransportParams,
@@ -60,6 +60,7 @@ __all__ = [
 log = logging.getLogger("parley")
 DOWN = Direction.DOWNSTREAM
 _DEFAULT_PATHS = {"plain": "/ws", "twilio": "/twilio"}
+_PLAYED = (OutputAudioFrame, TTSTextFrame)
 
 
 class WebSocketTransportParams(OutputTransportParams, LiveInputTransportParams):
@@ -77,6 +78,12 @@ class WebSocketTransportParams(OutputTransportParams, LiveInputTransportParams):
         gt=0,
         description="With marks (twilio): send one after at least this much audio, and at "
         "the end of each stretch; the heard text is counted in these steps.",
+    )
+    max_heard_wait_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="With marks: when a reply (or a stretch of it) has been sent, how long "
+        "its last words wait for the peer's marks before they count as heard anyway.",
     )
     start_timeout_s: float = Field(
         default=10.0, gt=0, description="How long to wait for Twilio's 'start' event."
@@ -258,6 +265,7 @@ class WebSocketOutputTransport(OutputTransport):
         self._marked = 0  # samples sent before the last mark
         self._heard = 0  # samples before the last mark the peer echoed
         self._unechoed: dict[str, int] = {}
+        self._echoed = anyio.Event()
         self._mark_count = 0
 
     @property
@@ -281,8 +289,13 @@ class WebSocketOutputTransport(OutputTransport):
             await self._send_mark()
 
     async def on_speaking_changed(self, speaking: bool, t_ns: int) -> None:
-        """Mark the end of a stretch, so the peer confirms all of it."""
-        if not speaking and self._written > self._marked:
+        """At the end of a stretch, send what the serializer holds and mark it."""
+        if not speaking:
+            await self._end_of_audio()
+
+    async def _end_of_audio(self) -> None:
+        await self.connection.send(self._serializer.flush())
+        if self._written > self._marked:
             await self._send_mark()
 
     async def _send_mark(self) -> None:
@@ -306,6 +319,22 @@ class WebSocketOutputTransport(OutputTransport):
         self._heard = max(self._heard, samples)
         for other in [n for n, s in self._unechoed.items() if s <= samples]:
             del self._unechoed[other]
+        self._echoed.set()
+
+    async def until_heard(self) -> None:
+        """With marks: wait (up to ``max_heard_wait_s``) until the peer has played all
+        that was sent, unless more of the reply arrives to be played meanwhile."""
+        if not self._serializer.marks or self._heard >= self._written:
+            return
+        await self._end_of_audio()
+        with anyio.move_on_after(self.connection.params.max_heard_wait_s):
+            while self._heard < self._written and not self._more_to_play():
+                self._echoed = anyio.Event()
+                with anyio.move_on_after(0.02):
+                    await self._echoed.wait()
+
+    def _more_to_play(self) -> bool:
+        return any(isinstance(f, _PLAYED) for f, d in self._queue or () if d is DOWN)
 
     def unheard_s(self) -> float:
         """With marks: the audio sent after the last echoed mark; else the base's count."""

@@ -96,6 +96,10 @@ class Serializer:
         """Messages carrying one chunk of output audio (mono PCM16 at ``sample_rate``)."""
         return []
 
+    def flush(self) -> list[Message]:
+        """Messages carrying audio still held (by a resampler) at the end of a stretch."""
+        return []
+
     def mark(self, name: str) -> Message | None:
         """A mark after the audio sent so far (when :attr:`marks`)."""
         return None

@@ -107,11 +107,19 @@ class TwilioSerializer(Serializer):
 
     def audio(self, pcm: bytes, sample_rate: int) -> list[Message]:
         """The chunk at 8 kHz, mu-law, base64, in a ``media`` message."""
-        from framework.audio import StreamResampler, ulaw_encode
+        from framework.audio import StreamResampler
 
         if self._resampler is None or self._resampler.from_rate != sample_rate:
             self._resampler = StreamResampler(sample_rate, TWILIO_RATE, 1, self._quality)  # type: ignore[arg-type]
-        narrow = self._resampler.process(pcm)
+        return self._media_out(self._resampler.process(pcm))
+
+    def flush(self) -> list[Message]:
+        """The resampler's tail, at the end of a stretch."""
+        return self._media_out(self._resampler.flush()) if self._resampler is not None else []
+
+    def _media_out(self, narrow: bytes) -> list[Message]:
+        from framework.audio import ulaw_encode
+
         if not narrow:
             return []
         payload = base64.b64encode(ulaw_encode(narrow)).decode("ascii")
