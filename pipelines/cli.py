@@ -48,11 +48,6 @@ def _cmd_backends(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     from pipelines.run import run_file
 
-    talked = _talk_instead(args)
-    if talked is not None:
-        return talked
-    if not (args.input and args.output):
-        raise SystemExit("parley run: the file transport needs --input and --output")
     return run_file(
         resolve_pipeline(args.pipeline),
         input_path=Path(args.input),
@@ -60,29 +55,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         events_path=Path(args.events) if args.events else None,
         overrides=args.set,
         stereo=args.stereo,
-    )
-
-
-def _talk_instead(args: argparse.Namespace) -> int | None:
-    """``parley run`` with a live transport (``--set transport.backend=websocket``) talks."""
-    from pipelines.config import load_pipeline_file
-    from pipelines.talk import is_live, talk_main
-
-    path = resolve_pipeline(args.pipeline)
-    if not is_live(load_pipeline_file(path, args.set)):
-        return None
-    return talk_main(path, overrides=args.set)
-
-
-def _cmd_talk(args: argparse.Namespace) -> int:
-    from pipelines.talk import talk_main
-
-    return talk_main(
-        resolve_pipeline(args.pipeline),
-        transport=args.transport,
-        host=args.host,
-        port=args.port,
-        overrides=args.set,
     )
 
 
@@ -96,6 +68,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         token=args.token,
         overrides=args.set,
         options=parse_options(args.option),
+    )
+
+
+def _run_or_talk(args: argparse.Namespace) -> int:
+    """``parley run``: the file transport plays --input; a live one (websocket...) is served."""
+    from pipelines.config import load_pipeline_file
+    from pipelines.talk import is_live, talk_main
+
+    path = resolve_pipeline(args.pipeline)
+    if is_live(load_pipeline_file(path, args.set)):
+        return talk_main(path, overrides=args.set)
+    if not (args.input and args.output):
+        raise SystemExit("parley run: the file transport needs --input and --output")
+    return _cmd_run(args)
+
+
+def _cmd_talk(args: argparse.Namespace) -> int:
+    from pipelines.talk import talk_main
+
+    return talk_main(
+        resolve_pipeline(args.pipeline),
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        overrides=args.set,
     )
 
 
@@ -131,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--output", help="WAV file to write, on the input's timeline (file transport)")
     run.add_argument("--events", help="JSONL file of timestamped events")
     run.add_argument("--stereo", action="store_true", help="user left, bot right in the output")
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=_run_or_talk)
 
     serve = sub.add_parser(
         "serve", parents=[overrides], help="serve a cascade as an OpenAI-Realtime WebSocket API"
