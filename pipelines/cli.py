@@ -80,6 +80,31 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     )
 
 
+def _run_or_talk(args: argparse.Namespace) -> int:
+    """``parley run``: the file transport plays --input; a live one (websocket...) is served."""
+    from pipelines.config import load_pipeline_file
+    from pipelines.talk import is_live, talk_main
+
+    path = resolve_pipeline(args.pipeline)
+    if is_live(load_pipeline_file(path, args.set)):
+        return talk_main(path, overrides=args.set)
+    if not (args.input and args.output):
+        raise SystemExit("parley run: the file transport needs --input and --output")
+    return _cmd_run(args)
+
+
+def _cmd_talk(args: argparse.Namespace) -> int:
+    from pipelines.talk import talk_main
+
+    return talk_main(
+        resolve_pipeline(args.pipeline),
+        transport=args.transport,
+        host=args.host,
+        port=args.port,
+        overrides=args.set,
+    )
+
+
 def _bench(rest: list[str]) -> int:
     """``parley bench ...``: the latency benchmark, or ``overhead`` for the engine's own."""
     if rest[:1] == ["overhead"]:
@@ -108,11 +133,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", parents=[overrides], help="run a pipeline on a WAV file")
     run.add_argument("pipeline", help="pipeline file, or the name of a shipped one")
-    run.add_argument("--input", required=True, help="WAV file the user speaks (any rate)")
-    run.add_argument("--output", required=True, help="WAV file to write, on the input's timeline")
+    run.add_argument("--input", help="WAV file the user speaks (any rate; file transport)")
+    run.add_argument("--output", help="WAV file to write, on the input's timeline (file transport)")
     run.add_argument("--events", help="JSONL file of timestamped events")
     run.add_argument("--stereo", action="store_true", help="user left, bot right in the output")
-    run.set_defaults(func=_cmd_run)
+    run.set_defaults(func=_run_or_talk)
 
     serve = sub.add_parser(
         "serve", parents=[overrides], help="serve a cascade as an OpenAI-Realtime WebSocket API"
@@ -140,6 +165,17 @@ def build_parser() -> argparse.ArgumentParser:
         help="server option, e.g. --option max_duration_s=3600 (repeatable)",
     )
     serve.set_defaults(func=_cmd_serve)
+
+    talk = sub.add_parser(
+        "talk", parents=[overrides], help="serve a pipeline live: one conversation per connection"
+    )
+    talk.add_argument("pipeline", help="pipeline file, or the name of a shipped one")
+    talk.add_argument(
+        "--transport", help="live transport: websocket, twilio, webrtc (default: the file's)"
+    )
+    talk.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    talk.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    talk.set_defaults(func=_cmd_talk)
 
     check = sub.add_parser("check", parents=[overrides], help="validate a pipeline file")
     check.add_argument("pipeline")

@@ -107,6 +107,22 @@ register(
     description="WAV in at real-time pace, WAV and events out on the same timeline",
 )
 register(
+    "transport",
+    "websocket",
+    "processors.transports.websocket:WebSocketTransport",
+    extra="websocket",
+    description="live: PCM16 and JSON events over a WebSocket at /ws (parley talk)",
+    preset={"serializer": "plain"},
+)
+register(
+    "transport",
+    "twilio",
+    "processors.transports.websocket:WebSocketTransport",
+    extra="websocket",
+    description="live: Twilio Media Streams (8 kHz mu-law) at /twilio (parley talk)",
+    preset={"serializer": "twilio"},
+)
+register(
     "vad",
     "silero",
     "processors.vad.turn:TurnProcessor",

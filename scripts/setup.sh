@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 extras="local,openai,bench"
+extras="$extras,websocket"  # parley talk: the WebSocket and Twilio transports
 if [ "${1:-}" = "--dev" ]; then
     extras="$extras,dev"
 fi

@@ -3,6 +3,8 @@
 :class:`InputTransport` starts a producer when the Start frame has gone through
 the pipeline and pushes :class:`~framework.frames.InputAudioFrame` chunks (mono,
 at the task's input rate) that a subclass produces in :meth:`InputTransport.produce`.
+:class:`LiveInputTransport` is one whose audio arrives from a peer: a receiving
+loop hands it over with :meth:`LiveInputTransport.feed`.
 
 :class:`OutputTransport` is the output side of ``docs/frame-flow.md``: a queued
 stage that cuts :class:`~framework.frames.OutputAudioFrame` audio into chunks at
@@ -17,7 +19,9 @@ only the words that were heard.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, ClassVar, Literal
 
@@ -49,12 +53,15 @@ if TYPE_CHECKING:
 __all__ = [
     "InputTransport",
     "InputTransportParams",
+    "LiveInputTransport",
+    "LiveInputTransportParams",
     "OutputTransport",
     "OutputTransportParams",
     "heard_text",
     "sleep_until_ns",
 ]
 
+log = logging.getLogger("parley")
 DOWN, UP = Direction.DOWNSTREAM, Direction.UPSTREAM
 ResampleQuality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
 
@@ -88,6 +95,9 @@ class InputTransportParams(BaseModel):
     chunk_ms: float = Field(
         default=20.0, gt=0, le=200, description="Duration of each pushed chunk."
     )
+    resample_quality: ResampleQuality = Field(
+        default="HQ", description="soxr quality for audio arriving at another rate."
+    )
 
 
 class OutputTransportParams(InputTransportParams):
@@ -105,9 +115,6 @@ class OutputTransportParams(InputTransportParams):
         gt=0,
         description="When playback falls this far behind its schedule (a stalled event "
         "loop), the schedule is re-anchored to now instead of bursting to catch up.",
-    )
-    resample_quality: ResampleQuality = Field(
-        default="HQ", description="soxr quality for audio arriving at another rate."
     )
     hold_while_user_speaks: bool = Field(
         default=True,
@@ -196,6 +203,89 @@ class InputTransport(Processor):
         self.stop_input()
 
 
+class LiveInputTransportParams(InputTransportParams):
+    """Settings of a :class:`LiveInputTransport`."""
+
+    max_backlog_s: float = Field(
+        default=2.0,
+        gt=0,
+        description="Audio received but not yet pushed (before the pipeline has started, "
+        "say) is kept up to this long; older audio is dropped.",
+    )
+
+
+class LiveInputTransport(InputTransport):
+    """An input transport fed by a receiving loop: call :meth:`feed` with what arrives.
+
+    Audio may arrive at any rate and in pieces of any size: the producer resamples
+    it to the task's input rate and pushes it in ``chunk_ms`` chunks as soon as it
+    has them, stamped with when they were heard (the arrival of the piece's last
+    sample, minus the audio after the chunk's start). The sender sets the pace.
+    """
+
+    Params: ClassVar[type[LiveInputTransportParams]] = LiveInputTransportParams
+
+    def __init__(
+        self, params: LiveInputTransportParams | None = None, *, name: str | None = None
+    ) -> None:
+        """Create the transport; ``params`` defaults to :attr:`Params` defaults."""
+        params = params or self.Params()
+        super().__init__(params, name=name)
+        self.live_params: LiveInputTransportParams = params
+        self._backlog: deque[tuple[bytes, int, int]] = deque()
+        self._backlog_s = 0.0
+        self._dropped_s = 0.0
+        self._fed = anyio.Event()
+        self._resamplers: dict[int, StreamResampler] = {}
+
+    def feed(self, pcm: bytes, sample_rate: int) -> None:
+        """Hand over received mono PCM16 at ``sample_rate``; never blocks."""
+        if not pcm:
+            return
+        self._backlog.append((pcm, sample_rate, time.monotonic_ns()))
+        self._backlog_s += len(pcm) / 2 / sample_rate
+        while self._backlog_s > self.live_params.max_backlog_s and len(self._backlog) > 1:
+            old, rate, _ = self._backlog.popleft()
+            self._backlog_s -= len(old) / 2 / rate
+            self._dropped_s += len(old) / 2 / rate
+        self._fed.set()
+
+    async def produce(self) -> None:
+        """Push what :meth:`feed` hands over, in chunks at the task's input rate."""
+        pending = bytearray()
+        size = 2 * self.chunk_samples
+        self.report_event("input_started", sample_rate=self.sample_rate)
+        while True:
+            if not self._backlog:
+                self._fed = anyio.Event()
+                await self._fed.wait()
+                continue
+            if self._dropped_s:
+                log.warning("%s: dropped %.2f s of input audio", self.name, self._dropped_s)
+                self._dropped_s = 0.0
+            pcm, rate, arrived_ns = self._backlog.popleft()
+            self._backlog_s -= len(pcm) / 2 / rate
+            pending += self._resampled(pcm, rate)
+            start_ns = arrived_ns - len(pending) // 2 * 1_000_000_000 // self.sample_rate
+            while len(pending) >= size:
+                chunk = bytes(pending[:size])
+                del pending[:size]
+                await self.push_audio(chunk, start_ns)
+                start_ns += self.chunk_samples * 1_000_000_000 // self.sample_rate
+
+    def _resampled(self, pcm: bytes, rate: int) -> bytes:
+        if rate == self.sample_rate:
+            return pcm
+        resampler = self._resamplers.get(rate)
+        if resampler is None:
+            from framework.audio import StreamResampler
+
+            quality = self.live_params.resample_quality
+            resampler = StreamResampler(rate, self.sample_rate, 1, quality)
+            self._resamplers[rate] = resampler
+        return resampler.process(pcm)
+
+
 class OutputTransport(Processor):
     """Base of transports that play the bot; override :meth:`write_chunk`.
 
@@ -251,6 +341,27 @@ class OutputTransport(Processor):
         Called when the chunk is due. The base discards the audio (a null output).
         """
 
+    def unheard_s(self) -> float:
+        """Seconds of the audio written so far that the listener has not heard yet.
+
+        Asked at an interruption, to tell how much of the reply was heard. The base
+        counts a chunk as heard as it plays (the rest of the chunk playing now is not);
+        a transport whose peer reports what it played (Twilio marks) overrides this.
+        """
+        if not self._speaking:
+            return 0.0
+        return max(0, self._audio_end_ns - time.monotonic_ns()) / 1e9
+
+    async def until_heard(self) -> None:
+        """Wait until the listener has heard the audio written so far.
+
+        Called before a piece's text is passed on as heard, when no next piece waits
+        to play. The base's audio is heard once its play time is over, so it returns
+        at once; a transport whose peer plays with a delay and reports it (Twilio
+        marks) waits for the report here, so an interruption meanwhile still cuts
+        the piece's text to what was heard.
+        """
+
     async def on_speaking_changed(self, speaking: bool, t_ns: int) -> None:
         """Called when bot audio starts (at its play time) or stops (at its end)."""
 
@@ -279,8 +390,7 @@ class OutputTransport(Processor):
             elif isinstance(item, OutputAudioFrame):
                 dropped_audio = True
                 left += item.duration_s if same_piece else 0.0
-        # The chunk playing now is heard up to now only.
-        unplayed = max(0, self._audio_end_ns - time.monotonic_ns()) / 1e9 if self._speaking else 0.0
+        unplayed = self.unheard_s()
         text = ""
         if held is not None and self._piece_samples > 0:
             played = max(0.0, self._piece_samples / rate - unplayed)
@@ -360,7 +470,7 @@ class OutputTransport(Processor):
         if direction is UP:
             await self._pass_up(frame)
             return
-        await self._finish_playback(release=True)
+        await self._finish_playback(release=True, confirm=False)
         self._held = frame
         self._piece_samples = 0
         await self._idle_tail()
@@ -460,16 +570,19 @@ class OutputTransport(Processor):
             await self.push(BotStartedSpeakingFrame(), UP)
             await self.on_speaking_changed(True, due)
 
-    async def _finish_playback(self, *, release: bool) -> None:
+    async def _finish_playback(self, *, release: bool, confirm: bool = True) -> None:
         """Play what is buffered, wait until it has played, then pass on the held text.
 
         Without ``release`` the held text is passed on only if some of its audio played.
+        With ``confirm`` (no next piece is waiting to play) :meth:`until_heard` comes first.
         """
         self._flush_resampler()
         while self._pending:
             await self._play_chunk()
         if self._scheduled:
             await sleep_until_ns(self._audio_end_ns)
+        if confirm and self._held is not None and self._piece_samples > 0:
+            await self.until_heard()
         held = self._held
         if held is not None and (release or self._piece_samples > 0):
             self._held = None
