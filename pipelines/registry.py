@@ -107,6 +107,13 @@ register(
     description="WAV in at real-time pace, WAV and events out on the same timeline",
 )
 register(
+    "transport",
+    "webrtc",
+    "processors.transports.webrtc:WebRTCTransport",
+    extra="webrtc",
+    description="a browser talks over WebRTC (aiortc): the talk page, Opus both ways",
+)
+register(
     "vad",
     "silero",
     "processors.vad.turn:TurnProcessor",
