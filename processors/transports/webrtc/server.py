@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -63,6 +64,8 @@ class SessionRegistry:
         self.run_session = run_session
         self.sessions: dict[str, _Session] = {}
         self.started = 0
+        self.ended: deque[tuple[str, str]] = deque(maxlen=100)
+        """The latest ended sessions: (id, why it ended)."""
 
     def __len__(self) -> int:
         return len(self.sessions)
@@ -135,11 +138,9 @@ class SessionRegistry:
             with contextlib.suppress(Exception):
                 await asyncio.shield(session.link.close())
             self.sessions.pop(session.id, None)
-            log.info(
-                "webrtc: session %s ended (%s)",
-                session.id,
-                session.link.lost_reason or "the pipeline ended",
-            )
+            reason = session.link.lost_reason or "the pipeline ended"
+            self.ended.append((session.id, reason))
+            log.info("webrtc: session %s ended (%s)", session.id, reason)
 
     async def close_all(self) -> None:
         """End every session and wait until each has closed."""
