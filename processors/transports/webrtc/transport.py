@@ -330,6 +330,7 @@ class WebRTCInputTransport(InputTransport):
         from framework.audio import StreamResampler, to_mono
 
         track = await self.peer.remote_audio()
+        self.peer.send_event("ready", input_rate=self.sample_rate)
         rate, timeout = self.sample_rate, self.webrtc_params.media_timeout_s
         quality = self.webrtc_params.resample_quality
         resampler: StreamResampler | None = None

@@ -81,11 +81,11 @@ class Census:
         tasks = frozenset(
             repr(t.get_coro()) for t in asyncio.all_tasks() if t is not current and not t.done()
         )
-        # The default executor's idle workers (Opus encoding) are a pool, not a session's.
+        # Worker pools (the event loop's default executor, which encodes Opus, and
+        # AnyIO's, which runs the models) keep idle threads for everyone: not a session's.
+        pools = ("asyncio_", "ThreadPoolExecutor", "AnyIO worker thread")
         threads = frozenset(
-            t.name
-            for t in threading.enumerate()
-            if t.is_alive() and not t.name.startswith(("asyncio_", "ThreadPoolExecutor"))
+            t.name for t in threading.enumerate() if t.is_alive() and not t.name.startswith(pools)
         )
         sockets = 0
         for fd in os.listdir("/proc/self/fd"):

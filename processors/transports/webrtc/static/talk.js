@@ -61,6 +61,9 @@ function botSays(text) {
 }
 
 const handlers = {
+  ready() {
+    setStatus("Listening: speak, and the bot answers.");
+  },
   user_started() {
     $("user-dot").classList.add("on");
   },
@@ -190,7 +193,9 @@ async function start() {
   };
   pc.onconnectionstatechange = () => {
     state.connection = pc.connectionState;
-    if (pc.connectionState === "connected") setStatus("Connected: speak, the bot answers.");
+    if (pc.connectionState === "connected" && !state.events.some((e) => e.type === "ready")) {
+      setStatus("Connected: the pipeline is starting…");
+    }
     if (["failed", "closed", "disconnected"].includes(pc.connectionState)) {
       setStatus(`Connection ${pc.connectionState}. Press Talk to start again.`);
       stop();
