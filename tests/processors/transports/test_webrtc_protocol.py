@@ -63,8 +63,10 @@ async def test_several_sessions_run_at_once_each_with_its_own_pipeline() -> None
             await client.connect()
         await server.wait_sessions(3)
         assert len({c.session for c in clients}) == 3
-        heard = await asyncio.gather(*(_echo_of(c, f) for c, f in zip(clients, (300, 500, 700))))
-        for got, sent in zip(heard, (300, 500, 700)):
+        heard = await asyncio.gather(
+            *(_echo_of(c, f) for c, f in zip(clients, (300, 500, 700), strict=True))
+        )
+        for got, sent in zip(heard, (300, 500, 700), strict=True):
             assert abs(got - sent) < 15, heard
         for client in clients:
             await client.close()

@@ -116,6 +116,7 @@ const handlers = {
 
 function onEvent(message) {
   const event = JSON.parse(message.data);
+  if (state.recording) event.rec_s = state.recording.seconds();
   state.events.push(event);
   const handler = handlers[event.type];
   if (handler) handler(event);
@@ -126,15 +127,19 @@ function recordRemote(stream) {
   const ctx = new AudioContext();
   const source = ctx.createMediaStreamSource(stream);
   const chunks = [];
+  let total = 0;
   const tap = ctx.createScriptProcessor(4096, 1, 1);
-  tap.onaudioprocess = (e) => chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+  tap.onaudioprocess = (e) => {
+    chunks.push(new Float32Array(e.inputBuffer.getChannelData(0)));
+    total += e.inputBuffer.length;
+  };
   source.connect(tap);
   tap.connect(ctx.destination);
   state.recording = {
     rate: ctx.sampleRate,
+    seconds: () => total / ctx.sampleRate,
     take() {
-      const n = chunks.reduce((sum, c) => sum + c.length, 0);
-      const pcm = new Int16Array(n);
+      const pcm = new Int16Array(total);
       let i = 0;
       for (const c of chunks) for (const x of c) pcm[i++] = Math.max(-1, Math.min(1, x)) * 32767;
       let binary = "";
