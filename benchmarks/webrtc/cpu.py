@@ -40,7 +40,6 @@ class CpuResult:
     server_cpu_s: float
     server_cpu_pct_of_core: float
     server_threads: int
-    server_cpu_pct_by_thread: dict[str, float]
     clients_cpu_pct_of_core: float
     echo_frames_per_session_per_s: float
     loadavg_before: list[float]
@@ -53,19 +52,6 @@ def _cpu_seconds(path: str) -> float:
     with open(path) as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _by_thread(pid: int) -> dict[str, float]:
-    """CPU seconds of the process's threads so far, summed by thread name."""
-    found: dict[str, float] = {}
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as comm:
-                name = comm.read().strip()
-            found[name] = found.get(name, 0.0) + _cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
-        except OSError:  # the thread ended meanwhile
-            continue
-    return found
 
 
 def _threads(pid: int) -> int:
@@ -120,17 +106,11 @@ async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 
         await asyncio.sleep(warmup_s)
         received = [len(c.received) for c in clients]
         stat = f"/proc/{server.pid}/stat"
-        threads0 = _by_thread(server.pid)
         cpu0, mine0, t0 = _cpu_seconds(stat), time.process_time(), time.monotonic()
         await asyncio.sleep(window_s)
         cpu1, mine1, t1 = _cpu_seconds(stat), time.process_time(), time.monotonic()
-        threads1 = _by_thread(server.pid)
         frames = sum(len(c.received) - n for c, n in zip(clients, received, strict=True))
         threads = _threads(server.pid)
-        by_thread = {
-            name: round(100 * (cpu - threads0.get(name, 0.0)) / (t1 - t0), 1)
-            for name, cpu in sorted(threads1.items())
-        }
     finally:
         for client in clients:
             await client.close()
@@ -143,7 +123,6 @@ async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 
         server_cpu_s=round(cpu1 - cpu0, 2),
         server_cpu_pct_of_core=round(100 * (cpu1 - cpu0) / wall, 1),
         server_threads=threads,
-        server_cpu_pct_by_thread=by_thread,
         clients_cpu_pct_of_core=round(100 * (mine1 - mine0) / wall, 1),
         echo_frames_per_session_per_s=round(frames / sessions / wall, 1),
         loadavg_before=loadavg_before,
