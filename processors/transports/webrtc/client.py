@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import fractions
 import json
 import os
 import sys
@@ -30,46 +29,10 @@ from typing import Any
 import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame
 
-from processors.transports.webrtc.transport import WIRE_RATE
+from processors.transports.webrtc.transport import WIRE_RATE, OutgoingAudio
 
 __all__ = ["WebRTCClient"]
-
-_FRAME_SAMPLES = WIRE_RATE // 50
-_FRAME_BYTES = 2 * _FRAME_SAMPLES
-
-
-class _Microphone(MediaStreamTrack):
-    """A microphone that plays queued PCM (48 kHz mono) and silence otherwise, in real time."""
-
-    kind = "audio"
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.queue = bytearray()
-        self.sent_samples = 0
-        self._start_ns = 0
-
-    async def recv(self) -> AudioFrame:
-        if self.readyState != "live":
-            raise MediaStreamError
-        if not self._start_ns:
-            self._start_ns = time.monotonic_ns()
-        due = self._start_ns + self.sent_samples * 1_000_000_000 // WIRE_RATE
-        delay = due - time.monotonic_ns()
-        if delay > 0:
-            await asyncio.sleep(delay / 1e9)
-        pcm = bytes(self.queue[:_FRAME_BYTES])
-        del self.queue[:_FRAME_BYTES]
-        pcm += bytes(_FRAME_BYTES - len(pcm))
-        frame = AudioFrame(format="s16", layout="mono", samples=_FRAME_SAMPLES)
-        frame.planes[0].update(pcm)
-        frame.sample_rate = WIRE_RATE
-        frame.time_base = fractions.Fraction(1, WIRE_RATE)
-        frame.pts = self.sent_samples
-        self.sent_samples += _FRAME_SAMPLES
-        return frame
 
 
 class WebRTCClient:
@@ -82,7 +45,7 @@ class WebRTCClient:
         self.pc = RTCPeerConnection()
         self.session: str | None = None
         self.events: list[dict[str, Any]] = []
-        self.microphone = _Microphone()
+        self.microphone = OutgoingAudio(max_queued_ms=None, paced=True)
         self.received: list[tuple[int, bytes]] = []  # (arrival ns, 48 kHz mono PCM16)
         self.connected_ns = 0
         self._reader: asyncio.Task[None] | None = None
@@ -126,12 +89,12 @@ class WebRTCClient:
         """Queue mono PCM16 at ``rate`` on the microphone, after what it is saying."""
         from framework.audio import resample
 
-        self.microphone.queue += resample(pcm, rate, WIRE_RATE)
+        self.microphone.write(resample(pcm, rate, WIRE_RATE))
 
     @property
     def speaking(self) -> bool:
         """True while the microphone still has queued speech."""
-        return bool(self.microphone.queue)
+        return self.microphone.queued_ms > 0
 
     def received_pcm(self) -> bytes:
         """Everything the bot's track delivered so far, concatenated (48 kHz mono PCM16)."""
