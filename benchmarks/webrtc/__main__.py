@@ -1,7 +1,7 @@
 """``python -m benchmarks.webrtc``: CPU of N concurrent WebRTC sessions on an echo pipeline.
 
-    python -m benchmarks.webrtc --sessions 10 --seconds 20      # measure, print a summary
-    python -m benchmarks.webrtc serve --max-sessions 10          # the server it measures
+python -m benchmarks.webrtc --sessions 10 --seconds 20      # measure, print a summary
+python -m benchmarks.webrtc serve --max-sessions 10          # the server it measures
 """
 
 from __future__ import annotations
@@ -18,10 +18,19 @@ async def _serve(max_sessions: int) -> None:
 
     from benchmarks.webrtc.echo import run_echo_session
     from processors.transports.webrtc import WebRTCTransport, WebRTCTransportParams
+    from processors.transports.webrtc.server import SESSIONS
 
     app = web.Application()
     params = WebRTCTransportParams(max_sessions=max_sessions)
     WebRTCTransport.mount(app, params, run_echo_session)
+
+    async def stats(request: web.Request) -> web.Response:
+        links = [s.link for s in app[SESSIONS].sessions.values()]
+        sent = [link.outgoing.frames_sent for link in links]
+        received = [link.frames_received for link in links]
+        return web.json_response({"packets_sent": sent, "frames_received": received})
+
+    app.router.add_get("/stats", stats)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

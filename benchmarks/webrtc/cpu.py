@@ -41,6 +41,8 @@ class CpuResult:
     server_cpu_pct_of_core: float
     server_threads: int
     clients_cpu_pct_of_core: float
+    server_frames_in_per_session_per_s: float
+    server_packets_per_session_per_s: float
     echo_frames_per_session_per_s: float
     loadavg_before: list[float]
     loadavg_after: list[float]
@@ -70,6 +72,15 @@ def _voice(seconds: float, seed: int, rate: int = 16000) -> bytes:
     phase = 2 * np.pi * np.cumsum(freq) / rate
     x = 0.25 * np.sin(phase) + 0.02 * rng.standard_normal(t.size)
     return (x * 32767).astype("<i2").tobytes()
+
+
+async def _server_counts(url: str) -> tuple[int, int]:
+    """Packets the server sent and frames it received so far, over all sessions."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(f"{url}/stats") as response:
+        stats = await response.json()
+    return sum(stats["packets_sent"]), sum(stats["frames_received"])
 
 
 async def _start_server(sessions: int) -> tuple[asyncio.subprocess.Process, str]:
@@ -105,10 +116,13 @@ async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 
             await client.wait_for(lambda c=client: len(c.received) > 10, timeout_s=60)
         await asyncio.sleep(warmup_s)
         received = [len(c.received) for c in clients]
+        sent0, heard0 = await _server_counts(url)
         stat = f"/proc/{server.pid}/stat"
         cpu0, mine0, t0 = _cpu_seconds(stat), time.process_time(), time.monotonic()
         await asyncio.sleep(window_s)
         cpu1, mine1, t1 = _cpu_seconds(stat), time.process_time(), time.monotonic()
+        sent, heard = await _server_counts(url)
+        sent, heard = sent - sent0, heard - heard0
         frames = sum(len(c.received) - n for c, n in zip(clients, received, strict=True))
         threads = _threads(server.pid)
     finally:
@@ -124,6 +138,8 @@ async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 
         server_cpu_pct_of_core=round(100 * (cpu1 - cpu0) / wall, 1),
         server_threads=threads,
         clients_cpu_pct_of_core=round(100 * (mine1 - mine0) / wall, 1),
+        server_frames_in_per_session_per_s=round(heard / sessions / wall, 1),
+        server_packets_per_session_per_s=round(sent / sessions / wall, 1),
         echo_frames_per_session_per_s=round(frames / sessions / wall, 1),
         loadavg_before=loadavg_before,
         loadavg_after=_loadavg(),
@@ -136,7 +152,9 @@ def report(result: CpuResult) -> str:
     summary = (
         f"{result.sessions} WebRTC echo sessions: server {result.server_cpu_pct_of_core} % "
         f"of one core over {result.window_s} s (clients {result.clients_cpu_pct_of_core} %), "
-        f"{result.echo_frames_per_session_per_s} frames/s back per session, "
+        f"per session and second: server heard {result.server_frames_in_per_session_per_s} "
+        f"frames and sent {result.server_packets_per_session_per_s} packets, client got "
+        f"{result.echo_frames_per_session_per_s} frames; "
         f"load average {result.loadavg_before} -> {result.loadavg_after}"
     )
     data: dict[str, Any] = asdict(result)

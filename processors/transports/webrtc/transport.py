@@ -38,6 +38,7 @@ from framework.frames import (
     ErrorFrame,
     InterimTranscriptionFrame,
     InterruptionFrame,
+    StartFrame,
     TranscriptionFrame,
     TTSTextFrame,
     UserStartedSpeakingFrame,
@@ -64,9 +65,9 @@ __all__ = [
 log = logging.getLogger("parley")
 
 WIRE_RATE = 48000
-"""Opus's rate: audio leaves and arrives at 48 kHz."""
-_FRAME_SAMPLES = WIRE_RATE // 50  # 20 ms
-_FRAME_BYTES = 2 * _FRAME_SAMPLES
+"""Opus's clock rate: audio arrives decoded at 48 kHz, and RTP time counts at 48 kHz."""
+OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
+"""Rates the Opus encoder takes as they are, without resampling."""
 _FRAME_NS = 20_000_000
 _TIME_BASE = fractions.Fraction(1, WIRE_RATE)
 DOWN, UP = Direction.DOWNSTREAM, Direction.UPSTREAM
@@ -133,33 +134,45 @@ class OutgoingAudio(MediaStreamTrack):
         self._pts = 0
         self._grace_ns = int(grace_ms * 1e6)
         self._paced = paced
-        self._max_bytes = (
-            None if max_queued_ms is None else max(_FRAME_BYTES, int(max_queued_ms * 48) * 2)
-        )
+        self._max_queued_ms = max_queued_ms
+        self._bitrate = bitrate
         self.dropped_bytes = 0
         self.frames_sent = 0
-        self._encoder = CodecContext.create("libopus", "w")
-        self._encoder.format = "s16"
-        self._encoder.layout = "mono"
-        self._encoder.sample_rate = WIRE_RATE
-        self._encoder.bit_rate = bitrate
-        self._encoder.time_base = _TIME_BASE
-        self._encoder.options = {"application": "voip", "compression_level": "5"}
+        self.set_rate(WIRE_RATE)
+
+    def set_rate(self, rate: int) -> None:
+        """Take PCM at ``rate`` (one of :data:`OPUS_RATES`) from now on; drops what is queued."""
+        if rate not in OPUS_RATES:
+            raise ValueError(f"Opus encodes {OPUS_RATES} Hz, not {rate}: resample first")
+        self.rate = rate
+        self._frame_bytes = 2 * (rate // 50)
+        cap = self._max_queued_ms
+        limit = None if cap is None else int(cap * rate / 1000) * 2
+        self._max_bytes = None if limit is None else max(self._frame_bytes, limit)
+        self._buffer.clear()
+        encoder = CodecContext.create("libopus", "w")
+        encoder.format = "s16"
+        encoder.layout = "mono"
+        encoder.sample_rate = rate
+        encoder.bit_rate = self._bitrate
+        encoder.time_base = fractions.Fraction(1, rate)
+        encoder.options = {"application": "voip", "compression_level": "5"}
+        self._encoder = encoder
 
     @property
     def queued_ms(self) -> float:
         """Audio waiting for the wire, in milliseconds."""
-        return len(self._buffer) / 2 / WIRE_RATE * 1000
+        return len(self._buffer) / 2 / self.rate * 1000
 
     def write(self, pcm: bytes) -> None:
-        """Queue mono PCM16 at 48 kHz; past ``max_queued_ms`` the oldest audio is dropped."""
+        """Queue mono PCM16 at :attr:`rate`; past ``max_queued_ms`` the oldest is dropped."""
         self._buffer += pcm
         excess = 0 if self._max_bytes is None else len(self._buffer) - self._max_bytes
         if excess > 0:
             excess += excess % 2
             del self._buffer[:excess]
             self.dropped_bytes += excess
-        if len(self._buffer) >= _FRAME_BYTES:
+        if len(self._buffer) >= self._frame_bytes:
             self._ready.set()
 
     def clear(self) -> None:
@@ -170,14 +183,14 @@ class OutgoingAudio(MediaStreamTrack):
         """The next 20 ms packet: queued audio as soon as a frame is complete, else silence."""
         while True:
             pcm = await self._next_frame()
-            frame = AudioFrame(format="s16", layout="mono", samples=_FRAME_SAMPLES)
+            frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
             frame.planes[0].update(pcm)
-            frame.sample_rate = WIRE_RATE
-            frame.time_base = _TIME_BASE
-            frame.pts = self._pts
-            self._pts += _FRAME_SAMPLES
+            frame.sample_rate = self.rate
+            frame.time_base = self._encoder.time_base
+            frame.pts = self._pts * self.rate // WIRE_RATE
+            pts, self._pts = self._pts, self._pts + WIRE_RATE // 50
             for packet in self._encoder.encode(frame):
-                packet.pts = frame.pts
+                packet.pts = pts  # RTP time runs at 48 kHz whatever the input rate
                 packet.time_base = _TIME_BASE
                 self.frames_sent += 1
                 return packet
@@ -193,7 +206,8 @@ class OutgoingAudio(MediaStreamTrack):
                 await asyncio.sleep((self._next_ns - now) / 1e9)
             now = self._next_ns
         deadline = self._next_ns + (self._grace_ns if self._buffer else 0)
-        while len(self._buffer) < _FRAME_BYTES and now < deadline:
+        size = self._frame_bytes
+        while len(self._buffer) < size and now < deadline:
             self._ready.clear()
             try:
                 async with asyncio.timeout((deadline - now) / 1e9):
@@ -204,10 +218,10 @@ class OutgoingAudio(MediaStreamTrack):
                 now = time.monotonic_ns()
         if self.readyState != "live":
             raise MediaStreamError
-        pcm = bytes(self._buffer[:_FRAME_BYTES])
-        del self._buffer[:_FRAME_BYTES]
-        if len(pcm) < _FRAME_BYTES:
-            pcm += bytes(_FRAME_BYTES - len(pcm))
+        pcm = bytes(self._buffer[:size])
+        del self._buffer[:size]
+        if len(pcm) < size:
+            pcm += bytes(size - len(pcm))
         self._next_ns = max(now, self._next_ns) + _FRAME_NS
         return pcm
 
@@ -232,6 +246,8 @@ class PeerLink:
         self.params = params
         self.outgoing = OutgoingAudio(max_queued_ms=params.max_queued_ms)
         self.lost_reason: str | None = None
+        self.frames_received = 0
+        """Audio frames decoded from the peer so far."""
         self._remote: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
         self._channel: RTCDataChannel | None = None
         self._backlog: deque[str] = deque(maxlen=200)
@@ -385,6 +401,7 @@ class WebRTCInputTransport(InputTransport):
                 self.peer.lose("the peer's audio track ended")
                 return
             arrived = time.monotonic_ns()
+            self.peer.frames_received += 1
             channels = len(frame.layout.channels)
             pcm = frame.to_ndarray().tobytes()
             if channels > 1:
@@ -406,11 +423,13 @@ class WebRTCInputTransport(InputTransport):
 class WebRTCOutputTransport(OutputTransport):
     """Plays the bot into the outgoing track and tells the page what happens.
 
-    Each due chunk is resampled to 48 kHz and queued on the track; an
-    interruption clears that queue at once. Everything this stage pushes on
-    (speaking frames, transcripts, the words heard) is mirrored to the page, and
-    each reply's first audio gives the turn's latency: from the end of the
-    user's speech (as the server heard it) to the reply's first sample.
+    Each due chunk is queued on the track, which encodes it at the pipeline's
+    output rate when Opus takes that rate (8, 12, 16, 24 or 48 kHz) and after
+    resampling to 48 kHz otherwise; an interruption clears that queue at once.
+    Everything this stage pushes on (speaking frames, transcripts, the words
+    heard) is mirrored to the page, and each reply's first audio gives the
+    turn's latency: from the end of the user's speech (as the server heard it)
+    to the reply's first sample.
     """
 
     Params: ClassVar[type[WebRTCTransportParams]] = WebRTCTransportParams
@@ -438,24 +457,31 @@ class WebRTCOutputTransport(OutputTransport):
 
     # ------------------------------------------------------------------ audio
 
-    async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
-        """Queue the chunk on the outgoing track at 48 kHz; note a reply's latency."""
-        if len(self.reply_first_audio_ns) != self._replies:
-            self._replies = len(self.reply_first_audio_ns)
-            self._reply_started(play_ns)
-        if self._to_wire is None:
+    async def on_start(self, frame: StartFrame) -> None:
+        """Set the outgoing track to the output rate, or to 48 kHz through a resampler."""
+        await super().on_start(frame)
+        rate = self.sample_rate
+        if rate not in OPUS_RATES:
             from framework.audio import StreamResampler
 
             quality = self.params.resample_quality
-            self._to_wire = StreamResampler(self.sample_rate, WIRE_RATE, 1, quality)
-        wire = self._to_wire.process(pcm)
-        if self._fresh:
-            # The filter holds back a few samples at first: pad the front to a whole
-            # frame so the first frame leaves now instead of one chunk later.
-            self._fresh = False
-            short = -len(wire) % _FRAME_BYTES
-            wire = bytes(short) + wire
-        self.peer.outgoing.write(wire)
+            self._to_wire = StreamResampler(rate, WIRE_RATE, 1, quality)
+            rate = WIRE_RATE
+        self.peer.outgoing.set_rate(rate)
+
+    async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
+        """Queue the chunk on the outgoing track; note a reply's latency."""
+        if len(self.reply_first_audio_ns) != self._replies:
+            self._replies = len(self.reply_first_audio_ns)
+            self._reply_started(play_ns)
+        if self._to_wire is not None:
+            pcm = self._to_wire.process(pcm)
+            if self._fresh:
+                # The filter holds back a few samples at first: pad the front to a whole
+                # frame so the first frame leaves now instead of one chunk later.
+                self._fresh = False
+                pcm = bytes(-len(pcm) % (WIRE_RATE // 25)) + pcm
+        self.peer.outgoing.write(pcm)
 
     def _reply_started(self, play_ns: int) -> None:
         end_ns, self._user_end_ns = self._user_end_ns, None
