@@ -10,7 +10,23 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import threading
 from pathlib import Path
+
+
+def _thread_cpu() -> dict[str, float]:
+    """CPU seconds so far of this process's threads, summed by kind (name without number)."""
+    from benchmarks.webrtc.cpu import cpu_seconds
+
+    found: dict[str, float] = {}
+    for thread in threading.enumerate():
+        kind = thread.name.split("-")[0].split("_")[0]
+        try:
+            used = cpu_seconds(f"/proc/self/task/{thread.native_id}/stat")
+        except OSError:  # it ended meanwhile
+            continue
+        found[kind] = found.get(kind, 0.0) + used
+    return found
 
 
 async def _serve(max_sessions: int) -> None:
@@ -28,7 +44,9 @@ async def _serve(max_sessions: int) -> None:
         links = [s.link for s in app[SESSIONS].sessions.values()]
         sent = [link.outgoing.frames_sent for link in links]
         received = [link.frames_received for link in links]
-        return web.json_response({"packets_sent": sent, "frames_received": received})
+        return web.json_response(
+            {"packets_sent": sent, "frames_received": received, "threads": _thread_cpu()}
+        )
 
     app.router.add_get("/stats", stats)
     runner = web.AppRunner(app)

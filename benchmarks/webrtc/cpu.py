@@ -22,6 +22,7 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,6 +41,7 @@ class CpuResult:
     server_cpu_s: float
     server_cpu_pct_of_core: float
     server_threads: int
+    server_cpu_pct_by_thread: dict[str, float]
     clients_cpu_pct_of_core: float
     server_frames_in_per_session_per_s: float
     server_packets_per_session_per_s: float
@@ -49,7 +51,7 @@ class CpuResult:
     cpu_count: int
 
 
-def _cpu_seconds(path: str) -> float:
+def cpu_seconds(path: str) -> float:
     """User + system CPU seconds from a ``/proc/.../stat`` file."""
     with open(path) as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
@@ -74,13 +76,17 @@ def _voice(seconds: float, seed: int, rate: int = 16000) -> bytes:
     return (x * 32767).astype("<i2").tobytes()
 
 
-async def _server_counts(url: str) -> tuple[int, int]:
-    """Packets the server sent and frames it received so far, over all sessions."""
+def _has_audio(client: Any) -> bool:
+    return len(client.received) > 10
+
+
+async def _server_stats(url: str) -> dict[str, Any]:
+    """Packets sent, frames received (per session) and CPU seconds by thread kind so far."""
     import aiohttp
 
     async with aiohttp.ClientSession() as http, http.get(f"{url}/stats") as response:
-        stats = await response.json()
-    return sum(stats["packets_sent"]), sum(stats["frames_received"])
+        stats: dict[str, Any] = await response.json()
+    return stats
 
 
 async def _start_server(sessions: int) -> tuple[asyncio.subprocess.Process, str]:
@@ -113,16 +119,21 @@ async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 
             await client.connect()
             client.say(_voice(window_s + warmup_s + 30, seed=i), 16000)
         for client in clients:
-            await client.wait_for(lambda c=client: len(c.received) > 10, timeout_s=60)
+            await client.wait_for(partial(_has_audio, client), timeout_s=60)
         await asyncio.sleep(warmup_s)
         received = [len(c.received) for c in clients]
-        sent0, heard0 = await _server_counts(url)
+        before = await _server_stats(url)
         stat = f"/proc/{server.pid}/stat"
-        cpu0, mine0, t0 = _cpu_seconds(stat), time.process_time(), time.monotonic()
+        cpu0, mine0, t0 = cpu_seconds(stat), time.process_time(), time.monotonic()
         await asyncio.sleep(window_s)
-        cpu1, mine1, t1 = _cpu_seconds(stat), time.process_time(), time.monotonic()
-        sent, heard = await _server_counts(url)
-        sent, heard = sent - sent0, heard - heard0
+        cpu1, mine1, t1 = cpu_seconds(stat), time.process_time(), time.monotonic()
+        after = await _server_stats(url)
+        sent = sum(after["packets_sent"]) - sum(before["packets_sent"])
+        heard = sum(after["frames_received"]) - sum(before["frames_received"])
+        by_thread = {
+            kind: round(100 * (cpu - before["threads"].get(kind, 0.0)) / (t1 - t0), 1)
+            for kind, cpu in sorted(after["threads"].items())
+        }
         frames = sum(len(c.received) - n for c, n in zip(clients, received, strict=True))
         threads = _threads(server.pid)
     finally:
@@ -137,6 +148,7 @@ async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 
         server_cpu_s=round(cpu1 - cpu0, 2),
         server_cpu_pct_of_core=round(100 * (cpu1 - cpu0) / wall, 1),
         server_threads=threads,
+        server_cpu_pct_by_thread=by_thread,
         clients_cpu_pct_of_core=round(100 * (mine1 - mine0) / wall, 1),
         server_frames_in_per_session_per_s=round(heard / sessions / wall, 1),
         server_packets_per_session_per_s=round(sent / sessions / wall, 1),

@@ -30,7 +30,7 @@ import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from processors.transports.webrtc.transport import WIRE_RATE, OutgoingAudio
+from processors.transports.webrtc.transport import WIRE_RATE, OutgoingAudio, decoded_mono
 
 __all__ = ["WebRTCClient"]
 
@@ -125,15 +125,9 @@ class WebRTCClient:
             self._reader = asyncio.create_task(self._read(track))
 
     async def _read(self, track: MediaStreamTrack) -> None:
-        from framework.audio import to_mono
-
         with contextlib.suppress(MediaStreamError):
             while True:
-                frame = await track.recv()
-                pcm = frame.to_ndarray().tobytes()
-                channels = len(frame.layout.channels)
-                if channels > 1:
-                    pcm = to_mono(pcm, channels)
+                pcm, _ = decoded_mono(await track.recv())
                 self.received.append((time.monotonic_ns(), pcm))
                 self._changed.set()
 

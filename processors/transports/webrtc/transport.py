@@ -26,6 +26,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
+import numpy as np
 from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, CodecContext, Packet
@@ -53,6 +54,7 @@ if TYPE_CHECKING:
     from framework.frames import CancelFrame
 
 __all__ = [
+    "OPUS_RATES",
     "WIRE_RATE",
     "OutgoingAudio",
     "PeerLink",
@@ -60,6 +62,7 @@ __all__ = [
     "WebRTCOutputTransport",
     "WebRTCTransport",
     "WebRTCTransportParams",
+    "decoded_mono",
 ]
 
 log = logging.getLogger("parley")
@@ -97,6 +100,21 @@ class WebRTCTransportParams(OutputTransportParams):
         "pacing keeps it near one chunk (it catches up at most max_lag_ms after a stall), "
         "and older audio is dropped past this.",
     )
+
+
+def decoded_mono(frame: object) -> tuple[bytes, int]:
+    """Mono PCM16 and its rate from a frame aiortc decoded (packed s16, any channels).
+
+    A browser's microphone travels as mono Opus, which aiortc decodes to two equal
+    channels: the first one is the audio.
+    """
+    if not isinstance(frame, AudioFrame) or frame.format.name != "s16":
+        raise TypeError(f"expected a packed s16 audio frame, got {frame!r}")
+    channels = len(frame.layout.channels)
+    samples = np.frombuffer(
+        memoryview(frame.planes[0]), dtype="<i2", count=frame.samples * channels
+    )
+    return samples[::channels].tobytes(), frame.sample_rate
 
 
 class OutgoingAudio(MediaStreamTrack):
@@ -179,7 +197,7 @@ class OutgoingAudio(MediaStreamTrack):
         """Drop the queued audio."""
         self._buffer.clear()
 
-    async def recv(self) -> Packet:
+    async def recv(self) -> Packet[Any]:
         """The next 20 ms packet: queued audio as soon as a frame is complete, else silence."""
         while True:
             pcm = await self._next_frame()
@@ -381,7 +399,7 @@ class WebRTCInputTransport(InputTransport):
 
     async def produce(self) -> None:
         """Push the peer's audio as it arrives until the track ends or goes quiet."""
-        from framework.audio import StreamResampler, to_mono
+        from framework.audio import StreamResampler
 
         track = await self.peer.remote_audio()
         self.peer.send_event("ready", input_rate=self.sample_rate)
@@ -402,12 +420,9 @@ class WebRTCInputTransport(InputTransport):
                 return
             arrived = time.monotonic_ns()
             self.peer.frames_received += 1
-            channels = len(frame.layout.channels)
-            pcm = frame.to_ndarray().tobytes()
-            if channels > 1:
-                pcm = to_mono(pcm, channels)
-            if resampler is None or resampler.from_rate != frame.sample_rate:
-                resampler = StreamResampler(frame.sample_rate, rate, 1, quality)
+            pcm, frame_rate = decoded_mono(frame)
+            if resampler is None or resampler.from_rate != frame_rate:
+                resampler = StreamResampler(frame_rate, rate, 1, quality)
             pending += resampler.process(pcm)
             while len(pending) >= chunk_bytes:
                 first_ns = arrived - (len(pending) // 2) * 1_000_000_000 // rate
