@@ -5,20 +5,6 @@ SDP offer endpoint to an aiohttp application; every browser connection becomes
 one session with its own pipeline. See ``docs/webrtc.md``.
 """
 
-from processors.transports.webrtc.transport import (
-    OutgoingAudio,
-    PeerLink,
-    WebRTCInputTransport,
-    WebRTCOutputTransport,
-    WebRTCTransport,
-    WebRTCTransportParams,
-)
+from processors.transports.webrtc.transport import WebRTCTransport, WebRTCTransportParams
 
-__all__ = [
-    "OutgoingAudio",
-    "PeerLink",
-    "WebRTCInputTransport",
-    "WebRTCOutputTransport",
-    "WebRTCTransport",
-    "WebRTCTransportParams",
-]
+__all__ = ["WebRTCTransport", "WebRTCTransportParams"]

@@ -30,7 +30,7 @@ import aiohttp
 from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
-from processors.transports.webrtc.transport import WIRE_RATE, OutgoingAudio, decoded_mono
+from processors.transports.webrtc.audio import WIRE_RATE, OutgoingAudio, decoded_mono
 
 __all__ = ["WebRTCClient"]
 

@@ -32,7 +32,8 @@ from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
-from processors.transports.webrtc.transport import PeerLink, WebRTCTransport, WebRTCTransportParams
+from processors.transports.webrtc.peer import PeerLink
+from processors.transports.webrtc.transport import WebRTCTransport, WebRTCTransportParams
 
 __all__ = ["SESSIONS", "SessionRegistry", "mount"]
 

@@ -4,7 +4,7 @@ One :class:`WebRTCTransport` serves one peer connection (one browser tab). Its
 :meth:`~WebRTCTransport.input` hears the peer's audio track (Opus, decoded by
 aiortc at 48 kHz) and pushes 20 ms chunks at the pipeline's input rate; its
 :meth:`~WebRTCTransport.output` is a paced :class:`OutputTransport` whose chunks
-go, resampled to 48 kHz, into a short queue that the outgoing track reads. The
+go into a short queue that the outgoing track (:mod:`.audio`) encodes and sends. The
 base classes keep pacing, barge-in, bot-speaking frames and heard text; this
 module only moves audio and events.
 
@@ -16,20 +16,12 @@ out as JSON messages on the data channel the page opens (label ``events``); see
 
 from __future__ import annotations
 
-import asyncio
-import fractions
-import json
-import logging
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
-import numpy as np
-from aiortc import MediaStreamTrack, RTCPeerConnection
 from aiortc.mediastreams import MediaStreamError
-from av import AudioFrame, CodecContext, Packet
 from pydantic import Field
 
 from framework import Direction, Frame, handles
@@ -46,35 +38,21 @@ from framework.frames import (
     UserStoppedSpeakingFrame,
 )
 from processors.transports.base import InputTransport, OutputTransport, OutputTransportParams
+from processors.transports.webrtc.audio import OPUS_RATES, WIRE_RATE, decoded_mono
+from processors.transports.webrtc.peer import PeerLink
 
 if TYPE_CHECKING:
-    from aiortc import RTCDataChannel
-
     from framework.audio import StreamResampler
     from framework.frames import CancelFrame
 
 __all__ = [
-    "OPUS_RATES",
-    "WIRE_RATE",
-    "OutgoingAudio",
-    "PeerLink",
     "WebRTCInputTransport",
     "WebRTCOutputTransport",
     "WebRTCTransport",
     "WebRTCTransportParams",
-    "decoded_mono",
 ]
 
-log = logging.getLogger("parley")
-
-WIRE_RATE = 48000
-"""Opus's clock rate: audio arrives decoded at 48 kHz, and RTP time counts at 48 kHz."""
-OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
-"""Rates the Opus encoder takes as they are, without resampling."""
-_FRAME_NS = 20_000_000
-_SETTLED = 3  # silent frames after which the encoder's output for silence no longer changes
-_TIME_BASE = fractions.Fraction(1, WIRE_RATE)
-DOWN, UP = Direction.DOWNSTREAM, Direction.UPSTREAM
+DOWN = Direction.DOWNSTREAM
 
 
 class WebRTCTransportParams(OutputTransportParams):
@@ -111,265 +89,6 @@ class WebRTCTransportParams(OutputTransportParams):
         "pacing keeps it near one chunk (it catches up at most max_lag_ms after a stall), "
         "and older audio is dropped past this.",
     )
-
-
-def decoded_mono(frame: object) -> tuple[bytes, int]:
-    """Mono PCM16 and its rate from a frame aiortc decoded (packed s16, any channels).
-
-    A browser's microphone travels as mono Opus, which aiortc decodes to two equal
-    channels: the first one is the audio.
-    """
-    if not isinstance(frame, AudioFrame) or frame.format.name != "s16":
-        raise TypeError(f"expected a packed s16 audio frame, got {frame!r}")
-    channels = len(frame.layout.channels)
-    samples = np.frombuffer(
-        memoryview(frame.planes[0]), dtype="<i2", count=frame.samples * channels
-    )
-    return samples[::channels].tobytes(), frame.sample_rate
-
-
-class OutgoingAudio(MediaStreamTrack):
-    """The bot's audio track: 20 ms Opus packets (48 kHz mono) from a short queue.
-
-    The output transport writes each chunk when it is due, so :meth:`recv` hands
-    a packet over as soon as a frame is complete; when the bot is silent it sends
-    silence on a 20 ms cadence. :meth:`clear` drops whatever is queued (an
-    interruption), so nothing already queued reaches the peer afterwards.
-
-    The track encodes Opus itself (mono, voice settings) and hands aiortc ready
-    packets: that costs about a third of aiortc's own path, which encodes stereo
-    at 96 kbps in a worker thread and measures each frame's level first.
-    """
-
-    kind = "audio"
-
-    def __init__(
-        self,
-        *,
-        max_queued_ms: float | None = 60.0,
-        grace_ms: float = 10.0,
-        bitrate: int = 32000,
-        complexity: int = 5,
-        paced: bool = False,
-    ) -> None:
-        """Create the track; ``grace_ms`` is how long a partial frame waits for the rest.
-
-        ``paced`` makes the track keep time itself, one frame every 20 ms whatever is
-        queued (a microphone playing a clip); ``max_queued_ms`` None queues without limit.
-        """
-        super().__init__()
-        self._buffer = bytearray()
-        self._ready = asyncio.Event()
-        self._next_ns: int | None = None
-        self._pts = 0
-        self._grace_ns = int(grace_ms * 1e6)
-        self._paced = paced
-        self._max_queued_ms = max_queued_ms
-        self._bitrate = bitrate
-        self._complexity = complexity
-        self.dropped_bytes = 0
-        self.frames_sent = 0
-        self.set_rate(WIRE_RATE)
-
-    def set_rate(self, rate: int) -> None:
-        """Take PCM at ``rate`` (one of :data:`OPUS_RATES`) from now on; drops what is queued."""
-        if rate not in OPUS_RATES:
-            raise ValueError(f"Opus encodes {OPUS_RATES} Hz, not {rate}: resample first")
-        self.rate = rate
-        self._frame_bytes = 2 * (rate // 50)
-        cap = self._max_queued_ms
-        limit = None if cap is None else int(cap * rate / 1000) * 2
-        self._max_bytes = None if limit is None else max(self._frame_bytes, limit)
-        self._buffer.clear()
-        encoder = CodecContext.create("libopus", "w")
-        encoder.format = "s16"
-        encoder.layout = "mono"
-        encoder.sample_rate = rate
-        encoder.bit_rate = self._bitrate
-        encoder.time_base = fractions.Fraction(1, rate)
-        encoder.options = {"application": "voip", "compression_level": str(self._complexity)}
-        self._encoder = encoder
-        self._silence: bytes | None = None
-        self._silent_run = 0
-
-    @property
-    def queued_ms(self) -> float:
-        """Audio waiting for the wire, in milliseconds."""
-        return len(self._buffer) / 2 / self.rate * 1000
-
-    def write(self, pcm: bytes) -> None:
-        """Queue mono PCM16 at :attr:`rate`; past ``max_queued_ms`` the oldest is dropped."""
-        self._buffer += pcm
-        excess = 0 if self._max_bytes is None else len(self._buffer) - self._max_bytes
-        if excess > 0:
-            excess += excess % 2
-            del self._buffer[:excess]
-            self.dropped_bytes += excess
-        if len(self._buffer) >= self._frame_bytes:
-            self._ready.set()
-
-    def clear(self) -> None:
-        """Drop the queued audio."""
-        self._buffer.clear()
-
-    async def recv(self) -> Packet[Any]:
-        """The next 20 ms packet: queued audio as soon as a frame is complete, else silence."""
-        while True:
-            pcm = await self._next_frame()
-            pts, self._pts = self._pts, self._pts + WIRE_RATE // 50
-            # Silence is the same packet every time once the encoder has settled on it:
-            # send that again instead of encoding (a bot is silent much of the time).
-            silent = pcm.count(0) == len(pcm)
-            self._silent_run = self._silent_run + 1 if silent else 0
-            if self._silent_run > _SETTLED and self._silence is not None:
-                packets = [Packet(self._silence)]
-            else:
-                packets = self._encode(pcm, pts)
-                if packets and self._silent_run == _SETTLED:
-                    self._silence = bytes(packets[0])
-            for packet in packets:
-                packet.pts = pts  # RTP time runs at 48 kHz whatever the input rate
-                packet.time_base = _TIME_BASE
-                self.frames_sent += 1
-                return packet
-
-    def _encode(self, pcm: bytes, pts: int) -> list[Packet[Any]]:
-        frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
-        frame.planes[0].update(pcm)
-        frame.sample_rate = self.rate
-        frame.time_base = self._encoder.time_base
-        frame.pts = pts * self.rate // WIRE_RATE
-        return list(self._encoder.encode(frame))
-
-    async def _next_frame(self) -> bytes:
-        if self.readyState != "live":
-            raise MediaStreamError
-        now = time.monotonic_ns()
-        if self._next_ns is None or now - self._next_ns > 5 * _FRAME_NS:
-            self._next_ns = now
-        if self._paced:
-            if self._next_ns > now:
-                await asyncio.sleep((self._next_ns - now) / 1e9)
-            now = self._next_ns
-        deadline = self._next_ns + (self._grace_ns if self._buffer else 0)
-        size = self._frame_bytes
-        while len(self._buffer) < size and now < deadline:
-            self._ready.clear()
-            try:
-                async with asyncio.timeout((deadline - now) / 1e9):
-                    await self._ready.wait()
-            except TimeoutError:
-                break
-            finally:
-                now = time.monotonic_ns()
-        if self.readyState != "live":
-            raise MediaStreamError
-        pcm = bytes(self._buffer[:size])
-        del self._buffer[:size]
-        if len(pcm) < size:
-            pcm += bytes(size - len(pcm))
-        self._next_ns = max(now, self._next_ns) + _FRAME_NS
-        return pcm
-
-    def stop(self) -> None:
-        """End the track; a waiting :meth:`recv` returns at once."""
-        super().stop()
-        self._ready.set()
-
-
-class PeerLink:
-    """What the two sides of one connection share: the peer connection, tracks and events.
-
-    The signalling server creates it with the peer connection; the input side
-    reads :meth:`remote_audio`, the output side writes :attr:`outgoing`, both
-    send page events with :meth:`send_event`. :meth:`lose` reports that the peer
-    has gone (the server ends the session).
-    """
-
-    def __init__(self, pc: RTCPeerConnection, params: WebRTCTransportParams) -> None:
-        """Attach to ``pc``: its incoming audio track and its ``events`` data channel."""
-        self.pc = pc
-        self.params = params
-        self.outgoing = OutgoingAudio(
-            max_queued_ms=params.max_queued_ms,
-            bitrate=params.opus_bitrate,
-            complexity=params.opus_complexity,
-        )
-        self.lost_reason: str | None = None
-        self.frames_received = 0
-        """Audio frames decoded from the peer so far."""
-        self._remote: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
-        self._channel: RTCDataChannel | None = None
-        self._backlog: deque[str] = deque(maxlen=200)
-        self._on_lost: list[Callable[[str], None]] = []
-        pc.on("track", self._track)
-        pc.on("datachannel", self._datachannel)
-        pc.on("connectionstatechange", self._state_changed)
-
-    def _track(self, track: MediaStreamTrack) -> None:
-        if track.kind == "audio" and not self._remote.done():
-            self._remote.set_result(track)
-
-    def _datachannel(self, channel: RTCDataChannel) -> None:
-        if channel.label != "events":
-            return
-        self._channel = channel
-        if channel.readyState == "open":
-            self._flush()
-        else:
-            channel.on("open", self._flush)
-
-    def _flush(self) -> None:
-        channel = self._channel
-        while self._backlog and channel is not None and channel.readyState == "open":
-            channel.send(self._backlog.popleft())
-
-    def _state_changed(self) -> None:
-        state = self.pc.connectionState
-        if state in ("failed", "closed"):
-            self.lose(f"the peer connection is {state}")
-
-    @property
-    def has_audio(self) -> bool:
-        """True once the peer's audio track has arrived."""
-        return self._remote.done()
-
-    async def remote_audio(self) -> MediaStreamTrack:
-        """The peer's audio track (waits for it)."""
-        return await self._remote
-
-    def on_lost(self, callback: Callable[[str], None]) -> None:
-        """Call ``callback(reason)`` once when the peer is lost (at once if it already is)."""
-        if self.lost_reason is not None:
-            callback(self.lost_reason)
-        else:
-            self._on_lost.append(callback)
-
-    def lose(self, reason: str) -> None:
-        """Report that the peer has gone; the first reason wins."""
-        if self.lost_reason is not None:
-            return
-        self.lost_reason = reason
-        log.info("webrtc: %s", reason)
-        callbacks, self._on_lost = self._on_lost, []
-        for callback in callbacks:
-            callback(reason)
-
-    def send_event(self, event: str, **fields: Any) -> None:
-        """Send ``{"type": event, "t_ms": ..., **fields}`` to the page (queued until it opens)."""
-        message = json.dumps({"type": event, "t_ms": time.monotonic_ns() // 1_000_000, **fields})
-        channel = self._channel
-        if channel is not None and channel.readyState == "open" and not self._backlog:
-            channel.send(message)
-        elif self.lost_reason is None:
-            self._backlog.append(message)
-
-    async def close(self) -> None:
-        """Stop the outgoing track and close the peer connection (sockets, threads, tasks)."""
-        self.outgoing.stop()
-        if not self._remote.done():
-            self._remote.cancel()
-        await self.pc.close()
 
 
 class WebRTCTransport:

@@ -14,8 +14,8 @@ import pytest
 from framework import PipelineRunner
 from pipelines.config import load_pipeline_file
 from pipelines.factory import build_session
+from processors.transports.webrtc.audio import WIRE_RATE
 from processors.transports.webrtc.client import WebRTCClient
-from processors.transports.webrtc.transport import WIRE_RATE
 from processors.vad.measure import synthesize_speech
 from tests.pipelines.test_run_cascade import _transcribe_wav
 

@@ -17,8 +17,8 @@ from aiortc import RTCPeerConnection
 from benchmarks.webrtc.echo import run_echo_session
 from framework.audio import write_wav
 from processors.transports.webrtc import WebRTCTransportParams
+from processors.transports.webrtc.audio import WIRE_RATE
 from processors.transports.webrtc.client import WebRTCClient
-from processors.transports.webrtc.transport import WIRE_RATE
 
 from .webrtc_helpers import ROOT, Census, dominant_hz, serve, settled_census, tone
 
