@@ -123,6 +123,13 @@ register(
     preset={"serializer": "twilio"},
 )
 register(
+    "transport",
+    "webrtc",
+    "processors.transports.webrtc:WebRTCTransport",
+    extra="webrtc",
+    description="live: a browser talks over WebRTC (aiortc): the talk page, Opus both ways",
+)
+register(
     "vad",
     "silero",
     "processors.vad.turn:TurnProcessor",

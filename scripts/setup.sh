@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Create .venv and install Parley with the embedded offline stack.
-#   bash scripts/setup.sh          # runtime: local models, OpenAI backends, benchmark reports
+#   bash scripts/setup.sh          # runtime: local models, OpenAI backends, benchmark reports,
+#                                  # the live transports (WebSocket, Twilio, WebRTC)
 #   bash scripts/setup.sh --dev    # plus the test and lint tools
 # llama-cpp-python compiles from source the first time (about 5 minutes on 2 cores);
 # pip keeps the built wheel in its cache, so later installs take seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-extras="local,openai,bench"
-extras="$extras,websocket"  # parley talk: the WebSocket and Twilio transports
+# websocket, webrtc: the live transports of `parley talk`
+extras="local,openai,bench,websocket,webrtc"
 if [ "${1:-}" = "--dev" ]; then
     extras="$extras,dev"
 fi
