@@ -24,6 +24,7 @@ from benchmarks.stt_short_clips import (
     non_speech_clips,
     run_cascade,
     run_serve,
+    said_twice,
     tally,
 )
 from processors.stt._whisper_engine import (
@@ -56,6 +57,10 @@ def test_the_definition_catches_what_the_server_produced() -> None:
     assert hallucination("Side left.", "side left") is None
     assert hallucination("Nine.", "9 9") is None  # wrong, but not a loop (counted apart)
     assert hallucination("", "") is None
+    assert said_twice("Nine.", "9 9")
+    assert said_twice("Side left.", "side left side left")
+    assert not said_twice("Bye bye.", "bye bye")
+    assert not said_twice("Nine.", "9")
 
 
 def _check(path: str, runs: list[Heard]) -> None:
