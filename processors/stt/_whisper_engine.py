@@ -22,7 +22,8 @@ word in noise can look like non-speech there. So each pass is checked
 (:mod:`processors.stt._whisper_guard`): its decoding is capped at the tokens
 its audio can hold, and a pass that loops or looks like non-speech is decoded
 again on the full 30 s window, then with sampling at a temperature (Whisper's
-own fallback). Only non-speech on the full window gives no text.
+own fallback). A pass that looked like non-speech gives no text unless a
+retry is both clean and confident it heard speech.
 """
 
 from __future__ import annotations
