@@ -15,6 +15,15 @@ sentence. With at least ~7.5 s of window it stopped on every test utterance
 with the same words as the full window, so a pass uses ``max(window_s, audio +
 1 s)`` rounded up to whole seconds. A repetition that still slips through (the
 output ends with the same sentence again, possibly cut short) is removed.
+
+Short clips of one to three words still loop on the short window ("Side left"
+seven times, "9 9", "wait" a dozen times), at 10 dB SNR most of all, and a
+word in noise can look like non-speech there. So each pass is checked
+(:mod:`processors.stt._whisper_guard`): its decoding is capped at the tokens
+its audio can hold, and a pass that loops or looks like non-speech is decoded
+again on the full 30 s window, then with sampling at a temperature (Whisper's
+own fallback). A pass that looked like non-speech gives no text unless a
+retry is both clean and confident it heard speech.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import numpy as np
 
 from processors.shared_models import MODELS
 from processors.stt._mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
+from processors.stt._whisper_guard import Verdict, collapse_repeats, judge, token_budget
 
 __all__ = [
     "PassOptions",
@@ -47,6 +57,7 @@ __all__ = [
 _PROMPT = ["<|startoftranscript|>", "<|notimestamps|>"]
 _FRAMES_PER_S = SAMPLE_RATE // HOP_LENGTH
 _SEGMENT_SAMPLES = N_FRAMES * HOP_LENGTH  # 30 s: the longest window the model takes
+_FULL_WINDOW_S = N_FRAMES / _FRAMES_PER_S
 _SILENT_PEAK = 32  # PCM16 peak below ~-60 dBFS: nothing to transcribe
 _SENTENCE_END = {".", "?", "!"}
 
@@ -130,11 +141,17 @@ def drop_repeats(tokens: list[str]) -> list[str]:
 
 @dataclass(frozen=True, slots=True)
 class PassOptions:
-    """How a pass decodes: beam size, shortest encoder window, no-speech threshold."""
+    """How a pass decodes: beam size, shortest encoder window, no-speech threshold, guards.
+
+    ``guard`` retries a looping or non-speech-looking pass (full window, then
+    sampling at ``fallback_temperature``); without it a pass decodes once.
+    """
 
     beam_size: int = 1
     window_s: float = 8.0
     no_speech_threshold: float = 0.6
+    guard: bool = True
+    fallback_temperature: float = 0.5
 
 
 @dataclass(slots=True)
@@ -193,27 +210,92 @@ class WhisperModel:
     def _segment(
         self, samples: np.ndarray, options: PassOptions, stop: Callable[[], bool] | None
     ) -> str | None:
-        ctranslate2 = _ctranslate2()
+        """Text of up to 30 s of audio, with the guards of :mod:`processors.stt._whisper_guard`.
+
+        A pass on the short window that loops, or that looks like non-speech,
+        is decoded again on Whisper's own 30 s window (the one it was trained
+        on: it stopped on every short clip that looped on the short window),
+        then once more with sampling at a temperature. The first clean text
+        wins; non-speech on the full window gives no text; a loop on every try
+        keeps one copy of the looping words of the last greedy decoding.
+        """
         if len(samples) == 0 or int(np.abs(samples.astype(np.int32)).max()) < _SILENT_PEAK:
             return ""
         audio_s = len(samples) / SAMPLE_RATE
+        budget = token_budget(audio_s)
         window = max(options.window_s, math.ceil(audio_s + 1.0))
-        n_frames = min(N_FRAMES, round(window * _FRAMES_PER_S))
+        tries = [(window, 0.0)]
+        if options.guard:
+            if window < _FULL_WINDOW_S:
+                tries.append((_FULL_WINDOW_S, 0.0))
+            tries.append((_FULL_WINDOW_S, options.fallback_temperature))
+        greedy: _Decoded | None = None  # the last greedy decoding: the fallback's words
+        doubted = False  # an earlier try looked like non-speech
+        encoded: tuple[float, Any] | None = None
+        for window_s, temperature in tries:
+            if encoded is None or encoded[0] != window_s:
+                if encoded is not None and stop is not None and stop():
+                    return None
+                encoded = (window_s, self._encode(samples, window_s))
+                if stop is not None and stop():
+                    return None
+            decoded = self._decode(encoded[1], options, budget, temperature)
+            if not options.guard:
+                return "" if decoded.verdict.non_speech else decoded.text
+            if not temperature:
+                greedy = decoded
+            # After a try that looked like non-speech, only a confident one rescues the
+            # words (Whisper says "you" over a hum, sure of the word but not of speech).
+            confident = decoded.no_speech_prob <= options.no_speech_threshold
+            if decoded.verdict.clean and (confident or not doubted):
+                return decoded.text
+            if decoded.verdict.non_speech and window_s >= _FULL_WINDOW_S:
+                return ""
+            doubted = doubted or decoded.verdict.non_speech
+        if doubted:
+            return ""
+        assert greedy is not None
+        return collapse_repeats(greedy.text, runaway=greedy.tokens >= budget)
+
+    def _encode(self, samples: np.ndarray, window_s: float) -> Any:
+        ctranslate2 = _ctranslate2()
+        n_frames = min(N_FRAMES, round(window_s * _FRAMES_PER_S))
         features = log_mel_spectrogram(samples.astype(np.float32) / 32768.0, n_frames)
-        encoded = self.model.encode(ctranslate2.StorageView.from_array(features[None]))
-        if stop is not None and stop():
-            return None
+        return self.model.encode(ctranslate2.StorageView.from_array(features[None]))
+
+    def _decode(
+        self, encoded: Any, options: PassOptions, budget: int, temperature: float
+    ) -> _Decoded:
+        sampling = {"sampling_temperature": temperature, "sampling_topk": 0} if temperature else {}
         result = self.model.generate(
             encoded,
             [_PROMPT],
-            beam_size=options.beam_size,
-            max_length=min(448, int(16 + 8 * audio_s)),
+            beam_size=options.beam_size if not temperature else 1,
+            # CTranslate2 stops Whisper at half of max_length new tokens.
+            max_length=2 * budget,
             return_scores=True,
             return_no_speech_prob=True,
+            **sampling,
         )[0]
-        if result.no_speech_prob > options.no_speech_threshold and result.scores[0] < -1.0:
-            return ""
-        return tokens_to_text(drop_repeats(result.sequences[0]))
+        tokens = result.sequences[0]
+        text = tokens_to_text(drop_repeats(tokens))
+        verdict = judge(
+            text,
+            tokens=len(tokens),
+            budget=budget,
+            no_speech_prob=result.no_speech_prob,
+            avg_logprob=result.scores[0],
+            no_speech_threshold=options.no_speech_threshold,
+        )
+        return _Decoded(text, len(tokens), result.no_speech_prob, verdict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Decoded:
+    text: str
+    tokens: int
+    no_speech_prob: float
+    verdict: Verdict
 
 
 def _thread_ids() -> set[str]:

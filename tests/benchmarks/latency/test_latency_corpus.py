@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 
 from benchmarks.latency.corpus import CorpusError, load_corpus, parse_manifest
-from benchmarks.latency.wer import edit_distance, normalize_words, wer
 from framework.audio import sine_wave, write_wav
 
 GOOD = {
@@ -107,16 +106,6 @@ def test_speech_times_past_the_audio_and_missing_files_are_refused(tmp_path: Pat
     (tmp_path / "manifest.jsonl").unlink()
     with pytest.raises(CorpusError, match="no manifest.jsonl"):
         load_corpus(tmp_path)
-
-
-def test_wer_normalises_and_counts_edits() -> None:
-    assert normalize_words("Seven o'clock, please!") == ["seven", "o'clock", "please"]
-    assert normalize_words("7 O'Clock - please") == ["seven", "o'clock", "please"]
-    assert wer("Tomorrow at seven o'clock, please.", "tomorrow at 7 o'clock Please") == 0.0
-    assert wer("a b c d", "a x c") == pytest.approx(0.5)  # one substitution, one deletion
-    assert wer("a b", "a b c d") == pytest.approx(1.0)  # two insertions
-    assert wer("", "") == 0.0
-    assert edit_distance(["a", "b"], ["b", "a"]) == 2
 
 
 def test_generator_pieces_bounds_noise_and_word_time_fallback() -> None:
