@@ -279,11 +279,15 @@ class SpeechSegmenter:
         p = self.params
         return window.confidence >= p.threshold and window.dbfs >= p.min_volume_dbfs
 
-    def update(self, window: VADWindow, *, min_start_ms: float = 0.0) -> SpeechEvent | None:
+    def update(
+        self, window: VADWindow, *, min_start_ms: float = 0.0, stop_ms: float | None = None
+    ) -> SpeechEvent | None:
         """Take the next window; return the start or end it completes, if any.
 
         ``min_start_ms`` raises the speech needed for a start above ``start_ms``
-        (the turn processor uses it while the bot speaks).
+        (the turn processor uses it while the bot speaks); ``stop_ms``, when
+        given, replaces ``params.stop_ms`` for this window (the turn processor
+        sets it from the end-of-turn model's verdict).
         """
         run = self._run
         duration = window.end_s - window.start_s
@@ -315,7 +319,8 @@ class SpeechSegmenter:
                 return SpeechEvent("resume", window.start_s, window.end_s)
             return None
         run.silence_s += duration
-        if run.silence_s + 1e-9 >= self.params.stop_ms / 1000.0:
+        stop_s = (self.params.stop_ms if stop_ms is None else stop_ms) / 1000.0
+        if run.silence_s + 1e-9 >= stop_s:
             self._speaking = False
             self._run = _Run()
             return SpeechEvent("stop", run.last_speech_end_s, window.end_s)

@@ -39,10 +39,16 @@ def _silence(seconds: float) -> bytes:
 
 
 class Harness:
-    """head -> turn -> tail in a task; audio is fed as 20 ms frames on a synthetic clock."""
+    """head -> turn -> tail in a task; audio is fed as 20 ms frames on a synthetic clock.
+
+    The VAD mechanics are tested with ``end_of_turn="silence"`` (``stop_ms`` ends a
+    turn) unless the params say otherwise; test_vad_smart_turn.py covers the model.
+    """
 
     def __init__(self, params: TurnParams | None = None, **task: object) -> None:
         self.head = Recorder("head")
+        if params is None or "end_of_turn" not in params.model_fields_set:
+            params = (params or TurnParams()).model_copy(update={"end_of_turn": "silence"})
         self.turn = TurnProcessor(params)
         self.tail = Injector(name="tail")
         self.sink = Recorder("sink")
