@@ -238,14 +238,14 @@ class TurnProcessor(Processor):
         """Take the input rate and interruption policy; load the VAD model in a thread."""
         self._allow_interruptions = frame.allow_interruptions
         rate = frame.audio_in_sample_rate
+        if self.params.end_of_turn == "smart_turn" and self._smart_turn is None:
+            self._smart_turn = shared_model()
         if self._analyzer is None:
             self._analyzer = create_analyzer(self.params, self.params.vad, rate)
         elif self._analyzer.sample_rate != rate:
             self._analyzer.set_sample_rate(rate)
         await self.run_blocking(self._analyzer.load)
-        if self.params.end_of_turn == "smart_turn":
-            if self._smart_turn is None:
-                self._smart_turn = shared_model()
+        if self._smart_turn is not None and self.params.end_of_turn == "smart_turn":
             await self.run_blocking(self._smart_turn.load)
         self._restart_stream()
 

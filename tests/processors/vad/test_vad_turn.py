@@ -19,6 +19,7 @@ from framework.frames import (
     InterruptionFrame,
     MetricsFrame,
     SettingsUpdateFrame,
+    StartFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -91,9 +92,9 @@ async def _run(harness: Harness, script, errors: int = 0) -> None:  # type: igno
     async with anyio.create_task_group() as tg:
         tg.start_soon(harness.task.run)
         with anyio.fail_after(30):
-            while not harness.task.running or harness.turn.analyzer is None:
+            # on_start loads the models in threads; the StartFrame goes on once it is done.
+            while not harness.task.running or not harness.sink.frames(DOWN, StartFrame):
                 await anyio.sleep(0.005)
-            await anyio.sleep(0.05)  # on_start loads the model in a thread
             await script(harness)
             await harness.task.stop_when_done()
     assert len(harness.task.errors) == errors, harness.task.errors
