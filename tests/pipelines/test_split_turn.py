@@ -8,6 +8,7 @@ speaker stops to think.
 
 from __future__ import annotations
 
+import itertools
 import re
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def hesitant() -> tuple[np.ndarray, list[tuple[float, float]]]:
         bounds.append(words[tokens.index(word)][2])
     bounds.append(audio.size)
     pieces = []
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         pcm = (np.clip(audio[a:b], -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
         pieces.append(np.frombuffer(resample(pcm, rate, RATE), dtype="<i2"))
     out = [np.zeros(int(LEAD_S * RATE), dtype=np.int16)]

@@ -1,4 +1,4 @@
-"""Smart Turn v3.2: its features, its verdicts on Piper speech, and the turn processor's use of them."""
+"""Smart Turn v3.2: its features, its verdicts on Piper speech, its use by the turn processor."""
 
 from __future__ import annotations
 
@@ -88,7 +88,8 @@ def test_short_clips_are_padded_at_the_start_and_long_ones_keep_their_end() -> N
     assert np.ptp(features[:, -90:], axis=1).min() > 0.1
     # A 10 s clip is judged on its last 8 s only.
     ten_s = rng.normal(0.0, 0.1, 10 * RATE).astype(np.float32)
-    np.testing.assert_array_equal(smart_turn_features(ten_s), smart_turn_features(ten_s[-8 * RATE :]))
+    last_8_s = ten_s[-8 * RATE :]
+    np.testing.assert_array_equal(smart_turn_features(ten_s), smart_turn_features(last_8_s))
 
 
 def test_features_are_whisper_log_mel_of_the_normalised_padded_clip() -> None:
@@ -118,7 +119,9 @@ def test_complete_sentences_score_above_the_same_sentences_cut_mid_phrase(
         assert cut < complete, (SENTENCES[index], cut, complete)
 
 
-def test_predict_takes_pcm16_as_well(model: SmartTurnModel, clips: dict[tuple[int, str], Clip]) -> None:
+def test_predict_takes_pcm16_as_well(
+    model: SmartTurnModel, clips: dict[tuple[int, str], Clip]
+) -> None:
     samples = clips[0, "complete"].samples
     as_pcm = model.predict_pcm16(_pcm(samples))
     assert abs(as_pcm - model.predict(samples)) < 0.02
