@@ -17,14 +17,14 @@ Piper runs with its generator noise off, so every run gives the same audio.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
 from framework.audio import resample
 from processors.vad.measure import speech_bounds
 
-__all__ = ["KINDS", "SENTENCES", "TRAILING_S", "Clip", "build_clips"]
+__all__ = ["KINDS", "SENTENCES", "TRAILING_S", "Clip", "build_clips", "speak"]
 
 RATE = 16000
 TRAILING_S = 0.096
@@ -82,9 +82,32 @@ def _ending(samples: np.ndarray) -> np.ndarray:
     return np.concatenate([speech, np.zeros(int(TRAILING_S * RATE), dtype=np.float32)])
 
 
+def speak(voice: Any, text: str) -> tuple[np.ndarray, int, list[tuple[str, int, int]]]:
+    """Float audio, its rate and the aligned words (phonemes, start and end sample) of ``text``.
+
+    Piper's generator noise is off, so the same text gives the same audio in every process.
+    """
+    from piper import SynthesisConfig
+
+    from benchmarks.latency.generate import _aligned_words
+
+    config = SynthesisConfig(noise_scale=0.0, noise_w_scale=0.0)
+    audio: list[np.ndarray] = []
+    words: list[tuple[str, int, int]] = []
+    offset = 0
+    for chunk in voice.synthesize(text, syn_config=config, include_alignments=True):
+        samples = np.asarray(chunk.audio_float_array, dtype=np.float32)
+        if chunk.phoneme_alignments is None:
+            raise RuntimeError("Piper gave no word alignment: install the `bench` extra (onnx)")
+        words += _aligned_words(chunk.phoneme_alignments, offset)
+        audio.append(samples)
+        offset += samples.size
+    return np.concatenate(audio), int(voice.config.sample_rate), words
+
+
 def build_clips(sentences: tuple[str, ...] = SENTENCES) -> list[Clip]:
     """Every sentence in the four kinds, in sentence order (needs Piper and onnx)."""
-    from benchmarks.latency.generate import _load_voice, _synthesize
+    from benchmarks.latency.generate import _load_voice
 
     voice = _load_voice()
     clips: list[Clip] = []
@@ -92,14 +115,14 @@ def build_clips(sentences: tuple[str, ...] = SENTENCES) -> list[Clip]:
         head, _sep, _tail = marked.partition("|")
         head = head.strip()
         whole = " ".join(marked.replace("|", " ").split())
-        audio, rate, words = _synthesize(voice, whole)
+        audio, rate, words = speak(voice, whole)
         cut_words = len(head.replace(",", " ").split())
         if len(words) != len(whole.replace(",", " ").split()):
             raise RuntimeError(f"Piper's alignment does not match the words of {whole!r}")
         cut = audio[: words[cut_words - 1][2]]
         texts = {"complete": whole, "filler": f"{head}, um,", "text-cut": head}
         spoken = {"complete": audio}
-        spoken.update({k: _synthesize(voice, texts[k])[0] for k in ("filler", "text-cut")})
+        spoken.update({k: speak(voice, texts[k])[0] for k in ("filler", "text-cut")})
         for kind in KINDS:
             source = cut if kind == "audio-cut" else spoken[kind]
             text = head if kind == "audio-cut" else texts[kind]

@@ -67,7 +67,8 @@ class TurnParams(VADParams):
             "How a pause becomes the end of the turn. 'smart_turn': the Smart Turn v3.2 model "
             "judges the last 8 s of the turn at each pause; complete ends the turn after "
             "complete_stop_ms of silence, incomplete waits up to incomplete_stop_ms. "
-            "'silence': stop_ms of silence always ends it. See docs/turn-taking.md."
+            "'silence': stop_ms of silence always ends it. The model runs at the pause, so "
+            "with pause_ms = 0 turns end on stop_ms whatever this says. See docs/turn-taking.md."
         ),
     )
     complete_stop_ms: float = Field(
@@ -96,10 +97,6 @@ class TurnParams(VADParams):
     def _check_smart_turn(self) -> TurnParams:
         if self.end_of_turn != "smart_turn":
             return self
-        if self.pause_ms <= 0:
-            raise ValueError(
-                "end_of_turn = 'smart_turn' judges the turn at each pause: pause_ms must be > 0"
-            )
         if self.complete_stop_ms > self.incomplete_stop_ms:
             raise ValueError(
                 f"complete_stop_ms ({self.complete_stop_ms:g}) must not exceed "
@@ -330,10 +327,14 @@ class TurnProcessor(Processor):
 
     # ------------------------------------------------------------ end of turn
 
+    def _smart(self) -> bool:
+        """True when the model decides (it runs at the pause: none without pauses)."""
+        return self.params.end_of_turn == "smart_turn" and self.params.pause_ms > 0
+
     def _stop_ms(self) -> float:
         """The silence that ends the turn now: stop_ms, or what the model's verdict asks."""
         p = self.params
-        if p.end_of_turn == "silence":
+        if not self._smart():
             return p.stop_ms
         if self._probability is not None and self._probability >= p.end_of_turn_threshold:
             return p.complete_stop_ms
@@ -341,7 +342,7 @@ class TurnProcessor(Processor):
 
     def _remember(self, audio: bytes, rate: int) -> None:
         """Keep the last ~8 s (plus pre-roll) of input for the end-of-turn model."""
-        if self.params.end_of_turn != "smart_turn":
+        if not self._smart():
             return
         self._history += audio
         keep = int((SMART_TURN_SECONDS + 2 * _PRE_ROLL_S) * rate) * 2
@@ -353,7 +354,7 @@ class TurnProcessor(Processor):
 
     def _judge(self, rate: int) -> None:
         """Start the model on the turn so far (up to its last 8 s) in a worker thread."""
-        if self.params.end_of_turn != "smart_turn" or self._smart_turn is None:
+        if not self._smart() or self._smart_turn is None:
             return
         first = max(int((self._turn_start_s - _PRE_ROLL_S) * rate), self._history_start)
         pcm = bytes(self._history[(first - self._history_start) * 2 :])
@@ -421,7 +422,7 @@ class TurnProcessor(Processor):
         await self.push(stopped, UPSTREAM)
         await self.push(stopped, DOWNSTREAM)
         extra: dict[str, Any] = {"audio_wait_s": round(event.decided_s - event.speech_s, 4)}
-        if self.params.end_of_turn == "smart_turn":
+        if self._smart():
             extra["end_of_turn_probability"] = self._probability
             extra["end_of_turn_model_s"] = self._infer_s
         self._forget_verdict()

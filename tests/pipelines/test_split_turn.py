@@ -35,9 +35,10 @@ def _words(text: str) -> list[str]:
 @pytest.fixture(scope="module")
 def hesitant() -> tuple[np.ndarray, list[tuple[float, float]]]:
     """The sentence with its two pauses at 16 kHz, and the spans (s) where the user speaks."""
-    from benchmarks.latency.generate import _load_voice, _synthesize
+    from benchmarks.latency.generate import _load_voice
+    from benchmarks.turn.corpus import speak
 
-    audio, rate, words = _synthesize(_load_voice(), SENTENCE)
+    audio, rate, words = speak(_load_voice(), SENTENCE)
     tokens = SENTENCE.replace(".", "").split()
     assert len(words) == len(tokens)
     bounds = [0]
