@@ -44,16 +44,18 @@ def score_smart_turn(clips: Sequence[Clip], threads: int = 1) -> Scores:
     return Scores("smart_turn", [p for p, _ in results], [s for _, s in results])
 
 
-def transcribe(clips: Sequence[Clip]) -> list[str]:
-    """Whisper tiny.en's text of each clip (what the STT stage has at a pause)."""
+def transcribe(clips: Sequence[Clip], threads: int = 2) -> tuple[list[str], list[float]]:
+    """Whisper tiny.en's text of each clip (what the STT stage has at a pause), and its seconds."""
     from processors.stt._whisper_engine import PassOptions, default_model_dir, load_model
 
-    model = load_model(default_model_dir(), "int8", 2)
-    out = []
+    model = load_model(default_model_dir(), "int8", threads)
+    texts, seconds = [], []
     for clip in clips:
         pcm = (np.clip(clip.samples, -1.0, 1.0) * 32767.0).astype("<i2").tobytes()
-        out.append(model.transcribe(pcm, PassOptions()) or "")
-    return out
+        began = time.perf_counter()
+        texts.append(model.transcribe(pcm, PassOptions()) or "")
+        seconds.append(time.perf_counter() - began)
+    return texts, seconds
 
 
 def score_llm(texts: Sequence[str], threads: int = 1) -> Scores:
@@ -87,6 +89,27 @@ def best_threshold(positives: Sequence[float], negatives: Sequence[float]) -> fl
         return (tpr + tnr) / 2
 
     return max(candidates, key=balanced)
+
+
+def cross_validated_accuracy(clips: Sequence[Clip], scores: Scores) -> float:
+    """Accuracy with the threshold fitted on the other half of the sentences (2-fold)."""
+    correct = 0
+    for fold in (0, 1):
+        train = [
+            (c, p)
+            for c, p in zip(clips, scores.probabilities, strict=True)
+            if c.sentence % 2 != fold
+        ]
+        test = [
+            (c, p)
+            for c, p in zip(clips, scores.probabilities, strict=True)
+            if c.sentence % 2 == fold
+        ]
+        t = best_threshold(
+            [p for c, p in train if c.complete], [p for c, p in train if not c.complete]
+        )
+        correct += sum((p >= t) == c.complete for c, p in test)
+    return correct / len(clips)
 
 
 def summarise(
@@ -161,7 +184,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     began = time.perf_counter()
     clips = build_clips(SENTENCES[: args.sentences])
-    texts = transcribe(clips)
+    texts, stt_seconds = transcribe(clips)
     smart = score_smart_turn(clips, args.threads)
     llm = score_llm(texts, args.threads)
     pos = [p for c, p in zip(clips, llm.probabilities, strict=True) if c.complete]
@@ -171,6 +194,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for c, t, a, b in zip(clips, texts, smart.probabilities, llm.probabilities, strict=True):
             print(f"{c.kind:9} smart={a:.3f} llm={b:.2e} | {c.text!r} -> {t!r}")
     print(report(clips, [(smart, 0.5), (llm, llm_threshold)]))
+    stt_ms = sorted(s * 1000.0 for s in stt_seconds)
+    print(
+        f"\nWhisper tiny.en transcript of a clip (the llm_eou input): p50 "
+        f"{statistics.median(stt_ms):.0f} ms, p90 {stt_ms[int(0.9 * len(stt_ms))]:.0f} ms"
+    )
+    for scores in (smart, llm):
+        print(
+            f"{scores.name}: accuracy with a threshold fitted on the other half of the "
+            f"sentences: {cross_validated_accuracy(clips, scores):.0%}"
+        )
     print(f"\n{len(clips)} clips in {time.perf_counter() - began:.0f} s")
     return 0
 
