@@ -354,8 +354,10 @@ class TurnProcessor(Processor):
 
     def _judge(self, rate: int) -> None:
         """Start the model on the turn so far (up to its last 8 s) in a worker thread."""
-        if not self._smart() or self._smart_turn is None:
+        if not self._smart():
             return
+        if self._smart_turn is None:  # switched on at run time: loads on first use
+            self._smart_turn = shared_model()
         first = max(int((self._turn_start_s - _PRE_ROLL_S) * rate), self._history_start)
         pcm = bytes(self._history[(first - self._history_start) * 2 :])
         if rate != _MODEL_RATE:

@@ -11,6 +11,7 @@ import pytest
 from benchmarks.turn.corpus import Clip, build_clips
 from framework.frames import (
     MetricsFrame,
+    SettingsUpdateFrame,
     UserPausedSpeakingFrame,
     UserResumedSpeakingFrame,
     UserStartedSpeakingFrame,
@@ -241,3 +242,20 @@ async def test_silence_mode_ignores_the_model(
     [extra] = _waits(h)
     assert "end_of_turn_probability" not in extra
     assert 0.3 <= extra["audio_wait_s"] <= 0.3 + 0.15
+
+
+@pytest.mark.anyio
+async def test_the_model_can_be_switched_on_at_run_time(
+    clips: dict[tuple[int, str], Clip],
+) -> None:
+    h = SettledHarness(TurnParams(end_of_turn="silence", stop_ms=1000))
+
+    async def script(h: Harness) -> None:
+        await h.task.queue_frame(SettingsUpdateFrame(settings={"end_of_turn": "smart_turn"}))
+        await wait_until(lambda: h.turn.params.end_of_turn == "smart_turn")
+        await h.feed(_silence(0.5) + _pcm(clips[1, "complete"].samples) + _silence(1.0))
+
+    await _run(h, script)
+    [extra] = _waits(h)
+    assert extra["end_of_turn_probability"] >= 0.5
+    assert extra["audio_wait_s"] < 0.5  # complete_stop_ms, not stop_ms
