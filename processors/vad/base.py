@@ -274,6 +274,24 @@ class SpeechSegmenter:
         """Seconds of speech in the current run (the candidate start or the turn so far)."""
         return self._run.speech_s
 
+    @property
+    def silence_s(self) -> float:
+        """Seconds of silence since the last speech window of the turn (0 outside a turn)."""
+        return self._run.silence_s if self._speaking else 0.0
+
+    def stop_now(self) -> SpeechEvent | None:
+        """End the turn at once if it is in a silence; the stop it makes, else None.
+
+        The turn processor calls it when the end-of-turn model's verdict arrives
+        after enough silence, instead of waiting for the next window.
+        """
+        run = self._run
+        if not self._speaking or run.silence_s <= 0.0:
+            return None
+        self._speaking = False
+        self._run = _Run()
+        return SpeechEvent("stop", run.last_speech_end_s, run.last_speech_end_s + run.silence_s)
+
     def is_speech(self, window: VADWindow) -> bool:
         """True when ``window`` counts as speech under the current params."""
         p = self.params

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any, ClassVar, Literal
 
+import anyio
 from pydantic import Field, ValidationError, model_validator
 
 from framework import Capabilities, Direction, Frame, Processor, handles
@@ -26,7 +27,7 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams
+from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams, VADWindow
 from processors.vad.smart_turn import SMART_TURN_SECONDS, SmartTurnModel, shared_model
 
 __all__ = ["TurnParams", "TurnProcessor", "create_analyzer"]
@@ -175,6 +176,7 @@ class TurnProcessor(Processor):
         self._judging = False
         self._probability: float | None = None
         self._infer_s: float | None = None
+        self._windows_lock = anyio.Lock()  # a verdict may end the turn between frames
         self._segmenter = SpeechSegmenter(self.params)
         self._allow_interruptions = True
         self._bot_speaking = False
@@ -302,7 +304,11 @@ class TurnProcessor(Processor):
         self._anchor_s = self._stream_samples / frame.sample_rate
         self._stream_samples += len(audio) // 2
         self._remember(audio, frame.sample_rate)
-        for window in analyzer.analyze(audio):
+        async with self._windows_lock:
+            await self._windows(analyzer.analyze(audio), frame.sample_rate)
+
+    async def _windows(self, windows: list[VADWindow], rate: int) -> None:
+        for window in windows:
             min_start_ms = self.params.min_interruption_ms if self._bot_speaking else 0.0
             event = self._segmenter.update(
                 window, min_start_ms=min_start_ms, stop_ms=self._stop_ms()
@@ -315,7 +321,7 @@ class TurnProcessor(Processor):
             elif event.kind == "stop":
                 await self._user_stopped(event)
             elif event.kind == "pause":
-                self._judge(frame.sample_rate)
+                self._judge(rate)
                 await self._both_ways(
                     UserPausedSpeakingFrame(speech_end_ns=self._to_ns(event.speech_s))
                 )
@@ -375,10 +381,19 @@ class TurnProcessor(Processor):
                 self._judging = False
             await self.push_error(f"{self.name}: end-of-turn model failed: {exc}", exception=exc)
             return
-        if pause_id == self._pause_id:  # else the user resumed meanwhile: stale
-            self._probability = probability
-            self._infer_s = time.perf_counter() - began
-            self._judging = False
+        if pause_id != self._pause_id:  # the user resumed meanwhile: stale
+            return
+        self._probability = probability
+        self._infer_s = time.perf_counter() - began
+        self._judging = False
+        # Enough silence already: end the turn now rather than at the next window
+        # (which may be 20-30 ms away, or never come if the input stops).
+        async with self._windows_lock:
+            enough = self._segmenter.silence_s * 1000.0 + 1e-6 >= self._stop_ms()
+            if pause_id == self._pause_id and enough:
+                event = self._segmenter.stop_now()
+                if event is not None:
+                    await self._user_stopped(event)
 
     def _forget_verdict(self) -> None:
         self._pause_id += 1

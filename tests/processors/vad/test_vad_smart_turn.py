@@ -259,3 +259,21 @@ async def test_the_model_can_be_switched_on_at_run_time(
     [extra] = _waits(h)
     assert extra["end_of_turn_probability"] >= 0.5
     assert extra["audio_wait_s"] < 0.5  # complete_stop_ms, not stop_ms
+
+
+@pytest.mark.anyio
+async def test_a_late_verdict_ends_the_turn_without_waiting_for_more_audio(
+    clips: dict[tuple[int, str], Clip],
+) -> None:
+    # All the audio is in before the model answers (no settling): the input then
+    # stops, so only the verdict itself can end the turn.
+    h = Harness(PARAMS)
+
+    async def script(h: Harness) -> None:
+        await h.feed(_silence(0.5) + _pcm(clips[1, "complete"].samples) + _silence(0.3))
+        await wait_until(lambda: bool(h.down(UserStoppedSpeakingFrame)), limit_s=30.0)
+
+    await _run(h, script)
+    [extra] = _waits(h)
+    assert extra["end_of_turn_probability"] >= 0.5
+    assert extra["audio_wait_s"] >= 0.2
