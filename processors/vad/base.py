@@ -278,16 +278,38 @@ class SpeechSegmenter:
         """Seconds of speech in the current run (the candidate start or the turn so far)."""
         return self._run.speech_s
 
+    @property
+    def silence_s(self) -> float:
+        """Seconds of silence since the last speech window of the turn (0 outside a turn)."""
+        return self._run.silence_s if self._speaking else 0.0
+
+    def stop_now(self) -> SpeechEvent | None:
+        """End the turn at once if it is in a silence; the stop it makes, else None.
+
+        The turn processor calls it when the end-of-turn model's verdict arrives
+        after enough silence, instead of waiting for the next window.
+        """
+        run = self._run
+        if not self._speaking or run.silence_s <= 0.0:
+            return None
+        self._speaking = False
+        self._run = _Run()
+        return SpeechEvent("stop", run.last_speech_end_s, run.last_speech_end_s + run.silence_s)
+
     def is_speech(self, window: VADWindow) -> bool:
         """True when ``window`` counts as speech under the current params."""
         p = self.params
         return window.confidence >= p.threshold and window.dbfs >= p.min_volume_dbfs
 
-    def update(self, window: VADWindow, *, min_start_ms: float = 0.0) -> SpeechEvent | None:
+    def update(
+        self, window: VADWindow, *, min_start_ms: float = 0.0, stop_ms: float | None = None
+    ) -> SpeechEvent | None:
         """Take the next window; return the start or end it completes, if any.
 
         ``min_start_ms`` raises the speech needed for a start above ``start_ms``
-        (the turn processor uses it while the bot speaks).
+        (the turn processor uses it while the bot speaks); ``stop_ms``, when
+        given, replaces ``params.stop_ms`` for this window (the turn processor
+        sets it from the end-of-turn model's verdict).
         """
         run = self._run
         duration = window.end_s - window.start_s
@@ -319,7 +341,8 @@ class SpeechSegmenter:
                 return SpeechEvent("resume", window.start_s, window.end_s)
             return None
         run.silence_s += duration
-        if run.silence_s + 1e-9 >= self.params.stop_ms / 1000.0:
+        stop_s = (self.params.stop_ms if stop_ms is None else stop_ms) / 1000.0
+        if run.silence_s + 1e-9 >= stop_s:
             self._speaking = False
             self._run = _Run()
             return SpeechEvent("stop", run.last_speech_end_s, window.end_s)

@@ -6,12 +6,14 @@ docs/vad.md for the defaults and how they were measured.
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError
+import anyio
+from pydantic import Field, ValidationError, model_validator
 
 from framework import Capabilities, Direction, Frame, Processor, handles
-from framework.audio import to_mono
+from framework.audio import resample, to_mono
 from framework.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -25,13 +27,16 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams
+from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams, VADWindow
+from processors.vad.smart_turn import SMART_TURN_SECONDS, SmartTurnModel, shared_model
 
 __all__ = ["TurnParams", "TurnProcessor", "create_analyzer"]
 
 DOWNSTREAM = Direction.DOWNSTREAM
 UPSTREAM = Direction.UPSTREAM
 _BUILD_FIELDS = ("vad", "aggressiveness", "webrtc_frame_ms")
+_MODEL_RATE = 16000
+_PRE_ROLL_S = 0.2  # audio before the detected start that the model also hears
 
 
 class TurnParams(VADParams):
@@ -57,6 +62,48 @@ class TurnParams(VADParams):
             "cancelling any reply still being prepared."
         ),
     )
+    end_of_turn: Literal["smart_turn", "silence"] = Field(
+        default="smart_turn",
+        description=(
+            "How a pause becomes the end of the turn. 'smart_turn': the Smart Turn v3.2 model "
+            "judges the last 8 s of the turn at each pause; complete ends the turn after "
+            "complete_stop_ms of silence, incomplete waits up to incomplete_stop_ms. "
+            "'silence': stop_ms of silence always ends it. The model runs at the pause, so "
+            "with pause_ms = 0 turns end on stop_ms whatever this says. See docs/turn-taking.md."
+        ),
+    )
+    complete_stop_ms: float = Field(
+        default=200.0,
+        gt=0,
+        le=10000,
+        description="smart_turn: silence that ends a turn the model judged complete.",
+    )
+    incomplete_stop_ms: float = Field(
+        default=1500.0,
+        gt=0,
+        le=10000,
+        description=(
+            "smart_turn: silence that ends a turn the model judged incomplete (and the most "
+            "a pause waits while the model has not answered)."
+        ),
+    )
+    end_of_turn_threshold: float = Field(
+        default=0.5,
+        gt=0.0,
+        lt=1.0,
+        description="smart_turn: probability at or above which the model's verdict is 'complete'.",
+    )
+
+    @model_validator(mode="after")
+    def _check_smart_turn(self) -> TurnParams:
+        if self.end_of_turn != "smart_turn":
+            return self
+        if self.complete_stop_ms > self.incomplete_stop_ms:
+            raise ValueError(
+                f"complete_stop_ms ({self.complete_stop_ms:g}) must not exceed "
+                f"incomplete_stop_ms ({self.incomplete_stop_ms:g})"
+            )
+        return self
 
 
 def create_analyzer(params: VADParams, backend: str, sample_rate: int = 16000) -> VADAnalyzer:
@@ -94,6 +141,12 @@ class TurnProcessor(Processor):
 
     The analysis runs inline: Silero costs about 0.1 ms per 32 ms window, far
     below a frame's budget (measured in docs/vad.md).
+
+    With ``end_of_turn="smart_turn"`` (the default) each pause (``pause_ms`` of
+    silence) sends the turn's audio, up to its last 8 s, to the Smart Turn
+    model in a worker thread; until it answers, and when it judges the turn
+    incomplete, the turn ends after ``incomplete_stop_ms`` of silence, and once
+    it judges it complete, after ``complete_stop_ms`` (docs/turn-taking.md).
     """
 
     Params: ClassVar[type[TurnParams]] = TurnParams
@@ -104,12 +157,26 @@ class TurnProcessor(Processor):
         params: TurnParams | None = None,
         *,
         analyzer: VADAnalyzer | None = None,
+        smart_turn: SmartTurnModel | None = None,
         name: str | None = None,
     ) -> None:
-        """Create the processor; ``analyzer`` overrides the backend named by ``params.vad``."""
+        """Create the processor.
+
+        ``analyzer`` overrides the backend named by ``params.vad``; ``smart_turn``
+        the end-of-turn model (default: one Smart Turn model shared in the process).
+        """
         super().__init__(name=name)
         self.params = params or TurnParams()
         self._analyzer = analyzer
+        self._smart_turn = smart_turn
+        self._history = bytearray()  # recent mono input audio, for the end-of-turn model
+        self._history_start = 0  # stream sample of its first sample
+        self._turn_start_s = 0.0
+        self._pause_id = 0  # which pause a verdict belongs to
+        self._judging = False
+        self._probability: float | None = None
+        self._infer_s: float | None = None
+        self._windows_lock = anyio.Lock()  # a verdict may end the turn between frames
         self._segmenter = SpeechSegmenter(self.params)
         self._allow_interruptions = True
         self._bot_speaking = False
@@ -128,6 +195,16 @@ class TurnProcessor(Processor):
     def user_speaking(self) -> bool:
         """True between a user start and its stop."""
         return self._segmenter.speaking
+
+    @property
+    def judging(self) -> bool:
+        """True while the end-of-turn model is judging the current pause."""
+        return self._judging
+
+    @property
+    def probability(self) -> float | None:
+        """The model's verdict on the current pause (None before it answers, or between pauses)."""
+        return self._probability
 
     @property
     def bot_speaking(self) -> bool:
@@ -160,11 +237,15 @@ class TurnProcessor(Processor):
         """Take the input rate and interruption policy; load the VAD model in a thread."""
         self._allow_interruptions = frame.allow_interruptions
         rate = frame.audio_in_sample_rate
+        if self.params.end_of_turn == "smart_turn" and self._smart_turn is None:
+            self._smart_turn = shared_model()
         if self._analyzer is None:
             self._analyzer = create_analyzer(self.params, self.params.vad, rate)
         elif self._analyzer.sample_rate != rate:
             self._analyzer.set_sample_rate(rate)
         await self.run_blocking(self._analyzer.load)
+        if self._smart_turn is not None and self.params.end_of_turn == "smart_turn":
+            await self.run_blocking(self._smart_turn.load)
         self._restart_stream()
 
     async def cleanup(self) -> None:
@@ -179,6 +260,9 @@ class TurnProcessor(Processor):
         self._stream_samples = 0
         self._barge_s = 0.0
         self._interrupted_turn = False
+        self._history.clear()
+        self._history_start = 0
+        self._forget_verdict()
 
     # ----------------------------------------------------------------- frames
 
@@ -224,9 +308,16 @@ class TurnProcessor(Processor):
         self._anchor_ns = frame.timestamp_ns
         self._anchor_s = self._stream_samples / frame.sample_rate
         self._stream_samples += len(audio) // 2
-        for window in analyzer.analyze(audio):
+        self._remember(audio, frame.sample_rate)
+        async with self._windows_lock:
+            await self._windows(analyzer.analyze(audio), frame.sample_rate)
+
+    async def _windows(self, windows: list[VADWindow], rate: int) -> None:
+        for window in windows:
             min_start_ms = self.params.min_interruption_ms if self._bot_speaking else 0.0
-            event = self._segmenter.update(window, min_start_ms=min_start_ms)
+            event = self._segmenter.update(
+                window, min_start_ms=min_start_ms, stop_ms=self._stop_ms()
+            )
             if event is None:
                 if self._segmenter.speaking and self._segmenter.is_speech(window):
                     await self._maybe_barge_in(window.end_s - window.start_s)
@@ -235,13 +326,85 @@ class TurnProcessor(Processor):
             elif event.kind == "stop":
                 await self._user_stopped(event)
             elif event.kind == "pause":
+                self._judge(rate)
                 await self._both_ways(
                     UserPausedSpeakingFrame(speech_end_ns=self._to_ns(event.speech_s))
                 )
             else:
+                self._forget_verdict()
                 await self._both_ways(
                     UserResumedSpeakingFrame(speech_start_ns=self._to_ns(event.speech_s))
                 )
+
+    # ------------------------------------------------------------ end of turn
+
+    def _smart(self) -> bool:
+        """True when the model decides (it runs at the pause: none without pauses)."""
+        return self.params.end_of_turn == "smart_turn" and self.params.pause_ms > 0
+
+    def _stop_ms(self) -> float:
+        """The silence that ends the turn now: stop_ms, or what the model's verdict asks."""
+        p = self.params
+        if not self._smart():
+            return p.stop_ms
+        if self._probability is not None and self._probability >= p.end_of_turn_threshold:
+            return p.complete_stop_ms
+        return p.incomplete_stop_ms
+
+    def _remember(self, audio: bytes, rate: int) -> None:
+        """Keep the last ~8 s (plus pre-roll) of input for the end-of-turn model."""
+        if not self._smart():
+            return
+        self._history += audio
+        keep = int((SMART_TURN_SECONDS + 2 * _PRE_ROLL_S) * rate) * 2
+        extra = len(self._history) - keep
+        if extra > 0:
+            extra += extra % 2
+            del self._history[:extra]
+            self._history_start += extra // 2
+
+    def _judge(self, rate: int) -> None:
+        """Start the model on the turn so far (up to its last 8 s) in a worker thread."""
+        if not self._smart():
+            return
+        if self._smart_turn is None:  # switched on at run time: loads on first use
+            self._smart_turn = shared_model()
+        first = max(int((self._turn_start_s - _PRE_ROLL_S) * rate), self._history_start)
+        pcm = bytes(self._history[(first - self._history_start) * 2 :])
+        if rate != _MODEL_RATE:
+            pcm = resample(pcm, rate, _MODEL_RATE)
+        self._forget_verdict()
+        self._judging = True
+        self.context.task_group.start_soon(self._run_model, self._smart_turn, pcm, self._pause_id)
+
+    async def _run_model(self, model: SmartTurnModel, pcm: bytes, pause_id: int) -> None:
+        began = time.perf_counter()
+        try:
+            probability = await self.run_blocking(model.predict_pcm16, pcm)
+        except Exception as exc:  # the turn still ends, after incomplete_stop_ms
+            if pause_id == self._pause_id:
+                self._judging = False
+            await self.push_error(f"{self.name}: end-of-turn model failed: {exc}", exception=exc)
+            return
+        if pause_id != self._pause_id:  # the user resumed meanwhile: stale
+            return
+        self._probability = probability
+        self._infer_s = time.perf_counter() - began
+        self._judging = False
+        # Enough silence already: end the turn now rather than at the next window
+        # (which may be 20-30 ms away, or never come if the input stops).
+        async with self._windows_lock:
+            enough = self._segmenter.silence_s * 1000.0 + 1e-6 >= self._stop_ms()
+            if pause_id == self._pause_id and enough:
+                event = self._segmenter.stop_now()
+                if event is not None:
+                    await self._user_stopped(event)
+
+    def _forget_verdict(self) -> None:
+        self._pause_id += 1
+        self._judging = False
+        self._probability = None
+        self._infer_s = None
 
     # -------------------------------------------------------------- internals
 
@@ -253,6 +416,8 @@ class TurnProcessor(Processor):
         return self._anchor_ns + round((offset_s - self._anchor_s) * 1e9)
 
     async def _user_started(self, event: SpeechEvent) -> None:
+        self._turn_start_s = event.speech_s
+        self._forget_verdict()
         self._interrupted_turn = False
         self._barge_s = 0.0
         if self._allow_interruptions and (self._bot_speaking or self.params.interrupt_on_start):
@@ -278,10 +443,15 @@ class TurnProcessor(Processor):
         stopped = UserStoppedSpeakingFrame(speech_end_ns=end_ns)
         await self.push(stopped, UPSTREAM)
         await self.push(stopped, DOWNSTREAM)
+        extra: dict[str, Any] = {"audio_wait_s": round(event.decided_s - event.speech_s, 4)}
+        if self._smart():
+            extra["end_of_turn_probability"] = self._probability
+            extra["end_of_turn_model_s"] = self._infer_s
+        self._forget_verdict()
         sample = MetricSample(
             processor=self.name,
             name="end_of_turn_s",
             value=(stopped.timestamp_ns - end_ns) / 1e9,
-            extra={"audio_wait_s": round(event.decided_s - event.speech_s, 4)},
+            extra=extra,
         )
         await self.push(MetricsFrame(samples=[sample]), DOWNSTREAM)

@@ -19,6 +19,7 @@ from framework.frames import (
     InterruptionFrame,
     MetricsFrame,
     SettingsUpdateFrame,
+    StartFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
@@ -39,10 +40,16 @@ def _silence(seconds: float) -> bytes:
 
 
 class Harness:
-    """head -> turn -> tail in a task; audio is fed as 20 ms frames on a synthetic clock."""
+    """head -> turn -> tail in a task; audio is fed as 20 ms frames on a synthetic clock.
+
+    The VAD mechanics are tested with ``end_of_turn="silence"`` (``stop_ms`` ends a
+    turn) unless the params say otherwise; test_vad_smart_turn.py covers the model.
+    """
 
     def __init__(self, params: TurnParams | None = None, **task: object) -> None:
         self.head = Recorder("head")
+        if params is None or "end_of_turn" not in params.model_fields_set:
+            params = (params or TurnParams()).model_copy(update={"end_of_turn": "silence"})
         self.turn = TurnProcessor(params)
         self.tail = Injector(name="tail")
         self.sink = Recorder("sink")
@@ -85,9 +92,9 @@ async def _run(harness: Harness, script, errors: int = 0) -> None:  # type: igno
     async with anyio.create_task_group() as tg:
         tg.start_soon(harness.task.run)
         with anyio.fail_after(30):
-            while not harness.task.running or harness.turn.analyzer is None:
+            # on_start loads the models in threads; the StartFrame goes on once it is done.
+            while not harness.task.running or not harness.sink.frames(DOWN, StartFrame):
                 await anyio.sleep(0.005)
-            await anyio.sleep(0.05)  # on_start loads the model in a thread
             await script(harness)
             await harness.task.stop_when_done()
     assert len(harness.task.errors) == errors, harness.task.errors

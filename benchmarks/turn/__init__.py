@@ -1,0 +1,1 @@
+"""End-of-turn measurements: Smart Turn v3.2 against an LLM's end-of-utterance probability."""
