@@ -208,6 +208,7 @@ class WebRTCOutputTransport(OutputTransport):
         self.peer = peer
         self._to_wire: StreamResampler | None = None
         self._fresh = True  # the next chunk starts a stretch: align it to a whole frame
+        self._unannounced: str | None = None  # a piece whose audio has not started
         self._replies = 0
         self._user_end_ns: int | None = None
         self.latencies_ms: list[float] = []
@@ -237,6 +238,9 @@ class WebRTCOutputTransport(OutputTransport):
 
     async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
         """Queue the chunk on the outgoing track; note a reply's latency."""
+        if self._unannounced is not None:
+            self.peer.send_event("bot_text", text=self._unannounced)
+            self._unannounced = None
         if len(self.reply_first_audio_ns) != self._replies:
             self._replies = len(self.reply_first_audio_ns)
             self._reply_started(play_ns)
@@ -276,6 +280,7 @@ class WebRTCOutputTransport(OutputTransport):
         await super().on_cancel(frame)
 
     def _clear_wire(self) -> None:
+        self._unannounced = None
         self.peer.outgoing.clear()
         if self._to_wire is not None:
             self._to_wire.reset()
@@ -285,9 +290,9 @@ class WebRTCOutputTransport(OutputTransport):
 
     @handles(TTSTextFrame)
     async def _piece(self, frame: TTSTextFrame, direction: Direction) -> None:
+        await self._text(frame, direction)  # plays what is left of the previous piece
         if direction is DOWN:
-            self.peer.send_event("bot_text", text=frame.text)
-        await self._text(frame, direction)
+            self._unannounced = frame.text  # told to the page when its audio starts
 
     async def push(self, frame: Frame, direction: Direction = DOWN) -> None:
         """Push on, and mirror what the page shows to the data channel."""
