@@ -132,9 +132,11 @@ class WebRTCTransport:
 
 
 class WebRTCInputTransport(InputTransport):
-    """Hears the peer's audio track: decoded Opus, mixed to mono, resampled, in chunks.
+    """Hears the peer's audio track: decoded Opus, as mono, resampled, in chunks.
 
-    A chunk is stamped with the arrival time of its first sample. The end of the
+    A chunk is stamped with the arrival time of its first sample. Audio that
+    arrived before the pipeline started (while models load) is dropped: the
+    page tells the user to speak once the ``ready`` event comes. The end of the
     track, or no audio for ``media_timeout_s``, means the peer has gone.
     """
 
@@ -153,6 +155,11 @@ class WebRTCInputTransport(InputTransport):
         from framework.audio import StreamResampler
 
         track = await self.peer.remote_audio()
+        try:
+            await _drop_queued(track)
+        except MediaStreamError:
+            self.peer.lose("the peer's audio track ended")
+            return
         self.peer.send_event("ready", input_rate=self.sample_rate)
         rate, timeout = self.sample_rate, self.webrtc_params.media_timeout_s
         quality = self.webrtc_params.resample_quality
@@ -184,6 +191,16 @@ class WebRTCInputTransport(InputTransport):
     async def _error(self, frame: ErrorFrame, direction: Direction) -> None:
         self.peer.send_event("error", message=frame.message, processor=frame.processor)
         await self.push(frame, direction)
+
+
+async def _drop_queued(track: Any) -> None:
+    """Take and drop the frames ``track`` already holds (each comes back at once)."""
+    stale = True
+    while stale:
+        stale = False
+        with anyio.move_on_after(0.002):
+            await track.recv()
+            stale = True
 
 
 class WebRTCOutputTransport(OutputTransport):
