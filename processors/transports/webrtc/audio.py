@@ -24,7 +24,7 @@ WIRE_RATE = 48000
 OPUS_RATES = (8000, 12000, 16000, 24000, 48000)
 """Rates the Opus encoder takes as they are, without resampling."""
 _FRAME_NS = 20_000_000
-_SETTLED = 3  # silent frames after which the encoder's output for silence no longer changes
+_SETTLED = 15  # silent frames after which the encoder has forgotten what it heard before
 _TIME_BASE = fractions.Fraction(1, WIRE_RATE)
 
 
@@ -41,6 +41,16 @@ def decoded_mono(frame: object) -> tuple[bytes, int]:
         memoryview(frame.planes[0]), dtype="<i2", count=frame.samples * channels
     )
     return samples[::channels].tobytes(), frame.sample_rate
+
+
+def _frame(pcm: bytes, rate: int, pts: int) -> AudioFrame:
+    """A mono s16 frame of ``pcm`` at ``rate``, ``pts`` in samples."""
+    frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
+    frame.planes[0].update(pcm)
+    frame.sample_rate = rate
+    frame.time_base = fractions.Fraction(1, rate)
+    frame.pts = pts
+    return frame
 
 
 class OutgoingAudio(MediaStreamTrack):
@@ -96,6 +106,16 @@ class OutgoingAudio(MediaStreamTrack):
         limit = None if cap is None else int(cap * rate / 1000) * 2
         self._max_bytes = None if limit is None else max(self._frame_bytes, limit)
         self._buffer.clear()
+        self._encoder = self._new_encoder(rate)
+        self._silent_run = 0
+        # A packet of settled silence, from an encoder that never heard anything else.
+        quiet = self._new_encoder(rate)
+        packets = [
+            p for k in range(_SETTLED) for p in quiet.encode(_frame(bytes(rate // 25), rate, k))
+        ]
+        self._silence = bytes(packets[-1])
+
+    def _new_encoder(self, rate: int) -> Any:
         encoder = CodecContext.create("libopus", "w")
         encoder.format = "s16"
         encoder.layout = "mono"
@@ -103,9 +123,7 @@ class OutgoingAudio(MediaStreamTrack):
         encoder.bit_rate = self._bitrate
         encoder.time_base = fractions.Fraction(1, rate)
         encoder.options = {"application": "voip", "compression_level": str(self._complexity)}
-        self._encoder = encoder
-        self._silence: bytes | None = None
-        self._silent_run = 0
+        return encoder
 
     @property
     def queued_ms(self) -> float:
@@ -132,16 +150,16 @@ class OutgoingAudio(MediaStreamTrack):
         while True:
             pcm = await self._next_frame()
             pts, self._pts = self._pts, self._pts + WIRE_RATE // 50
-            # Silence is the same packet every time once the encoder has settled on it:
-            # send that again instead of encoding (a bot is silent much of the time).
+            # Once the encoder has had silence long enough to forget what came before,
+            # one packet of settled silence stands for any other: send it instead of
+            # encoding (a bot is silent much of the time). Speech resumes from an
+            # encoder state of silence, as the peer's decoder has.
             silent = pcm.count(0) == len(pcm)
             self._silent_run = self._silent_run + 1 if silent else 0
-            if self._silent_run > _SETTLED and self._silence is not None:
+            if self._silent_run > _SETTLED:
                 packets = [Packet(self._silence)]
             else:
                 packets = self._encode(pcm, pts)
-                if packets and self._silent_run == _SETTLED:
-                    self._silence = bytes(packets[0])
             for packet in packets:
                 packet.pts = pts  # RTP time runs at 48 kHz whatever the input rate
                 packet.time_base = _TIME_BASE
@@ -149,11 +167,7 @@ class OutgoingAudio(MediaStreamTrack):
                 return packet
 
     def _encode(self, pcm: bytes, pts: int) -> list[Packet[Any]]:
-        frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
-        frame.planes[0].update(pcm)
-        frame.sample_rate = self.rate
-        frame.time_base = self._encoder.time_base
-        frame.pts = pts * self.rate // WIRE_RATE
+        frame = _frame(pcm, self.rate, pts * self.rate // WIRE_RATE)
         return list(self._encoder.encode(frame))
 
     async def _next_frame(self) -> bytes:

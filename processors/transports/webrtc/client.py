@@ -105,11 +105,14 @@ class WebRTCClient:
         return [e for e in self.events if e["type"] == kind]
 
     async def wait_for(self, predicate: Callable[[], bool], timeout_s: float) -> None:
-        """Wait until ``predicate()`` holds (checked on every event and audio frame)."""
+        """Wait until ``predicate()`` holds (checked on every event and audio frame, and
+        every 0.1 s for anything else)."""
         async with asyncio.timeout(timeout_s):
             while not predicate():
                 self._changed.clear()
-                await self._changed.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(0.1):
+                        await self._changed.wait()
 
     async def wait_for_event(self, kind: str, timeout_s: float, count: int = 1) -> dict[str, Any]:
         """Wait for the ``count``-th event of type ``kind`` and return it."""

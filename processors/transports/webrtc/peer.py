@@ -67,9 +67,19 @@ class PeerLink:
             channel.on("open", self._flush)
 
     def _flush(self) -> None:
+        while self._backlog and self._send(self._backlog[0]):
+            self._backlog.popleft()
+
+    def _send(self, message: str) -> bool:
+        """Send on the events channel if it is open; events are best effort."""
         channel = self._channel
-        while self._backlog and channel is not None and channel.readyState == "open":
-            channel.send(self._backlog.popleft())
+        if channel is None or channel.readyState != "open":
+            return False
+        try:
+            channel.send(message)
+        except Exception as exc:  # the channel closed meanwhile
+            log.debug("webrtc: event not sent: %s", exc)
+        return True
 
     def _state_changed(self) -> None:
         state = self.pc.connectionState
@@ -105,10 +115,8 @@ class PeerLink:
     def send_event(self, event: str, **fields: Any) -> None:
         """Send ``{"type": event, "t_ms": ..., **fields}`` to the page (queued until it opens)."""
         message = json.dumps({"type": event, "t_ms": time.monotonic_ns() // 1_000_000, **fields})
-        channel = self._channel
-        if channel is not None and channel.readyState == "open" and not self._backlog:
-            channel.send(message)
-        elif self.lost_reason is None:
+        sent = not self._backlog and self._send(message)
+        if not sent and self.lost_reason is None:
             self._backlog.append(message)
 
     async def close(self) -> None:

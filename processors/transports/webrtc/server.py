@@ -126,20 +126,23 @@ class SessionRegistry:
         session.link.on_lost(lost)
         transport = WebRTCTransport(self.params, session.link, name=f"webrtc.{session.id[:6]}")
         log.info("webrtc: session %s started", session.id)
+        outcome = "the pipeline ended"
         try:
             await self.run_session(transport)
         except asyncio.CancelledError:
             if not session.ending or session.link.lost_reason is None:
+                outcome = "the server stopped it"
                 raise
             task.uncancel()
-        except Exception:
+        except Exception as exc:
+            outcome = f"the pipeline failed: {type(exc).__name__}: {exc}"
             log.exception("webrtc: session %s failed", session.id)
         finally:
             session.ending = True
+            reason = session.link.lost_reason or outcome
             with contextlib.suppress(Exception):
                 await asyncio.shield(session.link.close())
             self.sessions.pop(session.id, None)
-            reason = session.link.lost_reason or "the pipeline ended"
             self.ended.append((session.id, reason))
             log.info("webrtc: session %s ended (%s)", session.id, reason)
 

@@ -132,9 +132,11 @@ class WebRTCTransport:
 
 
 class WebRTCInputTransport(InputTransport):
-    """Hears the peer's audio track: decoded Opus, mixed to mono, resampled, in chunks.
+    """Hears the peer's audio track: decoded Opus, as mono, resampled, in chunks.
 
-    A chunk is stamped with the arrival time of its first sample. The end of the
+    A chunk is stamped with the arrival time of its first sample. Audio that
+    arrived before the pipeline started (while models load) is dropped: the
+    page tells the user to speak once the ``ready`` event comes. The end of the
     track, or no audio for ``media_timeout_s``, means the peer has gone.
     """
 
@@ -153,6 +155,11 @@ class WebRTCInputTransport(InputTransport):
         from framework.audio import StreamResampler
 
         track = await self.peer.remote_audio()
+        try:
+            await _drop_queued(track)
+        except MediaStreamError:
+            self.peer.lose("the peer's audio track ended")
+            return
         self.peer.send_event("ready", input_rate=self.sample_rate)
         rate, timeout = self.sample_rate, self.webrtc_params.media_timeout_s
         quality = self.webrtc_params.resample_quality
@@ -186,6 +193,16 @@ class WebRTCInputTransport(InputTransport):
         await self.push(frame, direction)
 
 
+async def _drop_queued(track: Any) -> None:
+    """Take and drop the frames ``track`` already holds (each comes back at once)."""
+    stale = True
+    while stale:
+        stale = False
+        with anyio.move_on_after(0.002):
+            await track.recv()
+            stale = True
+
+
 class WebRTCOutputTransport(OutputTransport):
     """Plays the bot into the outgoing track and tells the page what happens.
 
@@ -208,6 +225,7 @@ class WebRTCOutputTransport(OutputTransport):
         self.peer = peer
         self._to_wire: StreamResampler | None = None
         self._fresh = True  # the next chunk starts a stretch: align it to a whole frame
+        self._unannounced: str | None = None  # a piece whose audio has not started
         self._replies = 0
         self._user_end_ns: int | None = None
         self.latencies_ms: list[float] = []
@@ -237,6 +255,9 @@ class WebRTCOutputTransport(OutputTransport):
 
     async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
         """Queue the chunk on the outgoing track; note a reply's latency."""
+        if self._unannounced is not None:
+            self.peer.send_event("bot_text", text=self._unannounced)
+            self._unannounced = None
         if len(self.reply_first_audio_ns) != self._replies:
             self._replies = len(self.reply_first_audio_ns)
             self._reply_started(play_ns)
@@ -276,6 +297,7 @@ class WebRTCOutputTransport(OutputTransport):
         await super().on_cancel(frame)
 
     def _clear_wire(self) -> None:
+        self._unannounced = None
         self.peer.outgoing.clear()
         if self._to_wire is not None:
             self._to_wire.reset()
@@ -285,9 +307,9 @@ class WebRTCOutputTransport(OutputTransport):
 
     @handles(TTSTextFrame)
     async def _piece(self, frame: TTSTextFrame, direction: Direction) -> None:
+        await self._text(frame, direction)  # plays what is left of the previous piece
         if direction is DOWN:
-            self.peer.send_event("bot_text", text=frame.text)
-        await self._text(frame, direction)
+            self._unannounced = frame.text  # told to the page when its audio starts
 
     async def push(self, frame: Frame, direction: Direction = DOWN) -> None:
         """Push on, and mirror what the page shows to the data channel."""

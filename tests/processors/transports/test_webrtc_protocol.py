@@ -148,3 +148,37 @@ async def test_the_page_and_its_script_are_served() -> None:
             async with http.get(server.url + path) as response:
                 assert response.status == 200
                 assert needle in await response.text()
+
+
+async def test_a_session_that_ends_by_itself_closes_its_connection() -> None:
+    async def short_session(transport: object) -> None:
+        await asyncio.sleep(1.0)  # the pipeline ends (or fails) on its own
+
+    async with serve(short_session) as server:
+        baseline = Census.take()
+        client = WebRTCClient(server.url)
+        await client.connect()
+        await server.wait_sessions(0)
+        [(_, reason)] = server.sessions.ended
+        assert reason == "the pipeline ended"
+        await _closed_by_server(client)
+        del client
+        census = await settled_census(baseline)
+        assert census == baseline, f"left behind: {census} (before: {baseline})"
+
+
+async def _closed_by_server(client: WebRTCClient) -> None:
+    await client.wait_for(lambda: client.pc.connectionState == "closed", timeout_s=30)
+    await client.close()
+
+
+async def test_sessions_beyond_the_limit_are_refused_with_503() -> None:
+    async with serve(run_echo_session, WebRTCTransportParams(max_sessions=1)) as server:
+        first = WebRTCClient(server.url)
+        await first.connect()
+        second = WebRTCClient(server.url)
+        with pytest.raises(RuntimeError, match="HTTP 503: 1 sessions are running"):
+            await second.connect()
+        await second.close()
+        await first.close()
+        await server.wait_sessions(0)

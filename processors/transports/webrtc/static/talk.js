@@ -66,24 +66,25 @@ const handlers = {
   },
   user_started() {
     $("user-dot").classList.add("on");
+    userItem = null; // a new turn, and the bot's next words are a new reply
+    botItem = null;
   },
   user_stopped() {
     $("user-dot").classList.remove("on");
   },
   transcript(e) {
     if (!e.text.trim()) return;
+    // A turn can get more than one final transcript: one at a pause, then the whole
+    // turn if the user went on. Each replaces the last until the turn is over.
     if (!userItem) userItem = addItem("user interim", "");
     userItem.textContent = e.text;
-    if (e.final) {
-      userItem.className = "user";
-      userItem = null;
-      botItem = null; // the next bot words start a new reply
-    }
+    if (e.final) userItem.className = "user";
   },
   bot_started() {
     $("bot-dot").classList.add("on");
   },
   bot_text(e) {
+    userItem = null;
     botSays(e.text);
   },
   bot_heard(e) {
@@ -91,18 +92,17 @@ const handlers = {
   },
   bot_stopped(e) {
     $("bot-dot").classList.remove("on");
-    if (e.interrupted && botItem) {
-      // Show what the user heard, and strike out what was cut off.
-      const said = botItem.spoken.textContent;
-      const heard = botItem.heard || "";
-      const rest = said.startsWith(heard) ? said.slice(heard.length) : "";
-      botItem.spoken.textContent = heard;
-      if (rest.trim()) {
-        const cut = document.createElement("span");
-        cut.className = "unheard";
-        cut.textContent = rest;
-        botItem.spoken.appendChild(cut);
-      }
+    if (!e.interrupted || !botItem) return;
+    // Show what the user heard, and strike out what was cut off.
+    const said = botItem.spoken.textContent;
+    const heard = botItem.heard || "";
+    const rest = said.startsWith(heard) ? said.slice(heard.length) : "";
+    botItem.spoken.textContent = heard;
+    if (rest.trim()) {
+      const cut = document.createElement("span");
+      cut.className = "unheard";
+      cut.textContent = rest;
+      botItem.spoken.appendChild(cut);
     }
     botItem = null;
   },
