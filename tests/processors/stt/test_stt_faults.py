@@ -78,7 +78,7 @@ def as_without_faults(speech: list[Utterance], texts: list[str]) -> bool:
     fault-free decoder does, so each turn must come out nearly the same (a word
     may differ: the audio reaches them in other chunks). Without that mean, a new
     process heard "turn off the lights in the kitchen" as "god awful whites in the
-    kitchen" where the first one had heard "come off the lights in the kitchen".
+    kitchen" (or "are awful whites ...") in most runs.
     Against the truth, PocketSphinx is weak on these sentences even without faults
     (WER up to ~0.4 per sentence), and the audio is synthesised afresh each run.
     """
