@@ -38,7 +38,7 @@ from tests.processors.fault_helpers import (
     wait_for,
 )
 
-from .stt_helpers import Utterance, corpus_wer, spoken_turns
+from .stt_helpers import Utterance, corpus_wer, run_unpaced, spoken_turns
 
 pytestmark = pytest.mark.models
 
@@ -60,17 +60,33 @@ def halves(turn: list[Frame]) -> tuple[list[Frame], list[Frame]]:
     return turn[:mid], turn[mid:]
 
 
-def close_enough(speech: list[Utterance], texts: list[str], bound: float = 0.5) -> bool:
-    """One text per utterance, each with a word error rate of at most ``bound`` (none lost).
+def close_enough(speech: list[Utterance], texts: list[str], bound: float) -> bool:
+    """One text per utterance, each with a word error rate of at most ``bound``.
 
-    A lost turn has a WER of 1. PocketSphinx is weak on these sentences even without
-    faults (WER up to ~0.4 per sentence; the audio is synthesised afresh for each
-    run). A restarted decoder starts from the cepstral mean its predecessor adapted
-    to; from the default mean it got up to 0.71 (``turn off the lights in the
-    kitchen`` as ``god awful whites in the kitchen``).
+    A lost turn has a WER of 1.
     """
     return len(texts) == len(speech) and all(
         corpus_wer([u.text], [text]) <= bound for u, text in zip(speech, texts, strict=True)
+    )
+
+
+def as_without_faults(speech: list[Utterance], texts: list[str], **turns: int) -> bool:
+    """Each text is close to what a PocketSphinx stage without faults makes of the turn.
+
+    A process started after a fault goes on from the cepstral mean of the last
+    utterance its predecessor finished (the default one before any), as the
+    fault-free decoder does, so each turn must come out nearly the same (a word
+    may differ: the audio reaches them in other chunks). Without that mean, a new
+    process heard "turn off the lights in the kitchen" as "god awful whites in the
+    kitchen" (or "are awful whites ...") in most runs.
+    Against the truth, PocketSphinx is weak on these sentences even without faults
+    (WER up to ~0.4 per sentence), and the audio is synthesised afresh each run.
+    """
+    clean = anyio.run(run_unpaced, PocketSphinxSTT(), spoken_turns(speech, **turns))
+    reference = [f.text for f in clean.finals]
+    print(f"without faults: {reference}")
+    return len(texts) == len(reference) and all(
+        t and corpus_wer([r], [t]) <= 0.3 for r, t in zip(reference, texts, strict=True)
     )
 
 
@@ -113,29 +129,39 @@ class Conversation(Harness):
         await self.task.queue_frames(tail)
 
 
-def test_a_killed_pocketsphinx_process_is_restarted_and_the_turn_kept(
-    speech: list[Utterance],
+@pytest.mark.parametrize(
+    ("sig", "failure"),
+    [
+        (signal.SIGKILL, "exited with code -9"),
+        # Stopped: alive but silent; the watchdog kills it (calls take ~0.01-0.3 s).
+        (signal.SIGSTOP, "did not answer within 3 s and was killed"),
+    ],
+    ids=["killed", "stopped"],
+)
+def test_a_pocketsphinx_process_lost_mid_turn_is_restarted_and_the_turn_kept(
+    speech: list[Utterance], sig: int, failure: str
 ) -> None:
     turns = split_turns(spoken_turns(speech[:2]))
     pids: list[int] = []
 
     async def drive(c: Conversation) -> None:
         pids.append(c.pid)
-        await c.kill_mid_turn(turns[0])
+        await c.kill_mid_turn(turns[0], sig)
         await wait_for(lambda: c.finals)
         pids.append(c.pid)
         await c.turn(turns[1], 2)
         await c.task.stop_when_done()
 
-    c, reason = converse(lambda: Conversation(PocketSphinxSTT(name="stt")), drive)
+    params = PocketSphinxSTTParams(call_timeout_s=3.0)
+    c, reason = converse(lambda: Conversation(PocketSphinxSTT(params, name="stt")), drive)
     assert reason is EndReason.ENDED
     [error] = c.task.errors
     assert errors_of(c.task, "stt") == [error] and not error.fatal
-    assert "failed to transcribe turn 1" in error.message and "exited with code -9" in error.message
+    assert "failed to transcribe turn 1" in error.message and failure in error.message
     assert c.stt.restarts == 1 and pids[0] != pids[1]
     assert not alive(pids[0]) and not alive(pids[1])
-    print(f"\nafter the kill: {c.finals}")
-    assert close_enough(speech[:2], c.finals)  # the killed turn kept
+    print(f"\nafter the fault: {c.finals}")
+    assert as_without_faults(speech[:2], c.finals)  # the turn kept, decoded as well
 
 
 def test_a_pocketsphinx_process_killed_between_turns_is_found_by_the_next_turn(
@@ -154,31 +180,7 @@ def test_a_pocketsphinx_process_killed_between_turns_is_found_by_the_next_turn(
     [error] = errors_of(c.task, "stt")
     assert "failed to transcribe turn 2" in error.message and not error.fatal
     print(f"\nafter the kill: {c.finals}")
-    assert c.stt.restarts == 1 and close_enough(speech[:2], c.finals)
-
-
-def test_a_stopped_pocketsphinx_process_is_killed_restarted_and_the_turn_kept(
-    speech: list[Utterance],
-) -> None:
-    """SIGSTOP: the process lives but never answers; the watchdog ends the wait."""
-    turns = split_turns(spoken_turns(speech[:2]))
-    pids: list[int] = []
-
-    async def drive(c: Conversation) -> None:
-        pids.append(c.pid)
-        await c.kill_mid_turn(turns[0], signal.SIGSTOP)
-        await c.turn([], 1)
-        await c.turn(turns[1], 2)
-        await c.task.stop_when_done()
-
-    params = PocketSphinxSTTParams(call_timeout_s=3.0)  # a call takes ~0.01-0.3 s
-    c, reason = converse(lambda: Conversation(PocketSphinxSTT(params, name="stt")), drive)
-    assert reason is EndReason.ENDED
-    [error] = errors_of(c.task, "stt")
-    assert "did not answer within 3 s and was killed" in error.message and not error.fatal
-    assert c.stt.restarts == 1 and not alive(pids[0])
-    print(f"\nafter the stop: {c.finals}")
-    assert close_enough(speech[:2], c.finals)
+    assert c.stt.restarts == 1 and as_without_faults(speech[:2], c.finals)
 
 
 def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
@@ -232,7 +234,7 @@ def test_pocketsphinx_killed_under_the_end_policy_ends_the_task_cleanly(
     assert reason is EndReason.ENDED
     [error] = errors_of(c.task, "stt")
     assert not error.fatal and "exited with code -9" in error.message
-    assert close_enough(speech[:1], c.finals)  # the End frame waited for the retried turn
+    assert as_without_faults(speech[:1], c.finals)  # the End frame waited for the retried turn
 
 
 class _RaisingOnce:
@@ -293,7 +295,9 @@ def test_a_cascade_answers_through_a_killed_stt_process_and_a_failed_llm_reply(
     from processors.llm.llama_cpp import LlamaCppLLM
     from processors.tts.piper import PiperTTS
 
-    turns = split_turns(spoken_turns(speech[:3]))
+    # Turns 3 s apart: a turn starting soon after the previous one may be taken as its
+    # continuation (a false end of turn) by the user aggregator.
+    turns = split_turns(spoken_turns(speech[:3], lead_ms=3000))
     user, assistant = context_pair("You are a helpful voice assistant. Answer in a sentence.")
     llm = LlamaCppLLM(name="llm")
 
@@ -321,6 +325,6 @@ def test_a_cascade_answers_through_a_killed_stt_process_and_a_failed_llm_reply(
     said = [m["content"] for m in context if m["role"] == "user"]
     replies = [m["content"] for m in context if m["role"] == "assistant"]
     print(f"\nuser: {said}\nassistant: {replies}")
-    assert close_enough(speech[:3], said)  # no turn lost
+    assert as_without_faults(speech[:3], said, lead_ms=3000)  # no turn lost
     assert len(replies) == 3 and all(replies)  # each heard; the second cut short
     assert sum(f.duration_s for f in c.of(OutputAudioFrame)) > 3.0
