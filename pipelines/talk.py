@@ -150,7 +150,11 @@ class LiveServer:
         """
         config = self._ready or self.config
         observers = self._observers() if self._observers else []
-        session = build_session(config, transport, observers=observers)
+        try:
+            session = build_session(config, transport, observers=observers)
+        except Exception:
+            log.exception("%s: the session's pipeline could not be built", config.pipeline.name)
+            return
         key = next(self._ids)
         running = _Running(session, anyio.CancelScope())
         self._running[key] = running
