@@ -32,6 +32,7 @@ from __future__ import annotations
 import itertools
 import logging
 import signal
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -45,7 +46,7 @@ from framework import EndReason, PipelineTask
 from pipelines import registry
 from pipelines.config import ConfigError, PipelineConfig, load_pipeline_file
 from pipelines.factory import Session, build_session
-from pipelines.launch import prepared
+from pipelines.launch import ServerStartError, prepared
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -150,7 +151,11 @@ class LiveServer:
         """
         config = self._ready or self.config
         observers = self._observers() if self._observers else []
-        session = build_session(config, transport, observers=observers)
+        try:
+            session = build_session(config, transport, observers=observers)
+        except Exception:
+            log.exception("%s: the session's pipeline could not be built", config.pipeline.name)
+            return
         key = next(self._ids)
         running = _Running(session, anyio.CancelScope())
         self._running[key] = running
@@ -285,7 +290,10 @@ def talk_main(
 
     try:
         anyio.run(server.serve_until_signalled, announce)
+    except ServerStartError as exc:
+        print(f"parley talk: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
-        print(f"parley talk: cannot listen on {host}:{port}: {exc}")
+        print(f"parley talk: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
     return 0

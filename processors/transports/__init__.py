@@ -3,6 +3,8 @@
 from processors.transports.base import (
     InputTransport,
     InputTransportParams,
+    LiveInputTransport,
+    LiveInputTransportParams,
     OutputTransport,
     OutputTransportParams,
 )
@@ -20,6 +22,8 @@ __all__ = [
     "FileTransportParams",
     "InputTransport",
     "InputTransportParams",
+    "LiveInputTransport",
+    "LiveInputTransportParams",
     "OutputTransport",
     "OutputTransportParams",
 ]

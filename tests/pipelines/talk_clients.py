@@ -3,7 +3,8 @@
 Both speak over real WebSockets (aiohttp). The Twilio peer behaves like Twilio's
 side of a call: it streams the caller's audio as 20 ms mu-law ``media`` events
 at real-time pace, plays the bot's audio through a playout buffer that lags by
-``playout_delay_s`` (a phone network's jitter buffer), echoes each mark once its
+``playout_delay_s`` (a phone network's jitter buffer: it holds that much audio while
+more arrives, and drains when the stream pauses), echoes each mark once its
 playout has reached it, and on ``clear`` drops what it has not played and echoes
 the marks still pending, as Twilio does.
 """
@@ -106,6 +107,8 @@ class TwilioPeer:
     media_s: float = 0.0  # bot audio received so far
     _queue: list[tuple[str, Any]] = field(default_factory=list)  # ("audio", s) / ("mark", name)
     _playing_until: float = 0.0
+    _buffered_s: float = 0.0
+    _last_media_t: float = 0.0
 
     async def start(self) -> None:
         await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
@@ -158,7 +161,9 @@ class TwilioPeer:
                 if kind == "media":
                     seconds = len(ulaw_decode(base64.b64decode(event["media"]["payload"]))) / 16000
                     self.media_s += seconds
-                    self._queue.append(("audio", (event["t"] + self.playout_delay_s, seconds)))
+                    self._queue.append(("audio", seconds))
+                    self._buffered_s += seconds
+                    self._last_media_t = event["t"]
                 elif kind == "mark":
                     self._queue.append(("mark", event["mark"]["name"]))
                 elif kind == "clear":
@@ -168,6 +173,7 @@ class TwilioPeer:
                     pending = [v for k, v in self._queue if k == "mark"]
                     self._queue.clear()
                     self._playing_until = 0.0
+                    self._buffered_s = 0.0
                     for name in pending:
                         await self.echo(name)
             tg.cancel_scope.cancel()
@@ -176,22 +182,20 @@ class TwilioPeer:
         while True:
             await anyio.sleep(0.005)
             now = time.monotonic()
-            while self._queue:
+            while self._queue and self._playing_until <= now:
                 kind, value = self._queue[0]
                 if kind == "audio":
-                    ready_at, seconds = value
-                    begin = max(ready_at, self._playing_until)
-                    if begin > now:
-                        break
-                    self._playing_until = begin + seconds
-                    self.played_s += seconds
-                    self._queue.pop(0)
+                    flowing = now - self._last_media_t < self.playout_delay_s
+                    if flowing and self._buffered_s - value < self.playout_delay_s:
+                        break  # hold the jitter buffer's worth while audio flows
+                    begin = self._playing_until if now - self._playing_until < 0.03 else now
+                    self._playing_until = begin + value
+                    self._buffered_s -= value
+                    self.played_s += value
                 else:
-                    if self._playing_until > now:
-                        break
-                    self._queue.pop(0)
                     self.marks_echoed.append(value)
                     await self.echo(value)
+                self._queue.pop(0)
 
     async def echo(self, name: str) -> None:
         await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -87,3 +88,16 @@ def test_transport_settings_are_checked_in_the_file(tmp_path: Path) -> None:
             ROOT / "pipelines" / "cascade-local.toml",
             ["transport.backend=twilio", "transport.serializer=plain"],
         )
+
+
+def test_a_port_in_use_is_one_line_and_exit_code_1() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        command = [sys.executable, "-m", "pipelines.cli", "talk", "cascade-local-fast"]
+        command += ["--transport", "websocket", "--port", str(port)]
+        result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -95,50 +95,67 @@ def live_threads() -> set[threading.Thread]:
     return {t for t in threading.enumerate() if t.is_alive()}
 
 
-async def test_two_sessions_at_once_and_dropped_calls_leave_nothing_behind(
+async def test_sessions_run_side_by_side_and_dropped_calls_leave_nothing_behind(
     question: bytes, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A plain client drops its socket and a Twilio caller hangs up, both mid-reply."""
+    """Three conversations at once; mid-reply, one plain client vanishes and the Twilio
+    caller hangs up, while the other plain client's conversation goes on to its end."""
     from anyio._backends._asyncio import WorkerThread
 
     monkeypatch.setattr(WorkerThread, "MAX_IDLE_TIME", 0.5)  # idle pool threads exit soon
     config = load_pipeline_file(FAST, ["transport.backend=websocket"])
     twilio_config = load_pipeline_file(FAST, ["transport.backend=twilio"])
     sessions: list[Session] = []
-    plain = LiveServer(config, port=0, observers=lambda: [EventLog()], on_session=sessions.append)
+    plain = LiveServer(config, port=0, on_session=sessions.append)
     phone = LiveServer(twilio_config, port=0, on_session=sessions.append)
     async with plain.running() as plain_urls, phone.running() as phone_urls:
         tasks_before = asyncio.all_tasks()
         threads_before = live_threads()
         sockets_before = sockets()
         async with (
-            connect(ws_url(plain_urls[0])) as plain_socket,
+            connect(ws_url(plain_urls[0])) as dropping_socket,
+            connect(ws_url(plain_urls[0])) as staying_socket,
             connect(ws_url(phone_urls[0])) as phone_socket,
             anyio.create_task_group() as tg,
         ):
-            client = PlainClient(plain_socket)
+            dropping, staying = PlainClient(dropping_socket), PlainClient(staying_socket)
             peer = TwilioPeer(phone_socket)
             tg.start_soon(peer.run)
             await peer.start()
-            ready = await client.wait_ready()
-            tg.start_soon(client.receive_all)
-            assert plain.session_count == 1 and phone.session_count == 1
+            ready = await dropping.wait_ready()
+            await staying.wait_ready()
+            tg.start_soon(dropping.receive_all)
+            tg.start_soon(staying.receive_all)
+            assert plain.session_count == 2 and phone.session_count == 1
             rate = ready["input_sample_rate"]
             utterance = silence(0.3, rate) + question + silence(0.8, rate)
             tg.start_soon(peer.speak, utterance)
-            await client.speak(utterance)
-            with anyio.fail_after(60):
-                while client.first_audio_t is None or peer.media_s == 0:
+            tg.start_soon(staying.speak, utterance)
+            await dropping.speak(utterance)
+            with anyio.fail_after(90):
+                while dropping.first_audio_t is None or peer.media_s == 0:
                     tg.start_soon(peer.speak, silence(0.1, rate))
-                    await client.speak(silence(0.1, rate))
-            # Both are mid-reply: the plain client vanishes, the caller hangs up.
-            assert plain.session_count == 1 and phone.session_count == 1
-            await plain_socket.close()
+                    tg.start_soon(staying.speak, silence(0.1, rate))
+                    await dropping.speak(silence(0.1, rate))
+            # Mid-reply: one plain client vanishes, the caller hangs up.
+            assert plain.session_count == 2 and phone.session_count == 1
+            await dropping_socket.close()
             await peer.stop()
             with anyio.fail_after(30):
-                while plain.session_count or phone.session_count:
+                while plain.session_count > 1 or phone.session_count:
+                    await anyio.sleep(0.05)
+            # The other conversation is untouched: its reply plays to the end.
+            with anyio.fail_after(90):
+                while not staying.of("bot_stopped_speaking"):
+                    await staying.speak(silence(0.1, rate))
+            assert plain.session_count == 1
+            assert staying.audio and not staying.of("error")
+            await staying_socket.close()
+            with anyio.fail_after(30):
+                while plain.session_count:
                     await anyio.sleep(0.05)
             tg.cancel_scope.cancel()
+        assert len(sessions) == 3
         assert all(s.task.finished for s in sessions)
         # Nothing of those sessions runs: no asyncio task...
         with anyio.fail_after(20):
