@@ -254,14 +254,16 @@ async def _run_task(task: PipelineTask) -> EndReason:
 
 
 def _urls(runner: Any, host: str) -> list[str]:
-    """``http://host:port/path`` for each GET route of the app, on the bound port."""
+    """``http://host:port/path`` for each GET route of the app that is not a file
+    (a page's script or style sheet), on the bound port."""
     ports = [address[1] for address in runner.addresses if isinstance(address, tuple)]
     port = ports[0] if ports else 0
     display = f"[{host}]" if ":" in host else host
     paths: list[str] = []
     for route in runner.app.router.routes():
         path = route.resource.canonical if route.resource is not None else ""
-        if route.method == "GET" and path and path not in paths:
+        is_file = "." in path.rsplit("/", 1)[-1]
+        if route.method == "GET" and path and not is_file and path not in paths:
             paths.append(path)
     return [f"http://{display}:{port}{path}" for path in paths or ["/"]]
 
