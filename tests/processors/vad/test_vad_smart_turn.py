@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 
+import anyio
 import numpy as np
 import pytest
 
@@ -268,8 +270,8 @@ async def test_a_late_verdict_ends_the_turn_without_waiting_for_more_audio(
     clips: dict[tuple[int, str], Clip],
 ) -> None:
     # All the audio is in before the model answers (no settling): the input then
-    # stops, so only the verdict itself can end the turn.
-    h = Harness(PARAMS)
+    # stops, so only the verdict itself can end the turn (stop_ms is longer than the silence).
+    h = Harness(PARAMS.model_copy(update={"stop_ms": 1000}))
 
     async def script(h: Harness) -> None:
         await h.feed(_silence(0.5) + _pcm(clips[1, "complete"].samples) + _silence(0.3))
@@ -313,3 +315,26 @@ async def test_input_at_another_rate_is_resampled_for_the_model(
     # The model heard the turn at 16 kHz: the speech plus pre-roll and the pause.
     speech_s = len(clips[1, "complete"].samples) / RATE
     assert heard and speech_s < heard[-1] < speech_s + 0.5
+
+
+@pytest.mark.anyio
+async def test_without_a_verdict_the_turn_ends_on_stop_ms(
+    clips: dict[tuple[int, str], Clip],
+) -> None:
+    class Slow(SmartTurnModel):  # a CPU too busy to answer in time
+        def predict_pcm16(self, pcm: bytes) -> float:
+            time.sleep(1.0)
+            return super().predict_pcm16(pcm)
+
+    h = Harness(PARAMS.model_copy(update={"stop_ms": 400}))
+    h.turn._smart_turn = Slow()
+
+    async def script(h: Harness) -> None:
+        await h.feed(_silence(0.5) + _pcm(clips[1, "filler"].samples) + _silence(1.0))
+        await anyio.sleep(1.2)  # the late verdict changes nothing
+
+    await _run(h, script)
+    [extra] = _waits(h)
+    assert extra["end_of_turn_probability"] is None
+    assert 0.4 <= extra["audio_wait_s"] <= 0.4 + 0.1
+    assert len(h.down(UserStoppedSpeakingFrame)) == 1
