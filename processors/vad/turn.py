@@ -84,6 +84,15 @@ class TurnParams(VADParams):
         le=10000,
         description=("smart_turn: silence that ends a turn the model judged incomplete."),
     )
+    unjudged_stop_ms: float = Field(
+        default=800.0,
+        gt=0,
+        le=10000,
+        description=(
+            "smart_turn: silence that ends a turn while the model has not answered yet "
+            "(normally ~50 ms after the pause; longer only on a CPU too busy for it)."
+        ),
+    )
     end_of_turn_threshold: float = Field(
         default=0.5,
         gt=0.0,
@@ -144,7 +153,7 @@ class TurnProcessor(Processor):
     model in a worker thread. Judged complete, the turn ends after
     ``complete_stop_ms`` of silence (at once when the verdict comes later);
     incomplete, after ``incomplete_stop_ms``; while the model has not answered,
-    after ``stop_ms`` (docs/turn-taking.md).
+    after ``unjudged_stop_ms`` (docs/turn-taking.md).
     """
 
     Params: ClassVar[type[TurnParams]] = TurnParams
@@ -340,8 +349,8 @@ class TurnProcessor(Processor):
         p = self.params
         if not self._smart():
             return p.stop_ms
-        if self._probability is None:  # no verdict yet (a slow CPU): the silence rule
-            return max(p.stop_ms, p.complete_stop_ms)
+        if self._probability is None:  # no verdict yet: a CPU too busy for the model
+            return max(p.unjudged_stop_ms, p.complete_stop_ms)
         if self._probability >= p.end_of_turn_threshold:
             return p.complete_stop_ms
         return p.incomplete_stop_ms
@@ -376,7 +385,7 @@ class TurnProcessor(Processor):
         began = time.perf_counter()
         try:
             probability = await self.run_blocking(model.predict_pcm16, pcm)
-        except Exception as exc:  # the turn still ends, on stop_ms
+        except Exception as exc:  # the turn still ends, on unjudged_stop_ms
             if pause_id == self._pause_id:
                 self._judging = False
             await self.push_error(f"{self.name}: end-of-turn model failed: {exc}", exception=exc)

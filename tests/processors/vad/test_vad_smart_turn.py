@@ -270,8 +270,9 @@ async def test_a_late_verdict_ends_the_turn_without_waiting_for_more_audio(
     clips: dict[tuple[int, str], Clip],
 ) -> None:
     # All the audio is in before the model answers (no settling): the input then
-    # stops, so only the verdict itself can end the turn (stop_ms is longer than the silence).
-    h = Harness(PARAMS.model_copy(update={"stop_ms": 1000}))
+    # stops, so only the verdict itself can end the turn (the silence is shorter than
+    # unjudged_stop_ms).
+    h = Harness(PARAMS)
 
     async def script(h: Harness) -> None:
         await h.feed(_silence(0.5) + _pcm(clips[1, "complete"].samples) + _silence(0.3))
@@ -318,7 +319,7 @@ async def test_input_at_another_rate_is_resampled_for_the_model(
 
 
 @pytest.mark.anyio
-async def test_without_a_verdict_the_turn_ends_on_stop_ms(
+async def test_without_a_verdict_the_turn_ends_on_unjudged_stop_ms(
     clips: dict[tuple[int, str], Clip],
 ) -> None:
     class Slow(SmartTurnModel):  # a CPU too busy to answer in time
@@ -326,7 +327,7 @@ async def test_without_a_verdict_the_turn_ends_on_stop_ms(
             time.sleep(1.0)
             return super().predict_pcm16(pcm)
 
-    h = Harness(PARAMS.model_copy(update={"stop_ms": 400}))
+    h = Harness(PARAMS.model_copy(update={"unjudged_stop_ms": 400}))
     h.turn._smart_turn = Slow()
 
     async def script(h: Harness) -> None:
