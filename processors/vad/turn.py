@@ -82,9 +82,15 @@ class TurnParams(VADParams):
         default=1500.0,
         gt=0,
         le=10000,
+        description=("smart_turn: silence that ends a turn the model judged incomplete."),
+    )
+    unjudged_stop_ms: float = Field(
+        default=800.0,
+        gt=0,
+        le=10000,
         description=(
-            "smart_turn: silence that ends a turn the model judged incomplete (and the most "
-            "a pause waits while the model has not answered)."
+            "smart_turn: silence that ends a turn while the model has not answered yet "
+            "(normally ~50 ms after the pause; longer only on a CPU too busy for it)."
         ),
     )
     end_of_turn_threshold: float = Field(
@@ -144,9 +150,10 @@ class TurnProcessor(Processor):
 
     With ``end_of_turn="smart_turn"`` (the default) each pause (``pause_ms`` of
     silence) sends the turn's audio, up to its last 8 s, to the Smart Turn
-    model in a worker thread; until it answers, and when it judges the turn
-    incomplete, the turn ends after ``incomplete_stop_ms`` of silence, and once
-    it judges it complete, after ``complete_stop_ms`` (docs/turn-taking.md).
+    model in a worker thread. Judged complete, the turn ends after
+    ``complete_stop_ms`` of silence (at once when the verdict comes later);
+    incomplete, after ``incomplete_stop_ms``; while the model has not answered,
+    after ``unjudged_stop_ms`` (docs/turn-taking.md).
     """
 
     Params: ClassVar[type[TurnParams]] = TurnParams
@@ -347,7 +354,9 @@ class TurnProcessor(Processor):
         p = self.params
         if not self._smart():
             return p.stop_ms
-        if self._probability is not None and self._probability >= p.end_of_turn_threshold:
+        if self._probability is None:  # no verdict yet: a CPU too busy for the model
+            return max(p.unjudged_stop_ms, p.complete_stop_ms)
+        if self._probability >= p.end_of_turn_threshold:
             return p.complete_stop_ms
         return p.incomplete_stop_ms
 
@@ -381,7 +390,7 @@ class TurnProcessor(Processor):
         began = time.perf_counter()
         try:
             probability = await self.run_blocking(model.predict_pcm16, pcm)
-        except Exception as exc:  # the turn still ends, after incomplete_stop_ms
+        except Exception as exc:  # the turn still ends, on unjudged_stop_ms
             if pause_id == self._pause_id:
                 self._judging = False
             await self.push_error(f"{self.name}: end-of-turn model failed: {exc}", exception=exc)

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import time
 
+import anyio
 import numpy as np
 import pytest
 
 from benchmarks.turn.corpus import Clip, build_clips
+from framework.audio import resample
 from framework.frames import (
+    InputAudioFrame,
     MetricsFrame,
     SettingsUpdateFrame,
     UserPausedSpeakingFrame,
@@ -266,7 +270,8 @@ async def test_a_late_verdict_ends_the_turn_without_waiting_for_more_audio(
     clips: dict[tuple[int, str], Clip],
 ) -> None:
     # All the audio is in before the model answers (no settling): the input then
-    # stops, so only the verdict itself can end the turn.
+    # stops, so only the verdict itself can end the turn (the silence is shorter than
+    # unjudged_stop_ms).
     h = Harness(PARAMS)
 
     async def script(h: Harness) -> None:
@@ -277,3 +282,60 @@ async def test_a_late_verdict_ends_the_turn_without_waiting_for_more_audio(
     [extra] = _waits(h)
     assert extra["end_of_turn_probability"] >= 0.5
     assert extra["audio_wait_s"] >= 0.2
+
+
+@pytest.mark.anyio
+async def test_input_at_another_rate_is_resampled_for_the_model(
+    clips: dict[tuple[int, str], Clip],
+) -> None:
+    rate = 8000
+    pcm = resample(_silence(0.5) + _pcm(clips[1, "complete"].samples) + _silence(1.0), RATE, rate)
+    heard: list[float] = []
+
+    class Recording(SmartTurnModel):
+        def predict_pcm16(self, pcm: bytes) -> float:
+            heard.append(len(pcm) / 2 / RATE)  # seconds, if the model gets 16 kHz
+            return super().predict_pcm16(pcm)
+
+    h = Harness(PARAMS)
+    h.turn._smart_turn = Recording()
+    chunk = rate // 50 * 2
+
+    async def script(h: Harness) -> None:
+        for i in range(0, len(pcm), chunk):
+            at = h.at(i // 2 / rate)
+            frame = InputAudioFrame(audio=pcm[i : i + chunk], sample_rate=rate, timestamp_ns=at)
+            await h.task.queue_frame(frame)
+            if h.turn.judging:
+                await wait_until(lambda: not h.turn.judging, limit_s=30.0)
+
+    await _run(h, script)
+    [extra] = _waits(h)
+    assert extra["end_of_turn_probability"] >= 0.5
+    assert 0.2 <= extra["audio_wait_s"] <= 0.2 + 0.1
+    # The model heard the turn at 16 kHz: the speech plus pre-roll and the pause.
+    speech_s = len(clips[1, "complete"].samples) / RATE
+    assert heard and speech_s < heard[-1] < speech_s + 0.5
+
+
+@pytest.mark.anyio
+async def test_without_a_verdict_the_turn_ends_on_unjudged_stop_ms(
+    clips: dict[tuple[int, str], Clip],
+) -> None:
+    class Slow(SmartTurnModel):  # a CPU too busy to answer in time
+        def predict_pcm16(self, pcm: bytes) -> float:
+            time.sleep(1.0)
+            return super().predict_pcm16(pcm)
+
+    h = Harness(PARAMS.model_copy(update={"unjudged_stop_ms": 400}))
+    h.turn._smart_turn = Slow()
+
+    async def script(h: Harness) -> None:
+        await h.feed(_silence(0.5) + _pcm(clips[1, "filler"].samples) + _silence(1.0))
+        await anyio.sleep(1.2)  # the late verdict changes nothing
+
+    await _run(h, script)
+    [extra] = _waits(h)
+    assert extra["end_of_turn_probability"] is None
+    assert 0.4 <= extra["audio_wait_s"] <= 0.4 + 0.1
+    assert len(h.down(UserStoppedSpeakingFrame)) == 1
