@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import hmac
 import json
 import logging
@@ -220,6 +221,8 @@ async def serve(
         finally:
             sessions.active -= 1
             with anyio.CancelScope(shield=True):  # what the session freed goes back
+                if sessions.active == 0:
+                    gc.collect()  # cancelled tasks' tracebacks keep frames in cycles
                 await anyio.to_thread.run_sync(trim_free_memory)
 
     with redacting([token]), MODELS.keep():
