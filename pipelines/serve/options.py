@@ -14,10 +14,11 @@ MIB = 1024 * 1024
 DEFAULT_MAX_SESSIONS = 8
 """Sessions share the process's models, so memory is not what limits them: 20 sessions
 of the offline cascade peak at ~680 MiB against ~560 MiB for the models alone (see
-benchmarks/RESULTS.md, "parley serve: memory over repeated sessions"). CPU is: the
-language model answers one session at a time and a turn costs about a CPU-second on
-the 2-core machine, so the default stays well under what 20 concurrent speakers
-would queue up. Raise it with ``--max-sessions`` on a bigger machine."""
+benchmarks/RESULTS.md, "parley serve: memory over repeated sessions"). CPU is: on
+two cores the language model answers one session at a time and the cascade runs
+about 23 CPU-seconds per conversation minute (RESULTS.md, voice-to-voice), so the
+default stays well under what 20 concurrent speakers would queue up. Raise it with
+``--max-sessions`` on a bigger machine."""
 
 
 class ServerOptions(BaseModel):
