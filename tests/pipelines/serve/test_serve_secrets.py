@@ -173,3 +173,15 @@ def test_redact_keeps_ordinary_text() -> None:
     assert redact("GET /v1/realtime?model=x&api_key=k1&y=2") == (
         f"GET /v1/realtime?model=x&api_key={REDACTED}&y=2"
     )
+
+
+def test_masked_values_stay_and_the_factory_is_put_back() -> None:
+    assert redact("> Authorization: Bearer ***") == "> Authorization: Bearer ***"
+    assert redact("Authorization: abc123") == f"Authorization: {REDACTED}"
+    before = logging.getLogRecordFactory()
+    with redacting(["outer-secret"]):
+        with redacting(["inner-secret"]):
+            assert logging.getLogRecordFactory() is not before
+        assert redact("inner-secret outer-secret") == f"inner-secret {REDACTED}"
+    assert logging.getLogRecordFactory() is before
+    assert redact("outer-secret") == "outer-secret"
