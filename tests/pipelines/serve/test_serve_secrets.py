@@ -18,6 +18,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from benchmarks.soak.cli import stop_process
 from pipelines.serve.redact import REDACTED, redact, redacting
 
 REPO = Path(__file__).resolve().parents[3]
@@ -62,13 +63,7 @@ class _Server:
 
     def stop(self) -> str:
         """Stop the server (SIGINT) and return everything it wrote."""
-        if self.process.poll() is None:
-            self.process.send_signal(2)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         for reader in self.readers:
             reader.join(10)
         return "".join(self.output)
