@@ -19,7 +19,7 @@ import anyio
 
 from benchmarks.soak.client import SessionOutcome, Speaker, health, question_audio
 
-__all__ = ["CycleResult", "main", "run_soak"]
+__all__ = ["CycleResult", "ServerProcess", "main", "run_soak", "stop_process"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "What is the capital of France?"
@@ -95,14 +95,20 @@ class ServerProcess:
 
     def stop(self) -> None:
         """Stop the server (SIGINT, then SIGKILL after 30 s)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(2)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
+        if self.process is not None:
+            stop_process(self.process)
+
+
+def stop_process(process: subprocess.Popen[str]) -> None:
+    """Stop a child like Ctrl-C does (SIGINT), and kill it if it is still there after 30 s."""
+    if process.poll() is not None:
+        return
+    process.send_signal(2)
+    try:
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(10)
 
 
 async def _settle(server: ServerProcess, timeout_s: float) -> float:

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import gc
 import hmac
 import json
 import logging
@@ -208,19 +209,23 @@ async def serve(
         model = (query.get("model") or ["gpt-realtime"])[0]
         sessions.active += 1
         try:
-            try:
-                session = RealtimeSession(
-                    connection, config, opts, model=model, start_gate=start_gate
-                )
-            except Exception as exc:
-                log.exception("cannot build the session pipeline")
-                await connection.close(1011, f"cannot start the pipeline: {exc}"[:120])
-                return
-            await session.run()
+            await run_session(connection, model)
         finally:
             sessions.active -= 1
             with anyio.CancelScope(shield=True):  # what the session freed goes back
+                if sessions.active == 0:
+                    gc.collect()  # cancelled tasks' tracebacks keep frames in cycles
                 await anyio.to_thread.run_sync(trim_free_memory)
+
+    async def run_session(connection: Any, model: str) -> None:
+        # A function of its own, so that the session is unreferenced once it returns.
+        try:
+            session = RealtimeSession(connection, config, opts, model=model, start_gate=start_gate)
+        except Exception as exc:
+            log.exception("cannot build the session pipeline")
+            await connection.close(1011, f"cannot start the pipeline: {exc}"[:120])
+            return
+        await session.run()
 
     with redacting([token]), MODELS.keep():
         async with contextlib.AsyncExitStack() as stack:

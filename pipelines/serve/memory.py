@@ -15,7 +15,10 @@ rose ~20 MiB per cycle with the dynamic threshold and ~4 MiB with it fixed
 adjustment off, so large transient buffers are always unmapped when freed.
 What smaller blocks leave free inside the arenas is given back by
 :func:`trim_free_memory` (glibc's ``malloc_trim``), which the server runs after
-each session ends.
+each session ends. A session's cancelled tasks also leave reference cycles
+(exceptions whose tracebacks hold the frames that hold them) that keep their
+frames' buffers until Python's next full collection; the server runs one when
+its last session has ended, so idle memory comes back at once.
 """
 
 from __future__ import annotations

@@ -12,9 +12,13 @@ __all__ = ["ServerOptions", "parse_options"]
 
 MIB = 1024 * 1024
 DEFAULT_MAX_SESSIONS = 8
-"""Sessions share the process's models, so one costs little memory (see RESULTS.md,
-"parley serve: memory over repeated sessions"); 8 is about what two cores answer
-within a couple of seconds, and keeps a burst of connections from starving the rest."""
+"""Sessions share the process's models, so memory is not what limits them: 20 sessions
+of the offline cascade peak at ~680 MiB against ~560 MiB for the models alone (see
+benchmarks/RESULTS.md, "parley serve: memory over repeated sessions"). CPU is: on
+two cores the language model answers one session at a time and the cascade runs
+about 23 CPU-seconds per conversation minute (RESULTS.md, voice-to-voice), so the
+default stays well under what 20 concurrent speakers would queue up. Raise it with
+``--max-sessions`` on a bigger machine."""
 
 
 class ServerOptions(BaseModel):

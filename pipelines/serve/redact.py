@@ -27,9 +27,10 @@ __all__ = ["REDACTED", "redact", "redacting"]
 
 REDACTED = "[redacted]"
 
-_VALUE = r"[^\s,;'\"&]+"
+# A value, unless it is already masked (``***``, ``[redacted]``).
+_VALUE = r"(?!\*+(?:[\s,;'\"&]|$)|\[redacted\])[^\s,;'\"&]+"
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(rf"(?i)(\bauthorization\b['\"]?\s*[:=,]\s*['\"]?)(\w+\s+)?{_VALUE}"), r"\1\2"),
+    (re.compile(rf"(?i)(\bauthorization\b['\"]?\s*[:=,]\s*['\"]?)(?>(\w+\s+)?){_VALUE}"), r"\1\2"),
     (re.compile(rf"(?i)(\bbearer\s+){_VALUE}"), r"\1"),
     (re.compile(rf"(?i)(openai-insecure-api-key\.){_VALUE}"), r"\1"),
     (re.compile(rf"(?i)([?&](?:api[_-]?key|token|access_token)=){_VALUE}"), r"\1"),
@@ -39,6 +40,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _MIN_SECRET = 4  # shorter tokens are only redacted where they are shaped like one
 _secrets: dict[str, int] = {}  # token -> number of servers using it
 _lock = threading.Lock()
+_users = 0
+_previous: Callable[..., logging.LogRecord] | None = None
 _formatter = logging.Formatter()
 
 
@@ -77,13 +80,17 @@ def redacting(secrets: Iterable[str | None] = ()) -> Iterator[None]:
     """Redact every log record of the process (and ``secrets`` anywhere in it) while inside.
 
     Nested and concurrent uses (several servers in one process) share one factory;
-    the factory stays installed after the last one ends, and forgets their secrets.
+    when the last one ends, the factory that was there before is put back (unless
+    another was installed meanwhile) and their secrets are forgotten.
     """
+    global _users, _previous
     mine = [s for s in secrets if s]
     with _lock:
         current = logging.getLogRecordFactory()
         if not getattr(current, "parley_redacting", False):
+            _previous = current
             logging.setLogRecordFactory(_redacting_factory(current))
+        _users += 1
         for secret in mine:
             _secrets[secret] = _secrets.get(secret, 0) + 1
     try:
@@ -94,3 +101,8 @@ def redacting(secrets: Iterable[str | None] = ()) -> Iterator[None]:
                 _secrets[secret] -= 1
                 if not _secrets[secret]:
                     del _secrets[secret]
+            _users -= 1
+            current = logging.getLogRecordFactory()
+            if not _users and _previous is not None and getattr(current, "parley_redacting", False):
+                logging.setLogRecordFactory(_previous)
+                _previous = None

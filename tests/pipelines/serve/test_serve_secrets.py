@@ -18,6 +18,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from benchmarks.soak.cli import stop_process
 from pipelines.serve.redact import REDACTED, redact, redacting
 
 REPO = Path(__file__).resolve().parents[3]
@@ -62,13 +63,7 @@ class _Server:
 
     def stop(self) -> str:
         """Stop the server (SIGINT) and return everything it wrote."""
-        if self.process.poll() is None:
-            self.process.send_signal(2)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
+        stop_process(self.process)
         for reader in self.readers:
             reader.join(10)
         return "".join(self.output)
@@ -173,3 +168,15 @@ def test_redact_keeps_ordinary_text() -> None:
     assert redact("GET /v1/realtime?model=x&api_key=k1&y=2") == (
         f"GET /v1/realtime?model=x&api_key={REDACTED}&y=2"
     )
+
+
+def test_masked_values_stay_and_the_factory_is_put_back() -> None:
+    assert redact("> Authorization: Bearer ***") == "> Authorization: Bearer ***"
+    assert redact("Authorization: abc123") == f"Authorization: {REDACTED}"
+    before = logging.getLogRecordFactory()
+    with redacting(["outer-secret"]):
+        with redacting(["inner-secret"]):
+            assert logging.getLogRecordFactory() is not before
+        assert redact("inner-secret outer-secret") == f"inner-secret {REDACTED}"
+    assert logging.getLogRecordFactory() is before
+    assert redact("outer-secret") == "outer-secret"
