@@ -218,34 +218,19 @@ async def _run_conversation(
 
 async def _run_pipeline(
     path: Path,
-    plan: BenchPlan,
-    writer: ResultsWriter,
-    control: _Control,
-    progress: Any,
-) -> None:
-    from pipelines.config import load_pipeline_file
-
-    for kind in plan.transports:
-        if control.stop:
-            return
-        overrides = list(plan.overrides.get(path, []))
-        if kind != "file":
-            overrides.append(f'transport.backend="{kind}"')
-        config = load_pipeline_file(path, overrides)
-        await _run_transport(config, kind, path, plan, writer, control, progress)
-
-
-async def _run_transport(
-    config: Any,
     kind: str,
-    path: Path,
     plan: BenchPlan,
     writer: ResultsWriter,
     control: _Control,
     progress: Any,
 ) -> None:
     from benchmarks.latency.environment import file_sha256
+    from pipelines.config import load_pipeline_file
 
+    overrides = list(plan.overrides.get(path, []))
+    if kind != "file":
+        overrides.append(f'transport.backend="{kind}"')
+    config = load_pipeline_file(path, overrides)
     name = config.pipeline.name + ("" if kind == "file" else f"@{kind}")
     writer.write(
         {
@@ -281,11 +266,11 @@ async def run_bench(plan: BenchPlan, progress: Any) -> bool:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, control, tg.cancel_scope)
-            for path in plan.pipelines:
+            for path, kind in [(p, k) for p in plan.pipelines for k in plan.transports]:
                 if control.stop:
                     break
                 try:
-                    await _run_pipeline(path, plan, writer, control, progress)
+                    await _run_pipeline(path, kind, plan, writer, control, progress)
                 except Exception as exc:  # one failing pipeline must not lose the others
                     log.exception("pipeline %s failed", path)
                     writer.write({"type": "failure", "file": str(path), "error": repr(exc)})
