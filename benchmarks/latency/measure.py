@@ -227,7 +227,13 @@ def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> 
     if not result.bot_speaking_at_start:
         result.notes.append("bot silent when the barge-in started")
         return
-    stopped = first(ix("bot_audio_stopped"), ss, window_end)
+    # Over a live transport the client hears the end only once the server has stopped
+    # sending: a pause in the reply before that is no stop.
+    cut = first(ix("server_bot_audio_stopped"), ss, window_end)
+    stopped = None
+    if cut is not None:
+        stopped = first(ix("bot_audio_stopped"), cut["t_ns"], window_end)
+    stopped = stopped or first(ix("bot_audio_stopped"), ss, window_end)
     if stopped is None:
         result.notes.append("bot never stopped")
         return
@@ -238,7 +244,7 @@ def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> 
         result.barge_detect_s = seconds(interruption["t_ns"] - ss)
         result.barge_stop_s = seconds(max(0, stopped["t_ns"] - interruption["t_ns"]))
     # over a live transport the client only hears the audio stop; the server knows why
-    cause = first(ix("server_bot_audio_stopped"), ss, window_end) or stopped
+    cause = cut or stopped
     if not cause.get("interrupted", True):
         result.notes.append("the bot finished its reply before the barge-in took effect")
 
