@@ -14,6 +14,7 @@ import pytest
 
 from benchmarks.latency.measure import measure_conversation
 from benchmarks.latency.webrtc import heard_records, merge_records
+from framework.frames import InterruptionFrame
 from tests.benchmarks.latency.scripted import MS, Script
 
 SERVER = "webrtc.abc123.output"
@@ -102,3 +103,29 @@ def test_a_speech_end_whose_packet_never_arrived_gets_no_link() -> None:
     assert heard_records(items, {960: chunk_start}, {}) == []
     [link] = heard_records(items, {960: chunk_start}, {960: chunk_start + 45 * MS})
     assert link["t_ns"] - link["sent_ns"] == 25 * MS
+
+
+def test_a_barge_in_ends_at_the_first_client_stop_after_the_server_cut() -> None:
+    s = Script()
+    s.event(CLIENT, "scenario_start", 0, conversation="c")
+    s.item(0, 1000, 2300)
+    s.event(CLIENT, "bot_started_speaking", 4000)
+    s.event(CLIENT, "bot_first_audio", 4000, reply=1)
+    s.event(CLIENT, "bot_first_audible", 4000, reply=1)
+    speech = s.item(1, 5000, 2000, trigger="during_reply")
+    assert speech is not None
+    start = speech[0]
+    # a pause between two sentences reads as a stop on the client before the cut
+    s.event(CLIENT, "bot_audio_stopped", start + 100, played_s=1.3)
+    s.event(CLIENT, "bot_started_speaking", start + 150)
+    s.frame("vad", InterruptionFrame(), start + 300)
+    s.event(SERVER, "bot_audio_stopped", start + 320, interrupted=True, played_s=1.6)
+    s.event(CLIENT, "bot_audio_stopped", start + 410, played_s=0.4)
+    s.end(start + 4000)
+    records = merge_records(s.log.records, "client")
+    turns = measure_conversation(records, "cascade").turns
+    barge = turns[1]
+    assert barge.bot_speaking_at_start
+    assert barge.barge_in_s == pytest.approx(0.410, abs=1e-9)
+    assert barge.barge_detect_s == pytest.approx(0.300, abs=1e-9)
+    assert "the bot finished its reply before the barge-in took effect" not in barge.notes
