@@ -37,7 +37,12 @@ import anyio
 import numpy as np
 from aiohttp import web
 
-from benchmarks.latency.scenario import ScenarioInput, ScenarioParams, ScenarioTransport
+from benchmarks.latency.scenario import (
+    ScenarioInput,
+    ScenarioParams,
+    ScenarioTransport,
+    audible_threshold,
+)
 from framework.frames import EndFrame
 from processors.transports.webrtc.audio import WIRE_RATE, OutgoingAudio
 from processors.transports.webrtc.client import WebRTCClient
@@ -74,11 +79,6 @@ def loud_span(pcm: bytes, threshold: int) -> tuple[int, int] | None:
     samples = np.abs(np.frombuffer(pcm, dtype="<i2").astype(np.int32))
     loud = np.flatnonzero(samples >= threshold)
     return (int(loud[0]), int(loud[-1])) if loud.size else None
-
-
-def audible_threshold(dbfs: float) -> int:
-    """The sample value of a level in dBFS (at least 1)."""
-    return max(1, round(32768 * 10 ** (dbfs / 20)))
 
 
 class ScenarioMicrophone(OutgoingAudio):
