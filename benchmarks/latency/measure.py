@@ -206,7 +206,9 @@ def _transport_link(
     if reply is None:
         return heard[0]["t_ns"], None
     starts = ix("server_bot_first_audible") or ix("server_bot_first_audio")
-    before = [r for r in starts if heard[0]["t_ns"] <= r["t_ns"] <= reply["t_ns"]]
+    # a reply the server started before it heard the end (the bot talked over) counts too
+    speech_start = item.get("speech_start_ns") or heard[0]["t_ns"]
+    before = [r for r in starts if speech_start <= r["t_ns"] <= reply["t_ns"]]
     return heard[0]["t_ns"], (before[-1] if before else None)
 
 
