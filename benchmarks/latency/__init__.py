@@ -10,6 +10,7 @@ Modules:
 * :mod:`.corpus` - conversations of user turns: the manifest format and its checks.
 * :mod:`.script`, :mod:`.generate` - the built-in corpus, spoken by Piper, cached.
 * :mod:`.scenario` - the transport that plays a conversation against the bot.
+* :mod:`.webrtc` - the same, spoken by an aiortc client to a live WebRTC server.
 * :mod:`.measure` - measurements as a pure function of the event records.
 * :mod:`.wer`, :mod:`.stats` - word error rate; percentiles and summaries.
 * :mod:`.runner` - runs pipelines x conversations, keeping results as measured.

@@ -3,7 +3,7 @@
 ::
 
     parley bench [PIPELINES...] [--quick] [--corpus DIR] [--out DIR] [--turns N]
-                 [--set KEY=VALUE] [--audio] [--no-plots]
+                 [--set KEY=VALUE] [--transport file,webrtc] [--audio] [--no-plots]
     parley bench compare A.json B.json
     parley bench report OUT_DIR       (measure a run again from its saved events)
 
@@ -32,6 +32,7 @@ kind: normal | barge_in (talks over the bot, delay_s after it starts) | noise (s
 | silence (no speech: audio or duration_s). Optional: gap_s, delay_s, words, trigger.
 """
 CLOUD = ("cascade-openai", "realtime-openai")
+TRANSPORTS = ("file", "webrtc")
 
 
 def default_pipelines() -> list[str]:
@@ -82,6 +83,12 @@ def _parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override a pipeline setting (e.g. llm.n_threads=1) in every pipeline that has "
         "that table",
+    )
+    parser.add_argument(
+        "--transport",
+        default="file",
+        help="file (the conversation played in-process), webrtc (spoken by an aiortc client "
+        "to a live server on 127.0.0.1, so the network path counts), or both: file,webrtc",
     )
     parser.add_argument("--audio", action="store_true", help="save a stereo WAV per conversation")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
@@ -220,6 +227,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(args_list)
     if args.turns is not None and args.turns < 1:
         _parser().error("--turns must be at least 1")
+    transports = [t.strip() for t in args.transport.split(",") if t.strip()]
+    unknown = [t for t in transports if t not in TRANSPORTS]
+    if unknown or not transports:
+        _parser().error(
+            f"--transport: unknown {unknown[0] if unknown else args.transport!r}; "
+            f"choose from {', '.join(TRANSPORTS)} (comma-separated)"
+        )
+    args.transport = list(dict.fromkeys(transports))
     from rich.console import Console
 
     from benchmarks.latency.corpus import CorpusError
@@ -270,6 +285,7 @@ def _run(
         "turns_per_pipeline": sum(c.turns for c in conversations),
         "turns_limit": args.turns,
         "overrides": args.set,
+        "transports": args.transport,
         "scenario": scenario.model_dump(),
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -282,6 +298,7 @@ def _run(
         save_audio=args.audio,
         settings=settings,
         overrides={p: _overrides_for(p, args.set) for p in paths},
+        transports=args.transport,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.jsonl").unlink(missing_ok=True)

@@ -23,6 +23,12 @@ that starts after the turn's speech began):
   counts 0; the raw durations (``raw``) keep each stage's own time.
 * ``gap = v2v - sum(stages)``: what no stage covers (the context hand-off, or
   everything after a missing event: the chain stops there). Shown, never hidden.
+* Over a live transport (``parley bench --transport webrtc``) ``E`` is when the
+  client sent the speech end and ``A`` when it received the reply's first audible
+  sample. The server's stages run from ``speech_end_heard`` (when its input heard
+  that sample) to its own first audible sample, and a ``transport`` stage holds
+  the rest: ``transport_in`` (heard - ``E``) plus ``transport_out`` (``A`` - the
+  server's first audible sample), so the stages still add up to ``v2v``.
 * A barge-in turn also gets ``barge_in`` (last bot sample - start of the user's
   speech), split into ``barge_detect`` (interruption - speech start) and
   ``barge_stop``.
@@ -51,8 +57,8 @@ __all__ = [
     "measure_conversation",
 ]
 
-CASCADE_STAGES = ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfa", "output")
-S2S_STAGES = ("end_of_turn", "s2s_ttfa", "output")
+CASCADE_STAGES = ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfa", "output", "transport")
+S2S_STAGES = ("end_of_turn", "s2s_ttfa", "output", "transport")
 START_SLACK_NS = 300_000_000  # a VAD may date a start this much before the true one
 TURN_TAIL_NS = 2_000_000_000  # an interruption this long after a turn's end is still its own
 _NS = 1e9
@@ -144,10 +150,19 @@ def _measure_item(
             result.heard_s = seconds(audible - se)
             result.lead_silence_s = seconds(audible - reply["t_ns"])
     decision = stops[-1] if stops else None
+    # Over a live transport the server's stages run from when it heard the speech end
+    # to its own first audible sample; the network path on both sides is "transport".
+    link = _transport_link(ix, item, reply)
+    chain_end, chain_reply = (se, reply) if link is None else link
     if architecture == "s2s":
-        s2s_chain(ix, result, decision, reply, se)
+        s2s_chain(ix, result, decision, chain_reply, chain_end)
     else:
-        cascade_chain(ix, result, decision, reply, (ss, se), window_end)
+        cascade_chain(ix, result, decision, chain_reply, (ss, chain_end), window_end)
+    if link is not None and reply is not None and chain_reply is not None:
+        inbound, outbound = chain_end - se, reply["t_ns"] - chain_reply["t_ns"]
+        result.stages["transport"] = seconds(inbound + outbound) or 0.0
+        result.substages["transport_in"] = seconds(inbound) or 0.0
+        result.substages["transport_out"] = seconds(outbound) or 0.0
     if result.v2v_s is not None:
         result.stage_sum_s = round(sum(result.stages.values()), 6)
         result.gap_s = round(result.v2v_s - result.stage_sum_s, 6)
@@ -176,6 +191,27 @@ def _measure_item(
     return result
 
 
+def _transport_link(
+    ix: RecordIndex, item: Record, reply: Record | None
+) -> tuple[int, Record | None] | None:
+    """Over a live transport: when the server heard the speech end, and its reply start.
+
+    None over the file transport (no ``speech_end_heard`` record). The server's reply
+    start is its first audible sample (``server_bot_first_audible``; the first sample
+    when audibility is unknown) of the last reply it started before the client's.
+    """
+    heard = [r for r in ix("speech_end_heard") if r.get("index") == item.get("index")]
+    if not heard:
+        return None
+    if reply is None:
+        return heard[0]["t_ns"], None
+    starts = ix("server_bot_first_audible") or ix("server_bot_first_audio")
+    # a reply the server started before it heard the end (the bot talked over) counts too
+    speech_start = item.get("speech_start_ns") or heard[0]["t_ns"]
+    before = [r for r in starts if speech_start <= r["t_ns"] <= reply["t_ns"]]
+    return heard[0]["t_ns"], (before[-1] if before else None)
+
+
 def _reported(
     ix: RecordIndex, result: TurnResult, decision: Record | None, reply: Record | None
 ) -> None:
@@ -193,7 +229,13 @@ def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> 
     if not result.bot_speaking_at_start:
         result.notes.append("bot silent when the barge-in started")
         return
-    stopped = first(ix("bot_audio_stopped"), ss, window_end)
+    # Over a live transport the client hears the end only once the server has stopped
+    # sending: a pause in the reply before that is no stop.
+    cut = first(ix("server_bot_audio_stopped"), ss, window_end)
+    stopped = None
+    if cut is not None:
+        stopped = first(ix("bot_audio_stopped"), cut["t_ns"], window_end)
+    stopped = stopped or first(ix("bot_audio_stopped"), ss, window_end)
     if stopped is None:
         result.notes.append("bot never stopped")
         return
@@ -203,7 +245,9 @@ def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> 
     if interruption is not None:
         result.barge_detect_s = seconds(interruption["t_ns"] - ss)
         result.barge_stop_s = seconds(max(0, stopped["t_ns"] - interruption["t_ns"]))
-    if not stopped.get("interrupted", True):
+    # over a live transport the client only hears the audio stop; the server knows why
+    cause = cut or stopped
+    if not cause.get("interrupted", True):
         result.notes.append("the bot finished its reply before the barge-in took effect")
 
 

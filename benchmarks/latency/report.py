@@ -41,6 +41,9 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("  TTS synthesis", "sub.tts_synth", "ms"),
     ("S2S time to first audio", "stage.s2s_ttfa", "ms"),
     ("output transport", "stage.output", "ms"),
+    ("network path (live transport)", "stage.transport", "ms"),
+    ("  client to server", "sub.transport_in", "ms"),
+    ("  server to client", "sub.transport_out", "ms"),
     ("unexplained gap", "gap_s", "ms"),
     ("barge-in (to last bot sample)", "barge_in_s", "ms"),
     ("  detection", "barge_detect_s", "ms"),
@@ -255,6 +258,14 @@ def markdown_report(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
         _md_table(header, rows),
         "",
     ]
+    if any(p.get("transport", "file") != "file" for p in results["pipelines"]):
+        parts += [
+            "Over a live transport (`@webrtc`), voice-to-voice runs from the speech end as the "
+            "client sent it to the first audible bot sample the client received; compare it "
+            "with the file transport's *heard* row. The network path stage holds the rest: "
+            "Opus, the packets and the jitter buffers, both ways.",
+            "",
+        ]
     for name in plots:
         parts += [f"![{name}]({name})", ""]
     for p in results["pipelines"]:

@@ -49,6 +49,8 @@ class BenchPlan:
     save_audio: bool = False
     settings: dict[str, Any] = field(default_factory=dict)
     overrides: dict[Path, list[str]] = field(default_factory=dict)
+    transports: list[str] = field(default_factory=lambda: ["file"])
+    """``file`` (the scenario in-process) and/or ``webrtc`` (through an aiortc client)."""
 
 
 class ResultsWriter:
@@ -142,28 +144,44 @@ async def _run_conversation(
     plan: BenchPlan,
     control: _Control,
     on_item: Callable[[int, Any], None] | None,
+    kind: str = "file",
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     from pipelines.factory import build_session
     from processors.recording.events import EventLog
 
-    name = config.pipeline.name
+    name = config.pipeline.name + ("" if kind == "file" else f"@{kind}")
     events_dir = plan.out_dir / "events" / name
     events_dir.mkdir(parents=True, exist_ok=True)
     events_path = events_dir / f"{conversation.name}.jsonl"
-    params = plan.scenario.model_copy(update={"record": plan.save_audio})
+    live = kind != "file"
+    params = plan.scenario.model_copy(update={"record": plan.save_audio and not live})
     transport = ScenarioTransport(conversation, params, on_item=on_item)
     with EventLog(path=events_path, llm_text=True) as log_:
-        session = build_session(config, transport, observers=[log_])
-        control.task = session.task
         cpu0, child0, wall0 = time.process_time(), children_cpu_s(), time.monotonic()
         try:
-            reason = await session.task.run()
+            if live:
+                from benchmarks.latency.webrtc import run_over_webrtc
+
+                def watch(task: Any) -> None:
+                    control.task = task
+
+                records, client_task, server_task = await run_over_webrtc(
+                    config, conversation, params, log_, on_item=on_item, on_task=watch
+                )
+                reason, task = client_task.end_reason, server_task
+            else:
+                session = build_session(config, transport, observers=[log_])
+                control.task = task = session.task
+                reason = await session.task.run()
+                records = list(log_.records)
         finally:
             control.task = None
         cpu_s = time.process_time() - cpu0
         child_s = max(0.0, children_cpu_s() - child0)
         wall_s = time.monotonic() - wall0
-        records = list(log_.records)
+    if live:
+        log_.records = records  # the merged records, both sides on one clock
+        log_.write_jsonl(events_path)
     result = measure_conversation(records, config.pipeline.architecture)
     interrupted = reason.value != "ended"
     turns = [t.as_dict() for t in result.turns]
@@ -180,10 +198,11 @@ async def _run_conversation(
         process_cpu_s=round(cpu_s, 4),
         children_cpu_s=round(child_s, 4),
         wall_s=round(wall_s, 3),
-        task_errors=[f"{e.processor}: {e.message}" for e in session.task.errors],
+        transport=kind,
+        task_errors=[f"{e.processor}: {e.message}" for e in task.errors],
         events_file=str(events_path.relative_to(plan.out_dir)),
     )
-    if plan.save_audio:
+    if plan.save_audio and not live:
         from framework.audio import write_wav
 
         audio_dir = plan.out_dir / "audio"
@@ -199,6 +218,7 @@ async def _run_conversation(
 
 async def _run_pipeline(
     path: Path,
+    kind: str,
     plan: BenchPlan,
     writer: ResultsWriter,
     control: _Control,
@@ -207,11 +227,16 @@ async def _run_pipeline(
     from benchmarks.latency.environment import file_sha256
     from pipelines.config import load_pipeline_file
 
-    config = load_pipeline_file(path, plan.overrides.get(path, []))
+    overrides = list(plan.overrides.get(path, []))
+    if kind != "file":
+        overrides.append(f'transport.backend="{kind}"')
+    config = load_pipeline_file(path, overrides)
+    name = config.pipeline.name + ("" if kind == "file" else f"@{kind}")
     writer.write(
         {
             "type": "pipeline",
-            "pipeline": config.pipeline.name,
+            "pipeline": name,
+            "transport": kind,
             "file": str(path),
             "sha256": file_sha256(path),
             "architecture": config.pipeline.architecture,
@@ -223,12 +248,14 @@ async def _run_pipeline(
         for conversation in plan.conversations:
             if control.stop:
                 return
-            on_item = progress.item_callback(config.pipeline.name, conversation)
-            turns, summary = await _run_conversation(ready, conversation, plan, control, on_item)
+            on_item = progress.item_callback(name, conversation)
+            turns, summary = await _run_conversation(
+                ready, conversation, plan, control, on_item, kind
+            )
             for turn in turns:
                 writer.write({"type": "turn", **turn})
             writer.write({"type": "conversation", **summary})
-            progress.conversation_done(config.pipeline.name, conversation, turns, summary)
+            progress.conversation_done(name, conversation, turns, summary)
 
 
 async def run_bench(plan: BenchPlan, progress: Any) -> bool:
@@ -239,11 +266,11 @@ async def run_bench(plan: BenchPlan, progress: Any) -> bool:
     try:
         async with anyio.create_task_group() as tg:
             tg.start_soon(_watch_signals, control, tg.cancel_scope)
-            for path in plan.pipelines:
+            for path, kind in [(p, k) for p in plan.pipelines for k in plan.transports]:
                 if control.stop:
                     break
                 try:
-                    await _run_pipeline(path, plan, writer, control, progress)
+                    await _run_pipeline(path, kind, plan, writer, control, progress)
                 except Exception as exc:  # one failing pipeline must not lose the others
                     log.exception("pipeline %s failed", path)
                     writer.write({"type": "failure", "file": str(path), "error": repr(exc)})

@@ -324,6 +324,11 @@ class ScenarioInput(InputTransport):
         return _Placed(index, item, start, pcm)
 
 
+def audible_threshold(dbfs: float) -> int:
+    """The sample value of a level in dBFS (at least 1)."""
+    return max(1, round(32768 * 10 ** (dbfs / 20)))
+
+
 def _mix(current: _Placed | None, k: int, n: int) -> bytes:
     """Chunk ``[k, k + n)`` of the input stream: the current item's audio, else silence."""
     if current is None or current.end <= k or current.start >= k + n:
@@ -365,7 +370,7 @@ class ScenarioOutput(OutputTransport):
         """Take the output rate."""
         await super().on_start(frame)
         self.transport._shared.out_rate = self.sample_rate
-        self._threshold = max(1, round(32768 * 10 ** (self.transport.params.audible_dbfs / 20)))
+        self._threshold = audible_threshold(self.transport.params.audible_dbfs)
 
     async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
         """Report the first audible sample of each reply; keep the audio if recording."""
