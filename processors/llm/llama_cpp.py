@@ -338,7 +338,6 @@ class LlamaCppLLM(Processor):
             stats.text = "".join(parts)
         if failure:  # close the reply so the next stages flush, then report
             await self.push(LLMResponseEndFrame())
-            llama.reset()  # the next reply starts from a clean cache
             await self.failures.failed(f"failed after {stats.tokens} tokens", failure[0])
             return
         self.failures.succeeded()
@@ -396,6 +395,9 @@ class LlamaCppLLM(Processor):
                     anyio.from_thread.run_sync(send.send_nowait, text)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     break
+        except Exception:
+            llama.reset()  # under the shared lock: the next reply starts from a clean cache
+            raise
         finally:
             if stream is not None and hasattr(stream, "close"):
                 stream.close()
