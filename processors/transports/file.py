@@ -329,10 +329,15 @@ class FileOutputTransport(OutputTransport):
         """Tell the input side whether the bot speaks (it decides when to end)."""
         self._timeline.set_bot(speaking)
 
-    @handles(UserStartedSpeakingFrame, UserStoppedSpeakingFrame)
-    async def _user(self, frame: Frame, direction: Direction) -> None:
+    @handles(UserStartedSpeakingFrame)
+    async def _user_started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
         self._timeline.observe(frame)
-        await self.push(frame, direction)
+        await super()._user_started(frame, direction)  # the base holds replies meanwhile
+
+    @handles(UserStoppedSpeakingFrame)
+    async def _user_stopped(self, frame: UserStoppedSpeakingFrame, direction: Direction) -> None:
+        self._timeline.observe(frame)
+        await super()._user_stopped(frame, direction)
 
     async def on_output_end(self) -> None:
         """Write the file once all audio has played."""
