@@ -185,7 +185,7 @@ def _measure_item(
         result.hypothesis = " ".join(texts)
         result.wer = round(wer(result.transcript, result.hypothesis), 6)
     if reply is not None:
-        _reply(ix, result, reply["t_ns"], window_end, stretches, decision)
+        _reply(ix, result, (ss, reply["t_ns"], window_end), stretches, decision)
     elif item.get("reply_expected"):
         result.notes.append("no reply")
     return result
@@ -254,12 +254,22 @@ def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> 
 def _reply(
     ix: RecordIndex,
     result: TurnResult,
-    reply_t: int,
-    window_end: int,
+    span: tuple[int, int, int],
     stretches: list[tuple[int, int]],
     decision: Record | None,
 ) -> None:
+    """The reply's words and played audio; ``span`` is (speech start, reply, window end).
+
+    A reply prepared on a pause and held until the end of the turn was synthesised
+    before the decision: its words count from the response that produced it.
+    """
+    speech_start, reply_t, window_end = span
     since = decision["t_ns"] if decision is not None else reply_t
+    responses = [
+        r["t_ns"] for r in ix("llm_response_start") if speech_start <= r["t_ns"] <= reply_t
+    ]
+    if responses:
+        since = min(since, max(responses))
     pieces = [
         str(r.get("text", ""))
         for r in ix("tts_text")
