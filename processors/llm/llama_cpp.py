@@ -60,17 +60,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from framework.capabilities import Capabilities
 from framework.frames.base import Direction, Frame
-from framework.frames.lifecycle import (
-    CancelFrame,
-    InterruptionFrame,
-    MetricSample,
-    MetricsFrame,
-    StartFrame,
-)
-from framework.frames.llm import LLMMessagesFrame, LLMResponseEndFrame, LLMResponseStartFrame
-from framework.frames.text import LLMTextFrame
-from framework.processor import Processor, ProcessorContext, handles
-from processors.faults import FailureCounter, max_failures_field
+from framework.frames.lifecycle import CancelFrame, InterruptionFrame
+from framework.frames.llm import LLMMessagesFrame
+from processors.faults import max_failures_field
+from processors.llm.base import LLMProcessor, Reply
 from processors.shared_models import MODELS, SharedModel
 
 if TYPE_CHECKING:
@@ -141,20 +134,16 @@ class LlamaCppLLMParams(BaseModel):
 
 
 @dataclass(slots=True)
-class GenerationStats:
+class GenerationStats(Reply):
     """What happened during one reply (also reported as metrics)."""
 
-    ttft_s: float | None = None
-    tokens: int = 0
-    tokens_per_s: float = 0.0
     cpu_s: float = 0.0
     interrupted: bool = False
     tokens_after_stop: int = 0
     """Tokens the model produced after the stop flag was set (never pushed)."""
-    text: str = ""
 
 
-class LlamaCppLLM(Processor):
+class LlamaCppLLM(LLMProcessor[GenerationStats]):
     """Streams replies from a local GGUF model; see the module docstring.
 
     ``cpu_s`` is process CPU time during the generation: llama.cpp computes on
@@ -177,22 +166,17 @@ class LlamaCppLLM(Processor):
 
         ``context`` (an ``LLMContext``) supplies the system prompt to warm up with.
         """
-        super().__init__(name=name, queued=True)
         self.params = params or LlamaCppLLMParams()
+        super().__init__(name=name, max_failures_in_a_row=self.params.max_failures_in_a_row)
         self._warm_prompt = self.params.system_prompt or str(
             getattr(context, "system_prompt", "") or ""
         )
         self._llama: Any = None
         self._shared: SharedModel[Any] | None = None
-        self._load_error: BaseException | None = None
-        self._ready: anyio.Event | None = None
-        self._ready_ns = 0
         self._stop: threading.Event | None = None
         self._threads_running = 0
         self.last_generation: GenerationStats | None = None
         self.load_s: float | None = None
-        self.failures = FailureCounter(self, self.params.max_failures_in_a_row)
-        """Failed replies in a row, and the error frames reporting them."""
 
     @property
     def generating(self) -> bool:
@@ -206,27 +190,15 @@ class LlamaCppLLM(Processor):
 
     # -------------------------------------------------------------- lifecycle
 
-    async def setup(self, context: ProcessorContext) -> None:
-        """Attach to the task and prepare the readiness gate."""
-        self._ready = anyio.Event()
-        await super().setup(context)
+    def load(self) -> None:
+        """Take the shared model for these settings, loading (and warming) it if needed."""
+        if self._llama is None:
+            self._shared = self._acquire()
+            self._llama = self._shared.model
 
-    async def on_start(self, frame: StartFrame) -> None:
-        """Load the model (and warm it up) in a worker thread."""
-        try:
-            if self._llama is None:
-                self._shared = await anyio.to_thread.run_sync(self._acquire)
-                self._llama = self._shared.model
-        except Exception as exc:  # reported, and the Start frame still goes on
-            self._load_error = exc
-            await self.push_error(
-                f"{self.name} could not load its model: {type(exc).__name__}: {exc}",
-                exception=exc,
-            )
-        finally:
-            self._ready_ns = time.monotonic_ns()
-            if self._ready is not None:
-                self._ready.set()
+    def loaded(self) -> bool:
+        """Whether the model is there to answer."""
+        return self._llama is not None
 
     async def on_interruption(
         self, frame: InterruptionFrame, dropped: Sequence[tuple[Frame, Direction]]
@@ -284,22 +256,20 @@ class LlamaCppLLM(Processor):
 
     # ------------------------------------------------------------- generation
 
-    @handles(LLMMessagesFrame)
-    async def _messages(self, frame: LLMMessagesFrame, direction: Direction) -> None:
-        if self._ready is not None:
-            await self._ready.wait()
+    def new_reply(self) -> GenerationStats:
+        """A reply's statistics, kept as :attr:`last_generation`."""
+        stats = self.last_generation = GenerationStats()
+        return stats
+
+    def reply_metrics(self, reply: GenerationStats) -> list[tuple[str, float, str]]:
+        """The process CPU time the generation took."""
+        return [("cpu_s", reply.cpu_s, "s")]
+
+    async def generate(self, frame: LLMMessagesFrame, reply: GenerationStats) -> None:
+        """Generate in a worker thread; push each token as it comes."""
+        stats = reply
         llama, shared = self._llama, self._shared
-        if llama is None:
-            reason = f" ({self._load_error})" if self._load_error else ""
-            await self.failures.failed(f"cannot answer: the model is not loaded{reason}")
-            return
-        if not frame.messages:
-            await self.push_error(f"{self.name}: LLMMessagesFrame has no messages to answer")
-            return
-        start_ns = max(frame.timestamp_ns, self._ready_ns)
         messages = _chat_messages(frame.messages)
-        stats = GenerationStats()
-        self.last_generation = stats
         stop = self._stop = threading.Event()
         send, receive = anyio.create_memory_object_stream[str](math.inf)
         failure: list[Exception] = []
@@ -313,42 +283,20 @@ class LlamaCppLLM(Processor):
                 except Exception as exc:
                     failure.append(exc)
 
-        await self.push(LLMResponseStartFrame())
-        first_ns = last_ns = 0
-        parts: list[str] = []
         try:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(produce)
                 try:
                     with receive:
                         async for text in receive:
-                            last_ns = time.monotonic_ns()
-                            await self.push(LLMTextFrame(text=text))
-                            parts.append(text)
-                            if not first_ns:
-                                first_ns = last_ns
-                                stats.ttft_s = (first_ns - start_ns) / 1e9
-                                await self._metrics(("ttft", stats.ttft_s, "s"))
+                            await self.push_text(stats, text)
                 finally:
                     stop.set()  # any exit (interruption, cancel, error) stops the thread
         except anyio.get_cancelled_exc_class():
             stats.interrupted = True
             raise
-        finally:
-            stats.text = "".join(parts)
-        if failure:  # close the reply so the next stages flush, then report
-            await self.push(LLMResponseEndFrame())
-            await self.failures.failed(f"failed after {stats.tokens} tokens", failure[0])
-            return
-        self.failures.succeeded()
-        if stats.tokens > 1 and last_ns > first_ns:
-            stats.tokens_per_s = (stats.tokens - 1) / ((last_ns - first_ns) / 1e9)
-        await self.push(LLMResponseEndFrame())
-        await self._metrics(
-            ("tokens", float(stats.tokens), "tokens"),
-            ("tokens_per_s", stats.tokens_per_s, "tokens/s"),
-            ("cpu_s", stats.cpu_s, "s"),
-        )
+        if failure:
+            raise failure[0]
 
     def _generate(
         self,
@@ -390,7 +338,6 @@ class LlamaCppLLM(Processor):
                 text = chunk["choices"][0]["delta"].get("content")
                 if not text:
                     continue
-                stats.tokens += 1
                 try:
                     anyio.from_thread.run_sync(send.send_nowait, text)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
@@ -405,16 +352,6 @@ class LlamaCppLLM(Processor):
                 shared.lock.release()
             stats.cpu_s = time.process_time() - cpu_start
             self._threads_running -= 1
-
-    async def _metrics(self, *samples: tuple[str, float, str]) -> None:
-        await self.push(
-            MetricsFrame(
-                samples=[
-                    MetricSample(processor=self.name, name=n, value=v, unit=u)
-                    for n, v, u in samples
-                ]
-            )
-        )
 
 
 def _close_llama(llama: Any) -> None:

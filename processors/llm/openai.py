@@ -31,25 +31,16 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
 import anyio
-import anyio.to_thread
 from pydantic import Field
 
 from framework.capabilities import Capabilities
-from framework.frames.base import Direction
-from framework.frames.lifecycle import MetricSample, MetricsFrame, StartFrame
-from framework.frames.llm import (
-    FunctionCallFrame,
-    FunctionCallResultFrame,
-    LLMMessagesFrame,
-    LLMResponseEndFrame,
-    LLMResponseStartFrame,
-)
-from framework.frames.text import LLMTextFrame
-from framework.processor import Processor, handles
-from processors.faults import FailureCounter, max_failures_field
+from framework.frames.llm import FunctionCallFrame, FunctionCallResultFrame, LLMMessagesFrame
+from processors.faults import max_failures_field
+from processors.llm.base import LLMProcessor, Reply
 from processors.openai_common import OpenAIClientParams, describe_error, make_client
 from processors.pricing import CHAT_PRICES, ChatPrice, chat_cost, lookup_price
 from processors.toolset import ToolResult, ToolSet
@@ -89,21 +80,17 @@ class OpenAILLMParams(OpenAIClientParams):
     max_failures_in_a_row: int = max_failures_field(3, "the reply ends where it failed")
 
 
-class _Reply:
+@dataclass(slots=True)
+class ChatReply(Reply):
     """Counters of one reply across its tool rounds."""
 
-    def __init__(self, start_ns: int) -> None:
-        self.start_ns = start_ns
-        self.first_ns = 0
-        self.last_ns = 0
-        self.deltas = 0
-        self.prompt_tokens = 0
-        self.completion_tokens = 0
-        self.cost_usd = 0.0
-        self.usage_seen = False
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    usage_seen: bool = False
 
 
-class OpenAILLM(Processor):
+class OpenAILLM(LLMProcessor[ChatReply]):
     """A chat-completions LLM stage; see the module docstring.
 
     ``tools`` runs tool calls; ``context`` (the shared
@@ -112,6 +99,8 @@ class OpenAILLM(Processor):
 
     Params: ClassVar[type[OpenAILLMParams]] = OpenAILLMParams
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tools=True)
+    model_kind: ClassVar[str] = "client"
+    load_is_fatal: ClassVar[bool] = True  # a missing key: the error names the variable
 
     def __init__(
         self,
@@ -122,8 +111,8 @@ class OpenAILLM(Processor):
         context: Any = None,
     ) -> None:
         """Create the stage; the client is made when the pipeline starts."""
-        super().__init__(name=name, queued=True)
         self.params = params or OpenAILLMParams()
+        super().__init__(name=name, max_failures_in_a_row=self.params.max_failures_in_a_row)
         self.tools = tools or ToolSet()
         self._llm_context = context
         self._client: Any = None
@@ -132,15 +121,14 @@ class OpenAILLM(Processor):
         )
         self.cost_usd = 0.0
         """Cost of every reply so far (0 for unpriced models)."""
-        self.failures = FailureCounter(self, self.params.max_failures_in_a_row)
-        """Failed replies in a row, and the error frames reporting them."""
 
-    async def on_start(self, frame: StartFrame) -> None:
-        """Create the client; a missing key is a fatal error naming the variable."""
-        try:  # in a thread: importing the SDK takes most of a second
-            self._client = await anyio.to_thread.run_sync(make_client, self.params)
-        except RuntimeError as exc:
-            await self.push_error(f"{self.name}: {exc}", fatal=True)
+    def load(self) -> None:
+        """Create the client (in a thread: importing the SDK takes most of a second)."""
+        self._client = make_client(self.params)
+
+    def loaded(self) -> bool:
+        """Whether the client is there."""
+        return self._client is not None
 
     async def cleanup(self) -> None:
         """Close the HTTP client."""
@@ -148,34 +136,37 @@ class OpenAILLM(Processor):
             await self._client.close()
             self._client = None
 
-    @handles(LLMMessagesFrame)
-    async def _messages(self, frame: LLMMessagesFrame, direction: Direction) -> None:
-        if self._client is None:
-            await self.failures.failed("cannot answer: no client (see the error at start)")
-            return
-        if not frame.messages:
-            await self.push_error(f"{self.name}: LLMMessagesFrame has no messages to answer")
-            return
+    def new_reply(self) -> ChatReply:
+        """A reply's counters."""
+        return ChatReply()
+
+    async def generate(self, frame: LLMMessagesFrame, reply: ChatReply) -> None:
+        """Stream the reply, running tool calls between requests."""
         # content null (assistant tool calls) is refused by some servers (llama.cpp): send "".
         messages = [{**m, "content": m.get("content") or ""} for m in frame.messages]
         tools = self._offered_tools(frame.tools)
-        reply = _Reply(frame.timestamp_ns)
-        await self.push(LLMResponseStartFrame())
-        failure: Exception | None = None
-        try:
-            for round_index in range(self.params.max_tool_rounds + 1):
-                calls = await self._stream(messages, tools, reply, first=round_index == 0)
-                if not calls or not await self._run_calls(calls, messages):
-                    break
-        except Exception as exc:  # an HTTP error, a dropped connection, a broken stream
-            failure = exc
-        await self.push(LLMResponseEndFrame())
-        await self._reply_metrics(reply)
-        if failure is None:
-            self.failures.succeeded()
-            return
-        what = f"failed after {reply.deltas} deltas: {describe_error(failure, self.params)}"
-        await self.failures.failed(what)
+        for round_index in range(self.params.max_tool_rounds + 1):
+            calls = await self._stream(messages, tools, reply, first=round_index == 0)
+            if not calls or not await self._run_calls(calls, messages):
+                break
+
+    def describe_failure(self, reply: ChatReply, exc: Exception) -> tuple[str, Exception | None]:
+        """The deltas received and the HTTP error, said plainly."""
+        return f"failed after {reply.tokens} deltas: {describe_error(exc, self.params)}", None
+
+    def reply_metrics(self, reply: ChatReply) -> list[tuple[str, float, str]]:
+        """Token usage and cost, when the server sent a usage block."""
+        if not reply.usage_seen:
+            return []
+        return [
+            ("prompt_tokens", float(reply.prompt_tokens), "tokens"),
+            ("completion_tokens", float(reply.completion_tokens), "tokens"),
+            ("cost_usd", reply.cost_usd, "USD"),
+        ]
+
+    def metric_extra(self) -> dict[str, Any]:
+        """Every sample names the model."""
+        return {"model": self.params.model}
 
     def _offered_tools(self, declared: list[dict[str, Any]]) -> list[dict[str, Any]]:
         tools = self.tools.chat_tools()
@@ -190,7 +181,7 @@ class OpenAILLM(Processor):
         self,
         messages: list[dict[str, Any]],
         tools: list[dict[str, Any]],
-        reply: _Reply,
+        reply: ChatReply,
         *,
         first: bool,
     ) -> list[dict[str, str]]:
@@ -222,7 +213,7 @@ class OpenAILLM(Processor):
                     if delta is None:
                         continue
                     if delta.content:
-                        await self._text(reply, delta.content)
+                        await self.push_text(reply, delta.content)
                     for call in delta.tool_calls or []:
                         slot = calls.setdefault(call.index or 0, {"id": "", "name": "", "args": ""})
                         slot["id"] = call.id or slot["id"]
@@ -232,16 +223,7 @@ class OpenAILLM(Processor):
                             slot["args"] += call.function.arguments or ""
         return [c for _, c in sorted(calls.items()) if c["name"]]
 
-    async def _text(self, reply: _Reply, text: str) -> None:
-        now = time.monotonic_ns()
-        reply.deltas += 1
-        reply.last_ns = now
-        await self.push(LLMTextFrame(text=text))
-        if not reply.first_ns:
-            reply.first_ns = now
-            await self._metrics(("ttft", (now - reply.start_ns) / 1e9, "s"))
-
-    def _add_usage(self, reply: _Reply, usage: Any) -> None:
+    def _add_usage(self, reply: ChatReply, usage: Any) -> None:
         reply.usage_seen = True
         reply.prompt_tokens += int(getattr(usage, "prompt_tokens", 0) or 0)
         reply.completion_tokens += int(getattr(usage, "completion_tokens", 0) or 0)
@@ -304,25 +286,6 @@ class OpenAILLM(Processor):
         if context is not None and hasattr(context, "add_tool_call"):
             context.add_tool_call(call["id"], call["name"], call["args"] or "{}")
             context.add_tool_result(call["id"], result.output)
-
-    async def _reply_metrics(self, reply: _Reply) -> None:
-        samples: list[tuple[str, float, str]] = [("tokens", float(reply.deltas), "tokens")]
-        if reply.deltas > 1 and reply.last_ns > reply.first_ns:
-            rate = (reply.deltas - 1) / ((reply.last_ns - reply.first_ns) / 1e9)
-            samples.append(("tokens_per_s", rate, "tokens/s"))
-        if reply.usage_seen:
-            samples += [
-                ("prompt_tokens", float(reply.prompt_tokens), "tokens"),
-                ("completion_tokens", float(reply.completion_tokens), "tokens"),
-                ("cost_usd", reply.cost_usd, "USD"),
-            ]
-        await self._metrics(*samples)
-
-    async def _metrics(self, *samples: tuple[str, float, str]) -> None:
-        extra = {"model": self.params.model}
-        await self.push(
-            MetricsFrame(samples=[MetricSample(self.name, n, v, u, extra) for n, v, u in samples])
-        )
 
 
 def _parse(arguments: str) -> dict[str, Any]:

@@ -55,6 +55,7 @@ from framework.frames.speech import (
 from framework.frames.text import InterimTranscriptionFrame, TranscriptionFrame
 from framework.processor import Processor, ProcessorContext, handles
 from processors.faults import FailureCounter, max_failures_field
+from processors.loading import ModelGate
 
 if TYPE_CHECKING:
     from framework.audio import StreamResampler
@@ -205,8 +206,7 @@ class STTProcessor(Processor):
         self._turn_count = 0
         self._decoder_wakeup: anyio.Event | None = None
         self._idle: anyio.Event | None = None
-        self._ready: anyio.Event | None = None
-        self._load_error: BaseException | None = None
+        self.model_gate = ModelGate(self, "model", fatal=True)
         self.failures = FailureCounter(self, self.params.max_failures_in_a_row)
         """Decoding failures in a row, and the error frames reporting them."""
         self.restarts = 0
@@ -274,24 +274,13 @@ class STTProcessor(Processor):
 
     async def setup(self, context: ProcessorContext) -> None:
         """Attach to the task and start the decoder task (which waits for the model)."""
-        self._ready = anyio.Event()
+        self.model_gate.arm()
         await super().setup(context)
         context.task_group.start_soon(self._decoder_loop, name=f"{self.name}.decoder")
 
     async def on_start(self, frame: StartFrame) -> None:
         """Load the model in a worker thread; a failure is reported as a fatal error."""
-        try:
-            await anyio.to_thread.run_sync(self.load)
-        except Exception as exc:
-            self._load_error = exc
-            await self.push_error(
-                f"{self.name} could not load its model: {type(exc).__name__}: {exc}",
-                exception=exc,
-                fatal=True,
-            )
-        finally:
-            if self._ready is not None:
-                self._ready.set()
+        await self.model_gate.load(self.load)
 
     async def on_end(self, frame: EndFrame) -> None:
         """Close an open turn and wait until every final transcript has been pushed."""
@@ -434,9 +423,8 @@ class STTProcessor(Processor):
 
     async def _decode_safely(self, turn: TurnAudio) -> str:
         text = ""
-        if self._ready is not None:
-            await self._ready.wait()  # turns can start before the model has loaded
-        while self._load_error is None and not self.failures.exhausted:
+        load_error = await self.model_gate.wait()  # turns can start before the model has loaded
+        while load_error is None and not self.failures.exhausted:
             try:
                 text = await self.decode_turn(turn)
             except Exception as exc:

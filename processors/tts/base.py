@@ -54,6 +54,7 @@ from framework.frames.llm import LLMResponseEndFrame, LLMResponseStartFrame
 from framework.frames.text import LLMTextFrame, TTSTextFrame
 from framework.processor import Processor, ProcessorContext, handles
 from processors.faults import FailureCounter, max_failures_field
+from processors.loading import ModelGate
 from processors.tts.text import SentenceSplitter
 
 __all__ = ["TTSParams", "TTSProcessor", "clean_for_speech"]
@@ -113,8 +114,7 @@ class TTSProcessor(Processor):
             self.params.first_clause_min_words, self.params.first_piece_max_words
         )
         self._out_rate = StartFrame().audio_out_sample_rate
-        self._ready: anyio.Event | None = None
-        self._load_error: BaseException | None = None
+        self.model_gate = ModelGate(self, "voice")
         self._reported_load_error = False
         self.failures = FailureCounter(self, self.params.max_failures_in_a_row)
         """Synthesis failures in a row, and the error frames reporting them."""
@@ -154,24 +154,14 @@ class TTSProcessor(Processor):
 
     async def setup(self, context: ProcessorContext) -> None:
         """Attach to the task and prepare the readiness gate."""
-        self._ready = anyio.Event()
+        self.model_gate.arm()
         await super().setup(context)
 
     async def on_start(self, frame: StartFrame) -> None:
         """Take the output rate and load the voice in a worker thread."""
         self._out_rate = frame.audio_out_sample_rate
-        try:
-            await anyio.to_thread.run_sync(self.load)
-        except Exception as exc:  # reported, and the Start frame still goes on
-            self._load_error = exc
-            self._reported_load_error = True
-            await self.push_error(
-                f"{self.name} could not load its voice: {type(exc).__name__}: {exc}",
-                exception=exc,
-            )
-        finally:
-            if self._ready is not None:
-                self._ready.set()
+        await self.model_gate.load(self.load)
+        self._reported_load_error = self.model_gate.error is not None
 
     async def on_interruption(
         self, frame: InterruptionFrame, dropped: Sequence[tuple[Frame, Direction]]
@@ -229,12 +219,11 @@ class TTSProcessor(Processor):
             await self._metrics(("cpu_s", self._cpu_s, "s"))
 
     async def _speak(self, piece: str) -> None:
-        if self._ready is not None:
-            await self._ready.wait()
-        if self._load_error is not None:
+        load_error = await self.model_gate.wait()
+        if load_error is not None:
             if not self._reported_load_error:
                 self._reported_load_error = True
-                await self.push_error(f"{self.name}: the voice is not loaded: {self._load_error}")
+                await self.push_error(f"{self.name}: the voice is not loaded: {load_error}")
             return
         if self.failures.exhausted:
             return

@@ -116,6 +116,7 @@ async def test_the_first_clause_is_spoken_before_the_reply_is_written() -> None:
     text = "Well, the capital of France is Paris, a city of light and art. It is lovely."
     words = text.split(" ")
     async with running(tts) as (task, sink):
+        await tts.model_gate.wait()  # the voice's load time is not what this measures
         await task.queue_frame(LLMResponseStartFrame())
         for i, word in enumerate(words):
             await task.queue_frame(LLMTextFrame(text=word if i == 0 else " " + word))
