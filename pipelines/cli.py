@@ -7,25 +7,12 @@ import logging
 import sys
 from collections.abc import Sequence
 from contextlib import nullcontext
+from importlib.metadata import EntryPoint, entry_points
 from pathlib import Path
 
+from pipelines.shipped import resolve_pipeline
+
 __all__ = ["main"]
-
-SHIPPED = Path(__file__).resolve().parent
-
-
-def resolve_pipeline(name_or_path: str) -> Path:
-    """A pipeline file path, or the name of a shipped one (``cascade-local``)."""
-    from pipelines.config import ConfigError
-
-    path = Path(name_or_path)
-    if path.exists() or path.suffix == ".toml" or "/" in name_or_path:
-        return path
-    shipped = SHIPPED / f"{name_or_path}.toml"
-    if shipped.exists():
-        return shipped
-    names = ", ".join(sorted(p.stem for p in SHIPPED.glob("*.toml")))
-    raise ConfigError(f"no pipeline file {name_or_path!r}; shipped pipelines: {names}")
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -105,15 +92,18 @@ def _cmd_talk(args: argparse.Namespace) -> int:
     )
 
 
-def _bench(rest: list[str]) -> int:
-    """``parley bench ...``: the latency benchmark, or ``overhead`` for the engine's own."""
-    if rest[:1] == ["overhead"]:
-        from benchmarks.overhead import main as overhead_main
+COMMANDS_GROUP = "parley.commands"
+"""Entry-point group of commands other packages add to ``parley`` (``bench``)."""
 
-        return overhead_main(rest[1:])
-    from benchmarks.latency.cli import main as latency_main
 
-    return latency_main(rest)
+def plugin_commands() -> dict[str, EntryPoint]:
+    """Commands registered under :data:`COMMANDS_GROUP`, by name.
+
+    Each entry point is a ``main(argv) -> int`` that parses its own options, so
+    the package that provides it (``benchmarks``) is imported only when its
+    command runs, and nothing here depends on it.
+    """
+    return {ep.name: ep for ep in entry_points(group=COMMANDS_GROUP)}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -185,13 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
     lister.add_argument("stage", nargs="?", help="only this stage")
     lister.set_defaults(func=_cmd_backends)
 
-    sub.add_parser(
-        "bench",
-        help="latency benchmark: cascade against speech-to-speech "
-        "(parley bench --help; parley bench overhead for the engine)",
-        add_help=False,
-    )
+    for name, entry in sorted(plugin_commands().items()):
+        sub.add_parser(name, help=_summary(entry), add_help=False)
     return parser
+
+
+def _summary(entry: EntryPoint) -> str:
+    """The first line of the docstring of a registered command's module."""
+    try:
+        module = sys.modules.get(entry.module) or __import__(entry.module, fromlist=["_"])
+    except ImportError as exc:  # listed in the help all the same, with why it cannot run
+        return f"(cannot be imported: {exc})"
+    first = (module.__doc__ or "").strip().splitlines()
+    return first[0] if first else f"parley {entry.name} --help"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -214,20 +210,22 @@ def _main(arguments: list[str]) -> int:
     from pipelines.config import ConfigError
     from pipelines.registry import BackendError
 
-    if arguments[:1] == ["bench"]:  # the benchmarks parse their own options
+    command = plugin_commands().get(arguments[0]) if arguments else None
+    if command is not None:  # a registered command parses its own options
         logging.basicConfig(level=logging.WARNING)
         try:
-            return _bench(arguments[1:])
+            result: int = command.load()(arguments[1:])
         except (ConfigError, BackendError) as exc:
-            print(f"parley bench: {exc}", file=sys.stderr)
+            print(f"parley {command.name}: {exc}", file=sys.stderr)
             return 2
+        return result
     args = build_parser().parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
-        result: int = args.func(args)
+        result = args.func(args)
     except (ConfigError, BackendError) as exc:
         print(f"parley: {exc}", file=sys.stderr)
         return 2

@@ -40,7 +40,7 @@ def default_pipelines() -> list[str]:
     names = list(LOCAL)
     if os.environ.get("OPENAI_API_KEY"):
         names += CLOUD
-    from pipelines.cli import SHIPPED
+    from pipelines.shipped import SHIPPED
 
     return [n for n in names if (SHIPPED / f"{n}.toml").is_file()]
 
@@ -238,7 +238,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
 
     from benchmarks.latency.corpus import CorpusError
-    from pipelines.cli import resolve_pipeline
+    from pipelines.shipped import resolve_pipeline
 
     console = Console()
     names = args.pipelines or default_pipelines()

@@ -46,6 +46,7 @@ __all__ = [
     "StampSink",
     "build_rig",
     "current_rss_kib",
+    "fmt",
     "frame_factory",
     "peak_rss_kib",
     "percentile",
@@ -369,3 +370,26 @@ def rate_summary(values: Sequence[float]) -> dict[str, Any]:
         "max": max(values),
         "runs": list(values),
     }
+
+
+def fmt(value: Any, unit: str = "") -> str:
+    """A number with sensible precision, or the value as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int | float):
+        if isinstance(value, float) and math.isnan(value):
+            return "-"
+        magnitude = abs(value)
+        text = (
+            f"{value:,.0f}"
+            if magnitude >= 1000
+            else f"{value:.1f}"
+            if magnitude >= 10
+            else f"{value:.2f}"
+            if magnitude >= 0.1
+            else f"{value:.3f}"
+        )
+        return f"{text} {unit}".strip()
+    return str(value)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 import sys
 from collections.abc import Callable
 from typing import Any
+
+from benchmarks.overhead.common import fmt
 
 __all__ = ["evaluate_targets", "print_report"]
 
@@ -211,29 +212,6 @@ def evaluate_targets(scenarios: dict[str, Any]) -> list[dict[str, Any]]:
             )
         )
     return rows
-
-
-def fmt(value: Any, unit: str = "") -> str:
-    """A number with sensible precision, or the value as text."""
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int | float):
-        if isinstance(value, float) and math.isnan(value):
-            return "-"
-        magnitude = abs(value)
-        text = (
-            f"{value:,.0f}"
-            if magnitude >= 1000
-            else f"{value:.1f}"
-            if magnitude >= 10
-            else f"{value:.2f}"
-            if magnitude >= 0.1
-            else f"{value:.3f}"
-        )
-        return f"{text} {unit}".strip()
-    return str(value)
 
 
 def print_report(results: dict[str, Any], console: Any = None) -> None:

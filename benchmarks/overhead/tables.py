@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from benchmarks.overhead.report import fmt
+from benchmarks.overhead.common import fmt
 
 __all__ = ["scenario_tables"]
 

@@ -25,18 +25,9 @@ import anyio
 from pipelines.config import PipelineConfig
 from pipelines.serve.app import serve, serve_pipeline_file
 from pipelines.serve.options import ServerOptions
+from pipelines.shipped import resolve_pipeline
 
 __all__ = ["resolve_pipeline", "running_server"]
-
-SHIPPED = Path(__file__).resolve().parent.parent
-
-
-def resolve_pipeline(name_or_path: str | Path) -> Path:
-    """A pipeline file path, or the name of a shipped one (``cascade-local``)."""
-    path = Path(name_or_path)
-    if path.exists() or path.suffix == ".toml":
-        return path
-    return SHIPPED / f"{name_or_path}.toml"
 
 
 @asynccontextmanager
