@@ -47,11 +47,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 
-from framework import Capabilities, Direction, handles
+from framework import Capabilities, Direction, Processor, handles
 from framework.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
@@ -65,14 +65,17 @@ from framework.frames import (
     UserStoppedSpeakingFrame,
 )
 from processors.pricing import RealtimeUsage
+from processors.realtime._client_state import ClientState
 from processors.realtime._connection import LinkError, RealtimeLink
-from processors.realtime._events import RealtimeEvents
-from processors.realtime._input import RATE, InputAudio
-from processors.realtime._output import ReplyWriter
+from processors.realtime._events import ServerEvents
+from processors.realtime._input import InputAudio
 from processors.realtime._params import OpenAIRealtimeParams, session_config
-from processors.realtime._state import History, Playback, Responses, heard_prefix
+from processors.realtime._state import heard_prefix
 from processors.realtime.frames import RealtimeConnectionFrame
-from processors.toolset import ToolSet, ToolTask
+from processors.toolset import ToolSet
+
+if TYPE_CHECKING:
+    from anyio.abc import TaskGroup
 
 __all__ = ["OpenAIRealtime", "OpenAIRealtimeParams"]
 
@@ -81,7 +84,7 @@ log = logging.getLogger("parley.realtime")
 DOWN, UP = Direction.DOWNSTREAM, Direction.UPSTREAM
 
 
-class OpenAIRealtime(RealtimeEvents):
+class OpenAIRealtime(Processor):
     """A speech-to-speech stage on the OpenAI Realtime API; see the module docstring.
 
     ``context`` (an :class:`~processors.llm.context.LLMContext`) gives the
@@ -118,46 +121,45 @@ class OpenAIRealtime(RealtimeEvents):
             declared = list(getattr(context, "tools", None) or [])
             tools = ToolSet.from_declarations(declared) if declared else ToolSet()
         self.tools = tools
-        self.usage = RealtimeUsage()
-        """Token counts and cost of every response so far."""
-        self.transcription_cost_usd = 0.0
         self._price = params.price()
-        self._link: RealtimeLink | None = None
         self._scope: anyio.CancelScope | None = None
-        self._history = History()
-        self._playback = Playback()
-        self._responses = Responses()
-        self._writer: ReplyWriter | None = None
-        self._tool_tasks: dict[str, ToolTask] = {}
-        self._ids = 0
-        self._cancel_ids: set[str] = set()
-        self._cancel_on_create = False
-        self._ended = False
-        self._lost = False
-        self._cut_response = False
-        self._bot_speaking = False
-        self._self_interrupting = False
-        self._allow_interruptions = True
-        self._out_rate = RATE
-        self._input = InputAudio(
-            self._send_audio, append_ms=params.append_ms, server_turns=params.server_turns
+        self.state = ClientState(
+            InputAudio(
+                self._send_audio, append_ms=params.append_ms, server_turns=params.server_turns
+            )
         )
-        self._ttfa_ref_ns = 0
-        self._interim: dict[str, str] = {}
+        """The conversation's state, shared with :attr:`events`."""
+        self.events = ServerEvents(self, self.state, params, tools, self._price)
+        """The server-event handlers."""
         self._instructions = params.instructions or str(getattr(context, "system_prompt", "") or "")
-        self._history.seed(list(getattr(context, "messages", None) or []))
+        self.state.history.seed(list(getattr(context, "messages", None) or []))
 
     # ------------------------------------------------------------ public state
 
     @property
+    def usage(self) -> RealtimeUsage:
+        """Token counts and cost of every response so far."""
+        return self.state.usage
+
+    @property
+    def transcription_cost_usd(self) -> float:
+        """Cost of the input transcription so far."""
+        return self.state.transcription_cost_usd
+
+    @property
+    def task_group(self) -> TaskGroup:
+        """The task group of the running task (tool calls run in it)."""
+        return self.context.task_group
+
+    @property
     def connected(self) -> bool:
         """True while a server session is open."""
-        return self._link is not None and self._link.connected
+        return self.state.link is not None and self.state.link.connected
 
     @property
     def sessions(self) -> int:
         """How many server sessions were opened (1 + reconnects)."""
-        return self._link.generation if self._link else 0
+        return self.state.link.generation if self.state.link else 0
 
     @property
     def cost_usd(self) -> float:
@@ -166,7 +168,7 @@ class OpenAIRealtime(RealtimeEvents):
 
     def conversation_items(self) -> list[dict[str, Any]]:
         """The conversation as it would be replayed into a new session."""
-        return self._history.items(self.params.replay_max_items)
+        return self.state.history.items(self.params.replay_max_items)
 
     # --------------------------------------------------------------- lifecycle
 
@@ -177,11 +179,14 @@ class OpenAIRealtime(RealtimeEvents):
         input from playing into a session that is not there yet. A link that fails
         is reported as a fatal error; after ``connect_timeout_s`` Start goes on anyway.
         """
-        self._out_rate = frame.audio_out_sample_rate
-        self._allow_interruptions = frame.allow_interruptions
-        self._input.configure(frame.audio_in_sample_rate)
-        self._link = RealtimeLink(
-            self.params, on_open=self._on_open, on_event=self._on_event, on_status=self._on_status
+        self.state.out_rate = frame.audio_out_sample_rate
+        self.state.allow_interruptions = frame.allow_interruptions
+        self.state.input.configure(frame.audio_in_sample_rate)
+        self.state.link = RealtimeLink(
+            self.params,
+            on_open=self._on_open,
+            on_event=self.events.on_event,
+            on_status=self._on_status,
         )
         self._opened = anyio.Event()
         self.context.task_group.start_soon(self._run_link, name=f"{self.name}.link")
@@ -189,27 +194,27 @@ class OpenAIRealtime(RealtimeEvents):
             await self._opened.wait()
 
     async def _run_link(self) -> None:
-        assert self._link is not None
+        assert self.state.link is not None
         with anyio.CancelScope() as scope:
             self._scope = scope
             try:
-                await self._link.run()
+                await self.state.link.run()
             except LinkError as exc:
                 self._opened.set()
                 await self._connection_frame("failed", reason=str(exc))
                 await self.push_error(f"{self.name}: {exc}", code="connection_failed", fatal=True)
             except Exception as exc:
                 self._opened.set()
-                message = self._link.describe(exc)
+                message = self.state.link.describe(exc)
                 log.error("%s: realtime link failed: %s", self.name, message)
                 await self.push_error(f"{self.name}: realtime link failed: {message}", fatal=True)
 
     async def _close(self) -> None:
-        self._ended = True
-        for task in self._tool_tasks.values():
+        self.state.ended = True
+        for task in self.state.tool_tasks.values():
             task.cancel()
-        if self._link is not None:
-            await self._link.close()
+        if self.state.link is not None:
+            await self.state.link.close()
         if self._scope is not None:
             self._scope.cancel()
 
@@ -230,95 +235,95 @@ class OpenAIRealtime(RealtimeEvents):
     @handles(InputAudioFrame)
     async def _audio_in(self, frame: InputAudioFrame, direction: Direction) -> None:
         await self.push(frame, direction)
-        if direction is DOWN and not self._ended:
-            self._input.feed(frame)
+        if direction is DOWN and not self.state.ended:
+            self.state.input.feed(frame)
 
     def _send_audio(self, audio_b64: str) -> bool:
-        return self._link is not None and self._link.send_audio(audio_b64)
+        return self.state.link is not None and self.state.link.send_audio(audio_b64)
 
     @handles(UserStartedSpeakingFrame)
     async def _user_started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
-        if direction is DOWN and not self.params.server_turns and not self._input.in_turn:
+        if direction is DOWN and not self.params.server_turns and not self.state.input.in_turn:
             padding = getattr(self.params.turn_detection, "prefix_padding_ms", 300)
-            self._input.start_turn(frame.speech_start_ns or frame.timestamp_ns, padding)
+            self.state.input.start_turn(frame.speech_start_ns or frame.timestamp_ns, padding)
         await self.push(frame, direction)
 
     @handles(UserStoppedSpeakingFrame)
     async def _user_stopped(self, frame: UserStoppedSpeakingFrame, direction: Direction) -> None:
         await self.push(frame, direction)
-        if direction is not DOWN or self.params.server_turns or not self._input.in_turn:
+        if direction is not DOWN or self.params.server_turns or not self.state.input.in_turn:
             return
-        turn_ms = self._input.end_turn()
-        link = self._link
+        turn_ms = self.state.input.end_turn()
+        link = self.state.link
         if link is None or not link.connected:
             return
         if turn_ms < 100:  # the server refuses commits under 100 ms
             link.send({"type": "input_audio_buffer.clear"})
             return
         link.send({"type": "input_audio_buffer.commit"})
-        self._request_response()
+        self.events.request_response()
 
     # ------------------------------------------------------------ output side
 
     @handles(BotStartedSpeakingFrame)
     async def _bot_started(self, frame: BotStartedSpeakingFrame, direction: Direction) -> None:
         if direction is UP:
-            self._bot_speaking = True
+            self.state.bot_speaking = True
         await self.push(frame, direction)
 
     @handles(BotStoppedSpeakingFrame)
     async def _bot_stopped(self, frame: BotStoppedSpeakingFrame, direction: Direction) -> None:
         if direction is UP:
-            self._bot_speaking = False
+            self.state.bot_speaking = False
             if frame.interrupted:
                 self._resolve_interruption(frame.played_s)
             else:
-                self._playback.played_all()
+                self.state.playback.played_all()
         await self.push(frame, direction)
 
     async def on_interruption(
         self, frame: InterruptionFrame, dropped: Sequence[tuple[Frame, Direction]]
     ) -> None:
         """A barge-in from the pipeline's VAD (or anyone): stop and cancel the reply."""
-        if not self._self_interrupting:
-            await self._barge_in(server_side=False)
+        if not self.state.self_interrupting:
+            await self.barge_in(server_side=False)
 
-    async def _barge_in(self, *, server_side: bool) -> None:
+    async def barge_in(self, *, server_side: bool) -> None:
         """Stop the current reply; truncation follows once the played audio is known."""
-        link = self._link
-        active = self._responses.active
+        link = self.state.link
+        active = self.state.responses.active
         if active is not None:
             active.muted = True
-        if self._writer is not None and not self._writer.finished:
-            self._writer.abort()
+        if self.state.writer is not None and not self.state.writer.finished:
+            self.state.writer.abort()
         turns = self.params.turn_detection
         server_cancels = server_side and getattr(turns, "interrupt_response", False)
         if not server_cancels and link is not None and link.connected:
             if active is not None and not active.done:
-                eid = self._event_id()
-                self._cancel_ids.add(eid)
+                eid = self.state.event_id()
+                self.state.cancel_ids.add(eid)
                 link.send(
                     {"type": "response.cancel", "event_id": eid, "response_id": active.response_id}
                 )
-            elif self._responses.state == "requested":
-                self._cancel_on_create = True
-        self._responses.drop_pending()
-        if not self._bot_speaking:
+            elif self.state.responses.state == "requested":
+                self.state.cancel_on_create = True
+        self.state.responses.drop_pending()
+        if not self.state.bot_speaking:
             self._resolve_interruption(0.0)
 
     def _resolve_interruption(self, played_s: float) -> None:
-        active = self._responses.active
-        cut = self._playback.interrupted(played_s, active.response_id if active else None)
+        active = self.state.responses.active
+        cut = self.state.playback.interrupted(played_s, active.response_id if active else None)
         if cut is None:
             return
-        heard = heard_prefix(self._history.assistant_text(cut.item_id), cut.heard_fraction)
-        self._history.set_assistant(cut.item_id, heard)
-        link = self._link
+        heard = heard_prefix(self.state.history.assistant_text(cut.item_id), cut.heard_fraction)
+        self.state.history.set_assistant(cut.item_id, heard)
+        link = self.state.link
         if link is not None and link.connected and cut.generation == link.generation:
             link.send(
                 {
                     "type": "conversation.item.truncate",
-                    "event_id": self._event_id(),
+                    "event_id": self.state.event_id(),
                     "item_id": cut.item_id,
                     "content_index": 0,
                     "audio_end_ms": cut.audio_end_ms,
@@ -329,39 +334,39 @@ class OpenAIRealtime(RealtimeEvents):
 
     async def _on_open(self, first: bool) -> None:
         """A new server session: configure it, replay the conversation, resume."""
-        link = self._link
+        link = self.state.link
         assert link is not None
-        self._responses.reset()
-        self._playback.reset()
-        self._lost = False
+        self.state.responses.reset()
+        self.state.playback.reset()
+        self.state.lost = False
         session = session_config(
             self.params, instructions=self._instructions, tools=self.tools.realtime_tools()
         )
         link.send({"type": "session.update", "session": session})
-        items = self._history.items(self.params.replay_max_items)
+        items = self.state.history.items(self.params.replay_max_items)
         for item in items:
             link.send({"type": "conversation.item.create", "item": item})
-        self._input.new_session()  # a local turn in progress is sent again
-        resume = self._cut_response and self.params.resume_after_reconnect
-        self._cut_response = False
-        if resume or self._responses.pending:
-            self._responses.pending = False
-            self._request_response()
+        self.state.input.new_session()  # a local turn in progress is sent again
+        resume = self.state.cut_response and self.params.resume_after_reconnect
+        self.state.cut_response = False
+        if resume or self.state.responses.pending:
+            self.state.responses.pending = False
+            self.events.request_response()
         await self._connection_frame("connected" if first else "reconnected", replayed=len(items))
         self._opened.set()
 
     async def _on_status(self, state: str, info: dict[str, Any]) -> None:
-        if state == "reconnecting" and not self._lost:
+        if state == "reconnecting" and not self.state.lost:
             # The session is gone with its in-flight response: end what was pushed of it,
             # and let tool calls still running ask for a response when they finish.
-            self._lost = True
-            active = self._responses.active
+            self.state.lost = True
+            active = self.state.responses.active
             if active is not None and not active.done:
-                self._cut_response = not active.muted
+                self.state.cut_response = not active.muted
                 active.done = True
-            self._playback.reset()
-            self._input.lost()
-            await self._finish_writer()
+            self.state.playback.reset()
+            self.state.input.lost()
+            await self.events.finish_writer()
         await self._connection_frame(state, **info)
 
     async def _connection_frame(self, state: str, **info: Any) -> None:
@@ -373,5 +378,11 @@ class OpenAIRealtime(RealtimeEvents):
         self.report_event(f"realtime_{state}", time.monotonic_ns(), **fields)
         if state in ("reconnecting", "reconnected", "failed"):
             log.warning("%s: realtime %s %s", self.name, state, fields)
-        if not self._ended:
+        if not self.state.ended:
             await self.push(RealtimeConnectionFrame(state=state, processor=self.name, **fields))  # type: ignore[arg-type]
+
+    async def push(self, frame: Frame, direction: Direction = DOWN) -> None:
+        """Push; after the End frame went by, only system frames and the End itself go on."""
+        if self.state.ended and not frame.is_system and not isinstance(frame, EndFrame):
+            return
+        await super().push(frame, direction)

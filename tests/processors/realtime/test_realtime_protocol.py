@@ -163,7 +163,7 @@ async def test_server_vad_barge_in_truncates_at_the_played_position() -> None:
                 }
             )
             truncate = await session.wait_for("conversation.item.truncate")
-            rid = session.of("session.update") and proc._responses.by_id
+            rid = session.of("session.update") and proc.state.responses.by_id
             await session.send(
                 {
                     "type": "response.done",
@@ -218,7 +218,7 @@ async def test_local_barge_in_cancels_the_response_and_truncates() -> None:
             truncate = await session.wait_for("conversation.item.truncate")
             await anyio.sleep(0.05)
 
-    assert cancel["response_id"] == next(iter(proc._responses.by_id))
+    assert cancel["response_id"] == next(iter(proc.state.responses.by_id))
     assert 0 < truncate["audio_end_ms"] < 2000
     assert h.task.errors == []  # the peer's late cancel answer raised nothing
 
@@ -370,7 +370,7 @@ async def test_a_dropped_connection_reconnects_and_replays_the_conversation() ->
                 await h.wait(lambda: len(h.context.messages) >= 1)
                 await h.wait(
                     lambda: (
-                        (not proc._responses.active and proc._responses.state == "idle")
+                        (not proc.state.responses.active and proc.state.responses.state == "idle")
                         or len(peer.sessions) > 1
                     )
                 )

@@ -88,13 +88,13 @@ async def session(
             name="realtime",
         )
         events: list[dict[str, Any]] = []
-        handle = proc._on_event
+        handle = proc.events.on_event
 
         async def spy(event: dict[str, Any]) -> None:
             events.append({k: v for k, v in event.items() if k != "delta"})
             await handle(event)
 
-        proc._on_event = spy  # type: ignore[method-assign]
+        proc.events.on_event = spy  # type: ignore[method-assign]
         async with running(proc) as h:
             await h.wait(lambda: proc.connected, within=60)
             yield h, proc, events
@@ -120,7 +120,7 @@ def kinds(events: list[dict[str, Any]]) -> list[str]:
 
 async def test_a_spoken_turn_and_a_bad_event(speech: dict[str, bytes]) -> None:
     async with session() as (h, proc, events):
-        proc._link.send({"type": "conversation.item.create", "item": {"type": "bogus"}})  # type: ignore[union-attr]
+        proc.state.link.send({"type": "conversation.item.create", "item": {"type": "bogus"}})  # type: ignore[union-attr]
         await h.wait(lambda: h.task.errors, within=20)
         await speak(h, speech["question"])
         await h.wait_frame(LLMResponseEndFrame, within=60)
