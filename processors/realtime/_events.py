@@ -233,7 +233,9 @@ class ServerEvents:
         writer = self.state.writer
         if writer is None or writer.response_id != response_id:
             await self.finish_writer()
-            writer = self.state.writer = ReplyWriter(self.stage.push, response_id, self.state.out_rate)
+            writer = self.state.writer = ReplyWriter(
+                self.stage.push, response_id, self.state.out_rate
+            )
             info.started_output = True
         return writer
 
