@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from processors.pricing import RealtimeUsage
-from processors.realtime._input import RATE, InputAudio
+from processors.realtime._input import RATE, AudioUplink
 from processors.realtime._state import History, Playback, Responses
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ __all__ = ["ClientState"]
 class ClientState:
     """The state of one realtime conversation, across reconnects."""
 
-    input: InputAudio
+    input: AudioUplink
     """The user's audio on its way to the server (turns, pre-roll, the clock)."""
     history: History = field(default_factory=History)
     """The conversation as the user experienced it, replayed after a reconnect."""

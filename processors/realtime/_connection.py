@@ -30,7 +30,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream
 
 from processors.realtime._params import OpenAIRealtimeParams
 
-__all__ = ["LinkError", "RealtimeLink"]
+__all__ = ["ConnectionFailed", "RealtimeLink"]
 
 log = logging.getLogger("parley.realtime")
 
@@ -72,7 +72,7 @@ def _kind(payload: Any) -> str:
     return "an audio append" if isinstance(payload, str) else str(payload.get("type"))
 
 
-class LinkError(Exception):
+class ConnectionFailed(Exception):
     """The link cannot be (re-)established; the message says why and what to do."""
 
 
@@ -176,7 +176,7 @@ class RealtimeLink:
     async def run(self) -> None:
         """Connect, serve events, reconnect on drops; returns when closed.
 
-        Raises :class:`LinkError` when the link cannot be (re-)established.
+        Raises :class:`ConnectionFailed` when the link cannot be (re-)established.
         """
         env = self.params.api_key_env
         self._secret = os.environ.get(env, "").strip()
@@ -185,7 +185,7 @@ class RealtimeLink:
         if self._secret:
             _REDACTOR.secrets.add(self._secret)
         else:
-            raise LinkError(
+            raise ConnectionFailed(
                 f"the environment variable {env} is not set: export your OpenAI API key "
                 f"there (any non-empty value for a local server), or set api_key_env"
             )
@@ -201,11 +201,11 @@ class RealtimeLink:
                 if close_code == -1:  # the handshake failed
                     attempt += 1
                 elif close_code not in RECOVERABLE_CLOSE and not self.expired:
-                    raise LinkError(f"the realtime server closed the connection ({reason})")
+                    raise ConnectionFailed(f"the realtime server closed the connection ({reason})")
                 else:
                     attempt = 1 if self._healthy else attempt + 1
                 if attempt > self.params.reconnect_attempts:
-                    raise LinkError(
+                    raise ConnectionFailed(
                         f"lost the realtime server ({reason}) and {self.params.reconnect_attempts} "
                         "reconnect attempts failed; check the server and the network"
                     )
@@ -248,12 +248,12 @@ class RealtimeLink:
         except InvalidStatus as exc:
             status = exc.response.status_code
             if status in (401, 403):
-                raise LinkError(
+                raise ConnectionFailed(
                     f"the realtime server refused the API key from {self.params.api_key_env} "
                     f"(HTTP {status}); check the key"
                 ) from None
             if status == 404:
-                raise LinkError(
+                raise ConnectionFailed(
                     "the realtime endpoint was not found (HTTP 404); check base_url / "
                     "websocket_base_url (the SDK appends /realtime)"
                 ) from None
@@ -263,7 +263,9 @@ class RealtimeLink:
         except Exception as exc:
             if type(exc).__module__.startswith("websockets"):
                 return -1, self.describe(exc)
-            raise LinkError(f"cannot open the realtime connection: {self.describe(exc)}") from None
+            raise ConnectionFailed(
+                f"cannot open the realtime connection: {self.describe(exc)}"
+            ) from None
         self.generation += 1
         generation = self.generation
         self.expired = False

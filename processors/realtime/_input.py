@@ -1,6 +1,6 @@
 """The user's audio on its way to a Realtime server: 24 kHz, batched appends, turns, clock.
 
-:class:`InputAudio` resamples input frames to the server's 24 kHz PCM16 and
+:class:`AudioUplink` resamples input frames to the server's 24 kHz PCM16 and
 sends them in appends of about ``append_ms``. With local turns it sends only a
 turn's audio (with some audio from before the VAD's start), keeping the turn
 so it can be sent again to a new session; with server turns it sends all of
@@ -19,7 +19,7 @@ from typing import Any
 
 from framework.frames import InputAudioFrame
 
-__all__ = ["BYTES_PER_MS", "RATE", "InputAudio"]
+__all__ = ["BYTES_PER_MS", "RATE", "AudioUplink"]
 
 RATE = 24000
 BYTES_PER_MS = RATE * 2 / 1000  # 48
@@ -27,7 +27,7 @@ _MAX_TURN_MS = 120_000
 _PREROLL_NS = 2_000_000_000
 
 
-class InputAudio:
+class AudioUplink:
     """Input audio state of one conversation; ``send`` queues an append (False if it could not)."""
 
     def __init__(self, send: Callable[[str], bool], *, append_ms: int, server_turns: bool) -> None:

@@ -66,9 +66,9 @@ from framework.frames import (
 )
 from processors.pricing import RealtimeUsage
 from processors.realtime._client_state import ClientState
-from processors.realtime._connection import LinkError, RealtimeLink
+from processors.realtime._connection import ConnectionFailed, RealtimeLink
 from processors.realtime._events import ServerEvents
-from processors.realtime._input import InputAudio
+from processors.realtime._input import AudioUplink
 from processors.realtime._params import OpenAIRealtimeParams, session_config
 from processors.realtime._state import heard_prefix
 from processors.realtime.frames import RealtimeConnectionFrame
@@ -124,7 +124,7 @@ class OpenAIRealtime(Processor):
         self._price = params.price()
         self._scope: anyio.CancelScope | None = None
         self.state = ClientState(
-            InputAudio(
+            AudioUplink(
                 self._send_audio, append_ms=params.append_ms, server_turns=params.server_turns
             )
         )
@@ -199,7 +199,7 @@ class OpenAIRealtime(Processor):
             self._scope = scope
             try:
                 await self.state.link.run()
-            except LinkError as exc:
+            except ConnectionFailed as exc:
                 self._opened.set()
                 await self._connection_frame("failed", reason=str(exc))
                 await self.push_error(f"{self.name}: {exc}", code="connection_failed", fatal=True)
