@@ -147,10 +147,15 @@ async def test_a_barge_in_truncates_at_the_played_position(speech: dict[str, byt
             tg.start_soon(speak, h, speech["long"])  # the user talks over the bot
             await h.wait(lambda: "conversation.item.truncated" in kinds(events), within=30)
             tg.cancel_scope.cancel()
-        stopped = [f for f in h.tap_out.frames(BotStoppedSpeakingFrame) if f.interrupted]
+        stops = h.tap_out.frames(BotStoppedSpeakingFrame)
 
+    # The reply can play in several stretches: on a busy machine the server's audio
+    # comes slower than real time, the output runs dry (a stop that is not an
+    # interruption) and starts again. The item was heard for all of them.
+    cut = next(n for n, f in enumerate(stops) if f.interrupted)
+    played_s = sum(f.played_s for f in stops[: cut + 1])
     truncated = next(e for e in events if e["type"] == "conversation.item.truncated")
-    assert truncated["audio_end_ms"] == int(stopped[0].played_s * 1000)
+    assert truncated["audio_end_ms"] == int(played_s * 1000)
     assert 0 < truncated["audio_end_ms"] < 8000
     assert h.task.errors == []
     heard = h.context.messages[0]["content"]
