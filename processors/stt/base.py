@@ -36,7 +36,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, ClassVar, TypeVar
+from typing import TYPE_CHECKING, ClassVar, Generic, TypeVar, cast
 
 import anyio
 import anyio.to_thread
@@ -181,7 +181,10 @@ class TurnAudio:
             changed.set()
 
 
-class STTProcessor(Processor):
+P = TypeVar("P", bound=STTParams)
+
+
+class STTProcessor(Processor, Generic[P]):
     """Base of transcribers; subclasses implement :meth:`load` and :meth:`decode_turn`.
 
     See the module docstring for the turn logic. The stage runs inline: every
@@ -192,10 +195,10 @@ class STTProcessor(Processor):
     Params: ClassVar[type[STTParams]] = STTParams
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, interim_results=True)
 
-    def __init__(self, params: STTParams | None = None, *, name: str | None = None) -> None:
+    def __init__(self, params: P | None = None, *, name: str | None = None) -> None:
         """Create the stage; the model loads when the pipeline starts."""
         super().__init__(name=name)
-        self.params: STTParams = params or self.Params()
+        self.params: P = params if params is not None else cast(P, self.Params())
         self._history: deque[tuple[int, bytes]] = deque()  # (start_ns, pcm) between turns
         self._history_bytes = 0
         self._history_cap = (self.params.pre_roll_ms + _START_DELAY_MAX_MS) * _BYTES_PER_S // 1000

@@ -67,7 +67,7 @@ def wav_bytes(pcm: bytes, sample_rate: int = SAMPLE_RATE) -> bytes:
     return buffer.getvalue()
 
 
-class OpenAISTT(STTProcessor):
+class OpenAISTT(STTProcessor[OpenAISTTParams]):
     """A transcriber on the OpenAI audio API; see the module docstring."""
 
     Params: ClassVar[type[OpenAISTTParams]] = OpenAISTTParams
@@ -75,15 +75,14 @@ class OpenAISTT(STTProcessor):
     def __init__(self, params: OpenAISTTParams | None = None, *, name: str | None = None) -> None:
         """Create the stage; the client is made when the pipeline starts."""
         super().__init__(params or OpenAISTTParams(), name=name)
-        self.settings: OpenAISTTParams = self.params  # type: ignore[assignment]
         self._client: Any = None
-        self._price = lookup_price(TRANSCRIPTION_PRICES, self.settings.model, self.settings.prices)
+        self._price = lookup_price(TRANSCRIPTION_PRICES, self.params.model, self.params.prices)
         self.cost_usd = 0.0
         """Cost of every transcription so far."""
 
     def load(self) -> None:
         """Create the client (reads the key); a missing key fails the start, naming it."""
-        self._client = make_client(self.settings)
+        self._client = make_client(self.params)
 
     async def restart(self) -> None:
         """Replace the HTTP client (and its pooled connections) with a new one."""
@@ -104,9 +103,9 @@ class OpenAISTT(STTProcessor):
         """Wait for the end of the turn, then send its audio."""
         await turn.wait_until(lambda: False)
         audio = turn.audio()
-        if len(audio) / (2 * SAMPLE_RATE) * 1000 < self.settings.min_audio_ms:
+        if len(audio) / (2 * SAMPLE_RATE) * 1000 < self.params.min_audio_ms:
             return ""
-        p = self.settings
+        p = self.params
         request: dict[str, Any] = {
             "model": p.model,
             "file": ("turn.wav", wav_bytes(audio), "audio/wav"),

@@ -76,7 +76,7 @@ class PocketSphinxSTTParams(STTParams):
     )
 
 
-class PocketSphinxSTT(STTProcessor):
+class PocketSphinxSTT(STTProcessor[PocketSphinxSTTParams]):
     """Streaming speech-to-text with PocketSphinx; see the module docstring."""
 
     Params: ClassVar[type[STTParams]] = PocketSphinxSTTParams
@@ -86,7 +86,6 @@ class PocketSphinxSTT(STTProcessor):
     ) -> None:
         """Create the stage; the decoder loads when the pipeline starts."""
         super().__init__(params or PocketSphinxSTTParams(), name=name)
-        self.sphinx_params: PocketSphinxSTTParams = self.params  # type: ignore[assignment]
         self._decoder: SphinxProcess | None = None
         self._cmn: str | None = None  # the latest decoder's cepstral mean
 
@@ -97,12 +96,12 @@ class PocketSphinxSTT(STTProcessor):
         from processors.stt._sphinx_worker import SphinxProcess
 
         options: dict[str, Any] = {"loglevel": "FATAL", "samprate": SAMPLE_RATE}
-        if self.sphinx_params.fast_final:
+        if self.params.fast_final:
             options.update(fwdflat=False, bestpath=False)
-        options.update(self.sphinx_params.decoder_options)
+        options.update(self.params.decoder_options)
         if self._cmn is not None:  # a restart: go on from the voice adapted to so far
             options["cmninit"] = self._cmn
-        self._decoder = SphinxProcess(options, call_timeout_s=self.sphinx_params.call_timeout_s)
+        self._decoder = SphinxProcess(options, call_timeout_s=self.params.call_timeout_s)
 
     @property
     def worker_pid(self) -> int | None:
@@ -125,7 +124,7 @@ class PocketSphinxSTT(STTProcessor):
     async def decode_turn(self, turn: TurnAudio) -> str:
         """Feed audio as it arrives; read partial hypotheses; end the utterance at the end."""
         decoder = self._live()
-        step = self.sphinx_params.interim_interval_ms * SAMPLE_RATE // 1000 * 2
+        step = self.params.interim_interval_ms * SAMPLE_RATE // 1000 * 2
         await self.run_decoder(turn, decoder.start)
         fed = 0
         next_hyp = step

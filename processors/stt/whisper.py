@@ -108,7 +108,7 @@ class WhisperSTTParams(STTParams):
     )
 
 
-class WhisperSTT(STTProcessor):
+class WhisperSTT(STTProcessor[WhisperSTTParams]):
     """Speech-to-text with Whisper (tiny.en by default) on CTranslate2; see the module docstring."""
 
     Params: ClassVar[type[STTParams]] = WhisperSTTParams
@@ -116,7 +116,6 @@ class WhisperSTT(STTProcessor):
     def __init__(self, params: WhisperSTTParams | None = None, *, name: str | None = None) -> None:
         """Create the stage; the model loads (or is shared) when the pipeline starts."""
         super().__init__(params or WhisperSTTParams(), name=name)
-        self.whisper_params: WhisperSTTParams = self.params  # type: ignore[assignment]
         self._model: WhisperModel | None = None
         self._options: PassOptions | None = None
 
@@ -131,7 +130,7 @@ class WhisperSTT(STTProcessor):
 
         if self._model is not None:
             return
-        p = self.whisper_params
+        p = self.params
         model_dir = Path(p.model_dir) if p.model_dir else default_model_dir()
         self._model = load_model(model_dir, p.compute_type, p.cpu_threads)
         self._options = PassOptions(p.beam_size, p.window_s, p.no_speech_threshold, p.guard)
@@ -151,7 +150,7 @@ class WhisperSTT(STTProcessor):
 
     async def decode_turn(self, turn: TurnAudio) -> str:
         """Re-transcribe the turn while it grows; reuse the last pass as the final if it can."""
-        p = self.whisper_params
+        p = self.params
         cache: dict[int, str] = {}
         step = p.interim_interval_ms * SAMPLE_RATE // 1000
         guard = p.final_guard_ms * SAMPLE_RATE // 1000
@@ -206,7 +205,7 @@ class WhisperSTT(STTProcessor):
         """
         if done == turn.num_samples:
             return True
-        guard_ms = self.whisper_params.final_guard_ms
+        guard_ms = self.params.final_guard_ms
         quiet_after = done >= turn.loud_end + guard_ms * SAMPLE_RATE // 1000
         vad_end = turn.speech_end_ns
         if vad_end is None:

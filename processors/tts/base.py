@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import ClassVar, Generic, TypeVar, cast
 
 import anyio
 import anyio.lowlevel
@@ -98,7 +98,10 @@ class TTSParams(BaseModel):
     max_failures_in_a_row: int = max_failures_field(3, "the piece is skipped, unspoken")
 
 
-class TTSProcessor(Processor):
+P = TypeVar("P", bound=TTSParams)
+
+
+class TTSProcessor(Processor, Generic[P]):
     """Base of speech synthesisers; subclasses implement :meth:`load`,
     :attr:`voice_sample_rate` and :meth:`synthesize`. See the module docstring.
     """
@@ -106,10 +109,10 @@ class TTSProcessor(Processor):
     Params: ClassVar[type[TTSParams]] = TTSParams
     capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
 
-    def __init__(self, params: TTSParams | None = None, *, name: str | None = None) -> None:
+    def __init__(self, params: P | None = None, *, name: str | None = None) -> None:
         """Create the stage; the voice loads when the pipeline starts."""
         super().__init__(name=name, queued=True)
-        self.params: TTSParams = params or self.Params()
+        self.params: P = params if params is not None else cast(P, self.Params())
         self._splitter = SentenceSplitter(
             self.params.first_clause_min_words, self.params.first_piece_max_words
         )

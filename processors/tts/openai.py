@@ -60,7 +60,7 @@ class OpenAITTSParams(TTSParams, OpenAIClientParams):
     )
 
 
-class OpenAITTS(TTSProcessor):
+class OpenAITTS(TTSProcessor[OpenAITTSParams]):
     """A synthesiser on the OpenAI speech API; see the module docstring."""
 
     Params: ClassVar[type[OpenAITTSParams]] = OpenAITTSParams
@@ -68,9 +68,8 @@ class OpenAITTS(TTSProcessor):
     def __init__(self, params: OpenAITTSParams | None = None, *, name: str | None = None) -> None:
         """Create the stage; the client is made when the pipeline starts."""
         super().__init__(params or OpenAITTSParams(), name=name)
-        self.settings: OpenAITTSParams = self.params  # type: ignore[assignment]
         self._client: Any = None
-        self._price = lookup_price(SPEECH_PRICES, self.settings.model, self.settings.prices)
+        self._price = lookup_price(SPEECH_PRICES, self.params.model, self.params.prices)
         self._lock = threading.Lock()
         self._reply_chars = 0
         self._reply_audio_s = 0.0
@@ -84,7 +83,7 @@ class OpenAITTS(TTSProcessor):
 
     def load(self) -> None:
         """Create the (blocking) client; a missing key fails the start, naming it."""
-        self._client = make_client(self.settings, sync=True)
+        self._client = make_client(self.params, sync=True)
 
     async def cleanup(self) -> None:
         """Close the HTTP client."""
@@ -94,7 +93,7 @@ class OpenAITTS(TTSProcessor):
 
     def synthesize(self, text: str) -> bytes:
         """Worker thread: request ``text`` as streamed PCM and collect it."""
-        p = self.settings
+        p = self.params
         request: dict[str, Any] = {
             "model": p.model,
             "voice": p.voice,
@@ -128,7 +127,7 @@ class OpenAITTS(TTSProcessor):
                 self._reply_chars, self._reply_audio_s = 0, 0.0
             cost = speech_cost(self._price, chars=chars, audio_s=audio_s)
             self.cost_usd += cost
-            extra = {"model": self.settings.model, "chars": chars, "audio_s": round(audio_s, 3)}
+            extra = {"model": self.params.model, "chars": chars, "audio_s": round(audio_s, 3)}
             await super().push(
                 MetricsFrame(samples=[MetricSample(self.name, "cost_usd", cost, "USD", extra)])
             )

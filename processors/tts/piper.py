@@ -79,7 +79,7 @@ class PiperTTSParams(TTSParams):
     warmup: bool = Field(default=True, description="Synthesise a word at load to warm up.")
 
 
-class PiperTTS(TTSProcessor):
+class PiperTTS(TTSProcessor[PiperTTSParams]):
     """Speech synthesis with Piper; see the module docstring and :class:`TTSProcessor`."""
 
     Params: ClassVar[type[PiperTTSParams]] = PiperTTSParams
@@ -88,7 +88,6 @@ class PiperTTS(TTSProcessor):
         """Create the stage; the voice loads (or is reused) when the pipeline starts."""
         super().__init__(params or PiperTTSParams(), name=name)
         assert isinstance(self.params, PiperTTSParams)
-        self.piper_params: PiperTTSParams = self.params
         self._voice: Any = None
         self._syn_config: Any = None
         self._rate = 22050
@@ -108,7 +107,7 @@ class PiperTTS(TTSProcessor):
         """Load the voice, or reuse the one already loaded in this process."""
         from piper.config import SynthesisConfig
 
-        p = self.piper_params
+        p = self.params
         if p.model_path:
             model = Path(p.model_path)
             config = Path(p.config_path) if p.config_path else Path(f"{model}.json")
@@ -150,7 +149,7 @@ class PiperTTS(TTSProcessor):
 
     def cpu_time(self) -> float:
         """Thread time with one ONNX thread; process time when ONNX Runtime uses a pool."""
-        return time.thread_time() if self.piper_params.num_threads == 1 else time.process_time()
+        return time.thread_time() if self.params.num_threads == 1 else time.process_time()
 
 
 def _load_voice(model: Path, config: Path, num_threads: int) -> Any:
