@@ -154,7 +154,7 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
 
 def _load_voice(model: Path, config: Path, num_threads: int) -> Any:
     """A PiperVoice with its own ONNX Runtime session options (thread count, no spinning)."""
-    import onnxruntime  # type: ignore[import-untyped]
+    import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
 
