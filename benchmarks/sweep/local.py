@@ -1,0 +1,47 @@
+"""The local executor: the cells one after another on this machine.
+
+One cell at a time, so a cell's real-time measurements never share the CPUs with
+another cell's. Ctrl-C (or SIGTERM) stops the cell in progress, which is not kept,
+and returns; every cell that finished before is already on disk.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Callable, Sequence
+from types import FrameType
+
+from benchmarks.sweep.cells import CellOutput, CellSpec, run_cell
+
+__all__ = ["INTERRUPTED_CODES", "OnOutput", "run_local"]
+
+OnOutput = Callable[[CellSpec, CellOutput], None]
+INTERRUPTED_CODES = (130, 143)
+"""Exit codes of a bench stopped by SIGINT or SIGTERM."""
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def run_local(
+    specs: Sequence[CellSpec],
+    on_output: OnOutput,
+    runner: Callable[[CellSpec], CellOutput] = run_cell,
+) -> bool:
+    """Run the cells in order, handing each output to ``on_output``; False if interrupted."""
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
+    try:
+        for spec in specs:
+            output = runner(spec)
+            on_output(spec, output)
+            if output.exit_code in INTERRUPTED_CODES:
+                return False
+    except KeyboardInterrupt:
+        return False
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+    return True
