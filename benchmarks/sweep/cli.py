@@ -20,13 +20,14 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from benchmarks.sweep.cells import CellOutput, CellSpec
 from benchmarks.sweep.grid import Configuration, GridError, configurations, parse_grid
 
-__all__ = ["build_specs", "main"]
+__all__ = ["Variant", "build_specs", "main", "run_sweep", "variants"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,47 +72,69 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+@dataclass(frozen=True)
+class Variant:
+    """One pipeline under one configuration, validated."""
+
+    path: Path
+    name: str
+    label: str
+    overrides: list[str]
+
+
+def variants(
+    paths: Sequence[Path], grid: Sequence[Configuration], base: Sequence[str]
+) -> list[Variant]:
+    """Every pipeline under every configuration, configuration-major, each file validated.
+
+    A grid setting whose table a pipeline lacks does not apply to it (as with
+    ``parley bench --set``), so configurations that differ only there are one variant.
+    Raises ConfigError naming the file and the setting that does not validate.
+    """
+    from benchmarks.latency.cli import _overrides_for
+    from pipelines.config import load_pipeline_file
+
+    found: dict[tuple[Path, tuple[str, ...]], Variant] = {}
+    for configuration in grid:
+        for path in paths:
+            applied = _overrides_for(path, configuration.overrides)
+            overrides = _overrides_for(path, [*base, *applied])
+            config = load_pipeline_file(path, overrides)
+            label = " ".join(applied) or "as configured"
+            found.setdefault(
+                (path, tuple(overrides)), Variant(path, config.pipeline.name, label, overrides)
+            )
+    return list(found.values())
+
+
 def build_specs(
-    paths: Sequence[Path],
-    grid: Sequence[Configuration],
+    chosen: Sequence[Variant],
     conversations: Sequence[str],
-    base: Sequence[str],
     *,
     quick: bool = False,
     corpus: Path | None = None,
     corpus_digest: str = "",
     turns: int | None = None,
 ) -> list[CellSpec]:
-    """Every cell, configuration-major; each pipeline's file validated with its overrides.
-
-    A grid setting whose table a pipeline lacks does not apply to it (as with
-    ``parley bench --set``), so configurations that differ only there are one cell.
-    """
-    from benchmarks.latency.cli import _overrides_for
+    """Every variant over every conversation: the cells of the sweep."""
     from benchmarks.latency.environment import file_sha256
-    from pipelines.config import load_pipeline_file
 
-    specs: dict[str, CellSpec] = {}
-    for configuration in grid:
-        for path in paths:
-            applied = _overrides_for(path, configuration.overrides)
-            overrides = _overrides_for(path, [*base, *applied])
-            config = load_pipeline_file(path, overrides)  # ConfigError names the bad setting
-            for conversation in conversations:
-                spec = CellSpec(
-                    pipeline_file=str(path),
-                    pipeline_name=config.pipeline.name,
-                    pipeline_sha256=file_sha256(path),
-                    label=" ".join(applied) or "as configured",
-                    overrides=overrides,
-                    conversation=conversation,
-                    quick=quick,
-                    corpus=None if corpus is None else str(corpus.resolve()),
-                    corpus_digest=corpus_digest,
-                    turns=turns,
-                )
-                specs.setdefault(spec.cell_id, spec)
-    return list(specs.values())
+    return [
+        CellSpec(
+            pipeline_file=str(v.path.resolve()),
+            pipeline_name=v.name,
+            pipeline_sha256=file_sha256(v.path),
+            label=v.label,
+            overrides=v.overrides,
+            conversation=conversation,
+            quick=quick,
+            corpus=None if corpus is None else str(corpus.resolve()),
+            corpus_digest=corpus_digest,
+            turns=turns,
+        )
+        for v in chosen
+        for conversation in conversations
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -129,12 +152,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from benchmarks.latency.cli import _conversations, _load_corpus, default_pipelines
     from benchmarks.latency.corpus import CorpusError
     from pipelines.cli import resolve_pipeline
+    from pipelines.config import ConfigError
 
     console = Console()
     paths = [resolve_pipeline(n) for n in (args.pipelines or default_pipelines())]
     missing = [p for p in paths if not p.is_file()]
     if missing:
         print(f"parley bench sweep: no pipeline file {missing[0]}", file=sys.stderr)
+        return 2
+    try:
+        chosen = variants(paths, grid, args.set)
+    except ConfigError as exc:
+        print(f"parley bench sweep: {exc}", file=sys.stderr)
         return 2
     try:
         corpus = _load_corpus(args, console)
@@ -146,10 +175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("parley bench sweep: nothing to play (no conversation left)", file=sys.stderr)
         return 2
     specs = build_specs(
-        paths,
-        grid,
+        chosen,
         names,
-        args.set,
         quick=args.quick,
         corpus=args.corpus,
         corpus_digest=corpus.digest,

@@ -28,14 +28,18 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 def run_local(
     specs: Sequence[CellSpec],
     on_output: OnOutput,
-    runner: Callable[[CellSpec], CellOutput] = run_cell,
+    runner: Callable[[CellSpec], CellOutput] | None = None,
 ) -> bool:
-    """Run the cells in order, handing each output to ``on_output``; False if interrupted."""
+    """Run the cells in order, handing each output to ``on_output``; False if interrupted.
+
+    ``runner`` runs one cell (default :func:`~benchmarks.sweep.cells.run_cell`).
+    """
+    run = runner or run_cell
     main = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _interrupt) if main else None
     try:
         for spec in specs:
-            output = runner(spec)
+            output = run(spec)
             on_output(spec, output)
             if output.exit_code in INTERRUPTED_CODES:
                 return False

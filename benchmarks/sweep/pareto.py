@@ -173,15 +173,17 @@ def plot_pareto(points: Sequence[SweepPoint], path: Path) -> Path | None:
                 zorder=3 if on_front else 2,
                 **style,
             )
+        single = len({pt.pipeline for pt in ranked}) == 1
         for pt in ranked:
             ax.annotate(
-                _short(pt),
+                pt.configuration if single else f"{pt.pipeline} {pt.configuration}",
                 ((pt.v2v_p50_s or 0.0) * 1000, (value(pt) or 0.0) * 100),
                 fontsize=7,
                 xytext=(4, 4),
                 textcoords="offset points",
                 color="black" if pt.front else "#6f6f6f",
             )
+        ax.margins(0.2)
         ax.set_xlabel("voice-to-voice p50 (ms)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
@@ -195,7 +197,3 @@ def plot_pareto(points: Sequence[SweepPoint], path: Path) -> Path | None:
 
 def _rate(pt: SweepPoint) -> float | None:
     return pt.talk_over_rate
-
-
-def _short(pt: SweepPoint) -> str:
-    return f"{pt.pipeline} {pt.configuration}".strip()

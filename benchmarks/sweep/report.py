@@ -76,7 +76,8 @@ def print_points(points: list[SweepPoint], console: Any) -> None:
 
     table = Table(title="parley bench sweep: Pareto front (\u2605)")
     for column in ("", "pipeline", "configuration", "v2v p50 ms", "WER", "talked over"):
-        table.add_column(column, justify="right" if column.startswith(("v2v", "WER")) else "left")
+        right = column.startswith(("v2v", "WER"))
+        table.add_column(column, justify="right" if right else "left", overflow="fold")
     for pt in sorted(points, key=lambda p: (p.v2v_p50_s is None, p.v2v_p50_s or 0.0)):
         table.add_row(
             {True: "\u2605", False: "", None: "n/r"}[pt.front],
