@@ -90,6 +90,8 @@ class CellOutput:
     elapsed_s: float = 0.0
     load_average: list[float] = field(default_factory=list)
     """The node's 1-minute load average at the start and at the end of the cell."""
+    resources: dict[str, float] = field(default_factory=dict)
+    """What the cell had reserved on a cluster node (Ray: ``{"CPU": n}``); empty here."""
 
     @property
     def finished(self) -> bool:

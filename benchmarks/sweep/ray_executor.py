@@ -34,7 +34,11 @@ class RayError(RuntimeError):
 
 def _ray_cell(spec_json: str) -> CellOutput:
     """The body of a Ray task: one cell on whichever node it was placed on."""
-    return run_cell(CellSpec.model_validate_json(spec_json))
+    import ray
+
+    output = run_cell(CellSpec.model_validate_json(spec_json))
+    output.resources = dict(ray.get_runtime_context().get_assigned_resources())
+    return output
 
 
 def _connect(address: str) -> Any:

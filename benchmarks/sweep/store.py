@@ -83,6 +83,7 @@ def save_cell(out: Path, spec: CellSpec, output: CellOutput, executor: str) -> P
         "started": output.started,
         "elapsed_s": output.elapsed_s,
         "load_average": output.load_average,
+        "resources": output.resources,
         "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
     (partial / "cell.json").write_text(json.dumps(meta, indent=1) + "\n", encoding="utf-8")
