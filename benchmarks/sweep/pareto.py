@@ -15,7 +15,7 @@ figures (no reply measured, say) is listed but not ranked.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,7 +159,10 @@ def plot_pareto(points: Sequence[SweepPoint], path: Path) -> Path | None:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.8))
-    panels = (("WER (mean, %)", lambda pt: pt.wer), ("turns talked over (%)", _rate))
+    panels: tuple[tuple[str, Callable[[SweepPoint], float | None]], ...] = (
+        ("WER (mean, %)", _wer),
+        ("turns talked over (%)", _rate),
+    )
     for ax, (ylabel, value) in zip(axes, panels, strict=True):
         for on_front, style in (
             (False, {"marker": "o", "color": "#bab0ac", "s": 36}),
@@ -193,6 +196,10 @@ def plot_pareto(points: Sequence[SweepPoint], path: Path) -> Path | None:
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _wer(pt: SweepPoint) -> float | None:
+    return pt.wer
 
 
 def _rate(pt: SweepPoint) -> float | None:

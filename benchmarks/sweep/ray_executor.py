@@ -37,7 +37,8 @@ def _ray_cell(spec_json: str) -> CellOutput:
     import ray
 
     output = run_cell(CellSpec.model_validate_json(spec_json))
-    output.resources = dict(ray.get_runtime_context().get_assigned_resources())
+    context: Any = ray.get_runtime_context()
+    output.resources = dict(context.get_assigned_resources())
     return output
 
 
