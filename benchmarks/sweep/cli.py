@@ -162,7 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         chosen = variants(paths, grid, args.set)
-    except ConfigError as exc:
+        if args.ray:
+            from benchmarks.sweep.ray_executor import check_address
+
+            check_address(args.ray)
+    except (ConfigError, RuntimeError) as exc:
         print(f"parley bench sweep: {exc}", file=sys.stderr)
         return 2
     try:

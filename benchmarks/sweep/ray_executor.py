@@ -15,14 +15,16 @@ measures what it played but is not kept) and keeps every cell already returned.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
+import socket
 from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.sweep.cells import CellOutput, CellSpec, run_cell
 from benchmarks.sweep.local import OnOutput
 
-__all__ = ["RayError", "cluster_nodes", "run_ray"]
+__all__ = ["RayError", "check_address", "cluster_nodes", "run_ray"]
 
 log = logging.getLogger("parley.bench.sweep")
 CANCEL_GRACE_S = 90.0
@@ -42,13 +44,31 @@ def _ray_cell(spec_json: str) -> CellOutput:
     return output
 
 
-def _connect(address: str) -> Any:
-    try:
-        import ray
-    except ImportError:
+def check_address(address: str, timeout_s: float = 10.0) -> None:
+    """Fail fast, with a RayError naming the problem, when ``--ray address`` cannot work.
+
+    Ray must be installed, and a ``HOST:PORT`` must accept connections (Ray itself
+    retries an unreachable address for minutes).
+    """
+    if importlib.util.find_spec("ray") is None:
         raise RayError(
             "--ray needs Ray: pip install -e '.[sweep]' (scripts/setup.sh --dev installs it)"
-        ) from None
+        )
+    if address in ("auto", "local") or "://" in address:
+        return
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        raise RayError(f"--ray {address}: expected auto, local or HOST:PORT")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        raise RayError(f"--ray {address}: no Ray cluster answers there ({exc})") from None
+
+
+def _connect(address: str) -> Any:
+    check_address(address)
+    import ray
+
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     if address == "local":
         options["include_dashboard"] = False

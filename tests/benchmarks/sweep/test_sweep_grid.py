@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from benchmarks.sweep.cli import main
@@ -95,3 +97,21 @@ def test_settings_a_pipeline_lacks_do_not_multiply_its_cells() -> None:
         ("realtime-local", "as configured"),
         ("cascade-local-fast", "stt.backend=pocketsphinx"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("127.0.0.1:{port}", "no Ray cluster answers there"),
+        ("somewhere", "expected auto, local or HOST:PORT"),
+    ],
+)
+def test_a_ray_address_that_cannot_work_fails_at_once(
+    address: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as probe:  # a port nothing listens on once closed
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    code = main(["cascade-local-fast", "--ray", address.format(port=port)])
+    assert code == 2
+    assert message in capsys.readouterr().err
