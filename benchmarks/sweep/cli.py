@@ -211,7 +211,7 @@ def run_sweep(
     plots: bool = True,
 ) -> int:
     """Run the cells not finished yet, then write the merged and Pareto reports."""
-    from benchmarks.sweep.local import INTERRUPTED_CODES, run_local
+    from benchmarks.sweep.local import INTERRUPTED_CODES, run_local, sigterm_interrupts
     from benchmarks.sweep.store import is_finished, save_cell
 
     out.mkdir(parents=True, exist_ok=True)
@@ -243,16 +243,17 @@ def run_sweep(
         if folder is None:
             console.print(output.log_tail(), markup=False)
 
-    if ray:
-        from benchmarks.sweep.ray_executor import RayError, run_ray
+    with sigterm_interrupts():
+        if ray:
+            from benchmarks.sweep.ray_executor import RayError, run_ray
 
-        try:
-            complete = run_ray(pending, on_output, ray)
-        except RayError as exc:
-            print(f"parley bench sweep: {exc}", file=sys.stderr)
-            return 2
-    else:
-        complete = run_local(pending, on_output)
+            try:
+                complete = run_ray(pending, on_output, ray)
+            except RayError as exc:
+                print(f"parley bench sweep: {exc}", file=sys.stderr)
+                return 2
+        else:
+            complete = run_local(pending, on_output)
     if not complete:
         console.print("stopped: the finished cells are kept; run the same command to resume")
     from benchmarks.sweep.report import write_reports

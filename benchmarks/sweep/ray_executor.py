@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from benchmarks.sweep.cells import CellOutput, CellSpec, run_cell
-from benchmarks.sweep.local import OnOutput
+from benchmarks.sweep.local import OnOutput, sigterm_interrupts
 
 __all__ = ["RayError", "check_address", "cluster_nodes", "run_ray"]
 
@@ -96,7 +96,8 @@ def run_ray(specs: Sequence[CellSpec], on_output: OnOutput, address: str) -> boo
     """
     ray = _connect(address)
     try:
-        return _schedule(ray, list(specs), on_output)
+        with sigterm_interrupts():  # after ray.init, which installs a SIGTERM handler that aborts
+            return _schedule(ray, list(specs), on_output)
     finally:
         ray.shutdown()
 

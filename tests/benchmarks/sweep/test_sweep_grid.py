@@ -1,4 +1,4 @@
-"""Parsing ``--grid`` arguments and the product of the axes."""
+"""Parsing ``--grid`` arguments, their product, and bad input refused before anything runs."""
 
 from __future__ import annotations
 
