@@ -224,19 +224,19 @@ def run_sweep(
         f"finished, {len(pending)} to run ({executor}) -> {out}",
         markup=False,
     )
-    done = [0]
+    ran: list[str] = []
     failed: list[str] = []
 
     def on_output(spec: CellSpec, output: CellOutput) -> None:
         if output.exit_code in INTERRUPTED_CODES:
             return
         folder = save_cell(out, spec, output, "ray" if ray else "local")
-        done[0] += 1
+        ran.append(spec.cell_id)
         status = "ok" if output.exit_code == 0 else f"exit {output.exit_code}"
         if folder is None or output.exit_code != 0:
             failed.append(spec.cell_id)
         console.print(
-            f"[{done[0]}/{len(pending)}] {spec.name} {spec.conversation}: {status} "
+            f"[{len(ran)}/{len(pending)}] {spec.name} {spec.conversation}: {status} "
             f"({output.elapsed_s:.0f} s on {output.node or '?'})",
             markup=False,
         )
