@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import os
 import socket
 from collections.abc import Sequence
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from benchmarks.sweep.cells import CellOutput, CellSpec, run_cell
 from benchmarks.sweep.local import OnOutput, sigterm_interrupts
 
-__all__ = ["RayError", "check_address", "cluster_nodes", "run_ray"]
+__all__ = ["LOOPBACK_ONLY", "RayError", "check_address", "cluster_nodes", "run_ray"]
 
 log = logging.getLogger("parley.bench.sweep")
 CANCEL_GRACE_S = 90.0
@@ -65,8 +66,15 @@ def check_address(address: str, timeout_s: float = 10.0) -> None:
         raise RayError(f"--ray {address}: no Ray cluster answers there ({exc})") from None
 
 
+LOOPBACK_ONLY = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
+"""Makes a Ray started here use 127.0.0.1 (read when ray is first imported)."""
+
+
 def _connect(address: str) -> Any:
     check_address(address)
+    if address == "local":  # a one-node cluster for this sweep alone: keep it on loopback
+        for key, value in LOOPBACK_ONLY.items():
+            os.environ.setdefault(key, value)
     import ray
 
     options: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}

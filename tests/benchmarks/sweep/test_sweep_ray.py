@@ -1,6 +1,7 @@
 """A real sweep on a local Ray cluster, then resumed by the local executor.
 
-The test starts a one-node Ray cluster on 127.0.0.1 (2 CPUs, no dashboard) and
+The test starts a one-node Ray cluster on 127.0.0.1 (2 CPUs, no dashboard; Ray
+otherwise binds the machine's outward address even when told 127.0.0.1) and
 runs ``parley bench sweep --ray ADDRESS`` of two configurations of the cheapest
 pipeline (cascade-local-fast: pocketsphinx) over a one-turn Piper corpus. Then a
 second sweep folder gets one of those cells copied in and the local executor
@@ -23,6 +24,7 @@ import pytest
 from benchmarks.latency import generate
 from benchmarks.latency.report import SCHEMA
 from benchmarks.latency.script import Line
+from benchmarks.sweep.ray_executor import LOOPBACK_ONLY
 
 pytestmark = [pytest.mark.models, pytest.mark.slow]
 
@@ -38,20 +40,24 @@ def corpus_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def ray_address() -> Iterator[str]:
-    import ray
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in LOOPBACK_ONLY.items():  # the cluster and the sweep's driver
+            patch.setenv(key, value)
+        import ray
 
-    context = ray.init(
-        address="local",
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=80 * 1024 * 1024,
-        log_to_driver=False,
-        _node_ip_address="127.0.0.1",
-    )
-    try:
-        yield str(context.address_info["gcs_address"])
-    finally:
-        ray.shutdown()
+        context = ray.init(
+            address="local",
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=80 * 1024 * 1024,
+            log_to_driver=False,
+        )
+        try:
+            address = str(context.address_info["gcs_address"])
+            assert address.startswith("127.0.0.1:")
+            yield address
+        finally:
+            ray.shutdown()
 
 
 def sweep(corpus: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
