@@ -111,10 +111,6 @@ def _bench(rest: list[str]) -> int:
         from benchmarks.overhead import main as overhead_main
 
         return overhead_main(rest[1:])
-    if rest[:1] == ["sweep"]:
-        from benchmarks.sweep.cli import main as sweep_main
-
-        return sweep_main(rest[1:])
     from benchmarks.latency.cli import main as latency_main
 
     return latency_main(rest)
