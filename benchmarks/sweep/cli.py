@@ -27,7 +27,7 @@ from typing import Any
 from benchmarks.sweep.cells import CellOutput, CellSpec
 from benchmarks.sweep.grid import Configuration, GridError, configurations, parse_grid
 
-__all__ = ["Variant", "build_specs", "main", "run_sweep", "variants"]
+__all__ = ["Variant", "build_specs", "main", "resolve_pipeline", "run_sweep", "variants"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -137,6 +137,16 @@ def build_specs(
     ]
 
 
+def resolve_pipeline(name_or_path: str) -> Path:
+    """A pipeline file path, or the file of a shipped pipeline's name (as ``parley run``)."""
+    try:
+        from pipelines.shipped import resolve_pipeline as resolve
+    except ImportError:  # before pipelines.shipped existed, the command line held it
+        from pipelines.cli import resolve_pipeline as resolve  # type: ignore[attr-defined]
+    path: Path = resolve(name_or_path)
+    return path
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``parley bench sweep``; 0 when every cell finished, 1 if some failed, 130 stopped."""
     parser = _parser()
@@ -151,7 +161,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from benchmarks.latency.cli import _conversations, _load_corpus, default_pipelines
     from benchmarks.latency.corpus import CorpusError
-    from pipelines.cli import resolve_pipeline
     from pipelines.config import ConfigError
 
     console = Console()

@@ -84,8 +84,7 @@ def test_a_grid_value_the_pipeline_rejects_is_named(capsys: pytest.CaptureFixtur
 
 
 def test_settings_a_pipeline_lacks_do_not_multiply_its_cells() -> None:
-    from benchmarks.sweep.cli import variants
-    from pipelines.cli import resolve_pipeline
+    from benchmarks.sweep.cli import resolve_pipeline, variants
 
     grid = configurations(parse_grid(["stt.backend=whisper,pocketsphinx"]))
     found = variants(
