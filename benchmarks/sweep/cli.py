@@ -252,6 +252,7 @@ def run_sweep(
         if folder is None:
             console.print(output.log_tail(), markup=False)
 
+    error = None
     with sigterm_interrupts():
         if ray:
             from benchmarks.sweep.ray_executor import RayError, run_ray
@@ -259,15 +260,16 @@ def run_sweep(
             try:
                 complete = run_ray(pending, on_output, ray)
             except RayError as exc:
-                print(f"parley bench sweep: {exc}", file=sys.stderr)
-                return 2
+                complete, error = False, str(exc)
         else:
             complete = run_local(pending, on_output)
-    if not complete:
+    if error:
+        print(f"parley bench sweep: {error}", file=sys.stderr)
+    elif not complete:
         console.print("stopped: the finished cells are kept; run the same command to resume")
     from benchmarks.sweep.report import write_reports
 
     results = write_reports(out, specs, settings, console, plots=plots)
     if not complete:
-        return 130
+        return 2 if error else 130
     return 1 if failed or results["failures"] else 0

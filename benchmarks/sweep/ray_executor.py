@@ -161,6 +161,8 @@ def _cancel(ray: Any, running: dict[Any, tuple[CellSpec, str]], on_output: OnOut
     """Cancel the running tasks; keep those that had already finished."""
     from ray.exceptions import RayError as RayFailure
 
+    if not running:
+        return
     for ref in running:
         ray.cancel(ref)
     done, _ = ray.wait(list(running), num_returns=len(running), timeout=CANCEL_GRACE_S)
