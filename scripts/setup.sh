@@ -2,7 +2,7 @@
 # Create .venv and install Parley with the embedded offline stack.
 #   bash scripts/setup.sh          # runtime: local models, OpenAI backends, benchmark reports,
 #                                  # the live transports (WebSocket, Twilio, WebRTC)
-#   bash scripts/setup.sh --dev    # plus the test and lint tools
+#   bash scripts/setup.sh --dev    # plus the test and lint tools, and Ray for bench sweeps
 # llama-cpp-python compiles from source the first time (about 5 minutes on 2 cores);
 # pip keeps the built wheel in its cache, so later installs take seconds.
 set -euo pipefail
@@ -11,7 +11,7 @@ cd "$(dirname "$0")/.."
 # websocket, webrtc: the live transports of `parley talk`
 extras="local,openai,bench,websocket,webrtc"
 if [ "${1:-}" = "--dev" ]; then
-    extras="$extras,dev"
+    extras="$extras,dev,sweep"
 fi
 
 if [ ! -x .venv/bin/python ]; then

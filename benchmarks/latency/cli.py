@@ -6,6 +6,7 @@
                  [--set KEY=VALUE] [--transport file,webrtc] [--audio] [--no-plots]
     parley bench compare A.json B.json
     parley bench report OUT_DIR       (measure a run again from its saved events)
+    parley bench sweep --grid KEY=V1,V2 ...   (a grid of settings: benchmarks.sweep)
 
 Without pipelines it runs ``cascade-local`` and ``realtime-local``, plus
 ``cascade-openai`` and ``realtime-openai`` when ``OPENAI_API_KEY`` is set.
@@ -224,6 +225,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compare(args_list[1:])
     if args_list and args_list[0] == "report":
         return _report_again(args_list[1:])
+    if args_list and args_list[0] == "sweep":
+        from benchmarks.sweep.cli import main as sweep_main
+
+        return sweep_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.turns is not None and args.turns < 1:
         _parser().error("--turns must be at least 1")
