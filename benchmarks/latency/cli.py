@@ -225,10 +225,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _compare(args_list[1:])
     if args_list and args_list[0] == "report":
         return _report_again(args_list[1:])
-    if args_list and args_list[0] == "sweep":
-        from benchmarks.sweep.cli import main as sweep_main
-
-        return sweep_main(args_list[1:])
     args = _parser().parse_args(args_list)
     if args.turns is not None and args.turns < 1:
         _parser().error("--turns must be at least 1")

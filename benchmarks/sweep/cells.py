@@ -131,7 +131,7 @@ def run_cell(spec: CellSpec) -> CellOutput:
     with tempfile.TemporaryDirectory(prefix="parley-sweep-") as tmp:
         out = Path(tmp) / BENCH_DIR
         out.mkdir()
-        argv = [sys.executable, "-m", "pipelines.cli", "bench", *spec.bench_argv(out)]
+        argv = [sys.executable, "-m", "benchmarks.cli", *spec.bench_argv(out)]
         started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         load0, t0 = _load1(), time.monotonic()
         env = {**os.environ, "COLUMNS": "160", "NO_COLOR": "1"}

@@ -139,12 +139,9 @@ def build_specs(
 
 def resolve_pipeline(name_or_path: str) -> Path:
     """A pipeline file path, or the file of a shipped pipeline's name (as ``parley run``)."""
-    try:
-        from pipelines.shipped import resolve_pipeline as resolve
-    except ImportError:  # before pipelines.shipped existed, the command line held it
-        from pipelines.cli import resolve_pipeline as resolve  # type: ignore[attr-defined]
-    path: Path = resolve(name_or_path)
-    return path
+    from pipelines.shipped import resolve_pipeline as resolve
+
+    return resolve(name_or_path)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
