@@ -174,17 +174,7 @@ def _measure_item(
     _reported(ix, result, decision, reply)
     if item.get("trigger") == "during_reply" and item.get("kind") != "backchannel":
         _barge_in(ix, result, ss, window_end)
-    transcripts = [r for r in ix("transcription") if ss < r["t_ns"] < window_end]
-    # A transcript made on a pause that the user then resumed is superseded: the
-    # transcript after the resume covers the whole turn again.
-    if transcripts:
-        resumes = [
-            r["t_ns"]
-            for r in ix("user_resumed_speaking")
-            if transcripts[0]["t_ns"] < r["t_ns"] < window_end
-        ]
-        if resumes:
-            transcripts = [r for r in transcripts if r["t_ns"] > max(resumes)]
+    transcripts = _final_transcripts(ix, ss, window_end)
     texts = [str(r.get("text", "")) for r in transcripts if str(r.get("text", "")).strip()]
     if texts:
         result.hypothesis = " ".join(texts)
@@ -194,6 +184,25 @@ def _measure_item(
     elif item.get("reply_expected"):
         result.notes.append("no reply")
     return result
+
+
+def _final_transcripts(ix: RecordIndex, ss: int, window_end: int) -> list[Record]:
+    """The utterance's transcripts, without those a resume superseded.
+
+    A transcript made on a pause that the user then resumed (within the same VAD
+    turn: before any new start) is superseded, since the transcript after the
+    resume covers that turn again. A turn that ended and was followed by a new one
+    (a false end of turn) keeps its transcript: the next one holds only new words.
+    """
+    transcripts = [r for r in ix("transcription") if ss < r["t_ns"] < window_end]
+    starts = [r["t_ns"] for r in ix("user_started_speaking") if ss <= r["t_ns"] < window_end]
+    resumes = [r["t_ns"] for r in ix("user_resumed_speaking") if ss < r["t_ns"] < window_end]
+
+    def superseded(t: int) -> bool:
+        next_start = min((s for s in starts if s > t), default=window_end)
+        return any(t < r < next_start for r in resumes)
+
+    return [r for r in transcripts if not superseded(r["t_ns"])]
 
 
 def _transport_link(
