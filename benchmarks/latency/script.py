@@ -91,6 +91,9 @@ CONVERSATIONS: dict[str, list[Line]] = {
     ],
     # Real-speech patterns: pauses inside a sentence, one-word answers, a
     # backchannel over the reply, and a barge-in that opens with a short word.
+    # The backchannels and short barge-ins start 0.3 s into the reply (their
+    # speech 0.6 s in, after the clip's lead-in), so that a short reply is still
+    # playing when they come.
     "ordering": [
         Line(
             "hesitation",
@@ -106,9 +109,9 @@ CONVERSATIONS: dict[str, list[Line]] = {
         ),
         Line("one_word", "Seven."),
         Line("normal", "Can you describe all the pizzas on your menu?"),
-        Line("backchannel", "Okay.", delay_s=0.8),
+        Line("backchannel", "Okay.", delay_s=0.3),
         Line("normal", "Which one do you recommend, and why?"),
-        Line("short_barge_in", "Wait, I only want mushrooms.", delay_s=0.8),
+        Line("short_barge_in", "Wait, I only want mushrooms.", delay_s=0.3),
         Line("normal", "Thank you, that is everything."),
     ],
     "planning": [
@@ -118,7 +121,7 @@ CONVERSATIONS: dict[str, list[Line]] = {
             pauses_ms=(600, 750, 900),
         ),
         Line("normal", "Tell me a long story about a night in the forest."),
-        Line("backchannel", "Uh-huh.", delay_s=0.8),
+        Line("backchannel", "Uh-huh.", delay_s=0.3),
         Line("one_word", "Tuesday."),
         Line(
             "hesitation",
@@ -126,10 +129,10 @@ CONVERSATIONS: dict[str, list[Line]] = {
             pauses_ms=(800, 550),
         ),
         Line("normal", "Explain how to put up a tent, step by step."),
-        Line("backchannel", "Yeah.", delay_s=0.9),
+        Line("backchannel", "Yeah.", delay_s=0.3),
         Line("one_word", "No."),
         Line("normal", "What should we cook on the first evening?"),
-        Line("short_barge_in", "Stop, that is too much detail.", delay_s=0.8),
+        Line("short_barge_in", "Stop, that is too much detail.", delay_s=0.3),
     ],
 }
 

@@ -28,7 +28,7 @@ pytestmark = [pytest.mark.models, pytest.mark.slow]
 SCRIPT = {
     "real": [
         Line("hesitation", "I need three things, | bread, | milk and eggs.", pauses_ms=(600, 800)),
-        Line("short_barge_in", "Wait, tell me about Spain instead.", delay_s=0.6),
+        Line("short_barge_in", "Wait, tell me about Spain instead.", delay_s=0.3),
     ]
 }
 
