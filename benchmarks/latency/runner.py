@@ -31,6 +31,7 @@ import anyio
 from benchmarks.latency.corpus import Conversation, Corpus
 from benchmarks.latency.measure import measure_conversation
 from benchmarks.latency.scenario import ScenarioParams, ScenarioTransport
+from benchmarks.latency.turntaking import record_context
 
 __all__ = ["BenchPlan", "ResultsWriter", "children_cpu_s", "run_bench"]
 
@@ -104,26 +105,6 @@ def children_cpu_s() -> float:
     return sum(cpu.get(pid, 0.0) for pid in mine)
 
 
-@dataclass
-class _Source:
-    name: str
-
-
-def _record_context(log_: Any, session: Any) -> None:
-    """Add the user messages of the session's final context to the event log.
-
-    A speech-to-speech stage keeps the conversation itself (its items as the
-    server holds them); a cascade keeps it in the shared LLM context.
-    """
-    from benchmarks.latency.turntaking import CONTEXT_EVENT, context_user_messages
-
-    realtime = session.stages.get("realtime")
-    items = getattr(realtime, "conversation_items", None)
-    messages = items() if callable(items) else (session.context.messages if session.context else [])
-    fields = {"user_messages": context_user_messages(messages)}
-    log_.on_event(_Source("bench"), CONTEXT_EVENT, time.monotonic_ns(), fields)
-
-
 def _local_server(config: Any) -> bool:
     """True when the pipeline talks to a server it starts itself (no cloud bill)."""
     return getattr(config, "serve", None) is not None
@@ -193,7 +174,7 @@ async def _run_conversation(
                 session = build_session(config, transport, observers=[log_])
                 control.task = task = session.task
                 reason = await session.task.run()
-                _record_context(log_, session)
+                record_context(log_, session)
                 records = list(log_.records)
         finally:
             control.task = None

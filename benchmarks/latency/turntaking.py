@@ -23,7 +23,9 @@ speech sample, pauses included):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from benchmarks.latency.records import Record, RecordIndex, TurnResult
@@ -35,6 +37,7 @@ __all__ = [
     "context_user_messages",
     "measure_turn_taking",
     "overlap_ns",
+    "record_context",
 ]
 
 CONTEXT_EVENT = "context_final"
@@ -90,6 +93,24 @@ def context_user_messages(messages: Iterable[dict[str, Any]]) -> list[str]:
             parts = [str(p.get("text") or p.get("transcript") or "") for p in content]
             texts.append(" ".join(p for p in parts if p))
     return texts
+
+
+@dataclass
+class _Source:
+    name: str
+
+
+def record_context(log_: Any, session: Any) -> None:
+    """Add the user messages of ``session``'s final context to the event log ``log_``.
+
+    A speech-to-speech stage keeps the conversation itself (its items as the
+    server holds them); a cascade keeps it in the shared LLM context.
+    """
+    realtime = session.stages.get("realtime")
+    items = getattr(realtime, "conversation_items", None)
+    messages = items() if callable(items) else (session.context.messages if session.context else [])
+    fields = {"user_messages": context_user_messages(messages)}
+    log_.on_event(_Source("bench"), CONTEXT_EVENT, time.monotonic_ns(), fields)
 
 
 def measure_turn_taking(
