@@ -7,8 +7,8 @@ speech sample, pauses included):
 * ``false_ends``: turns the pipeline ended inside the utterance (a
   ``user_stopped_speaking`` decided before the utterance's last speech sample);
 * ``talk_over_s``: bot audio played while the user was inside the utterance, from
-  replies that started after the utterance began (so a barge-in's overlap with
-  the reply it interrupts does not count);
+  audible replies that started after the utterance began (so a barge-in's overlap
+  with the reply it interrupts does not count, nor a stretch of silent audio);
 * ``bot_stopped`` (backchannel items): the bot was cut by an "uh-huh" it should
   have talked through; it is also counted as a false interruption;
 * words lost from the context: every utterance that expects a reply is compared
@@ -40,6 +40,7 @@ __all__ = [
     "record_context",
 ]
 
+START_SLACK_NS = 20_000_000  # a reply's first sample and its stretch's start: one chunk apart
 CONTEXT_EVENT = "context_final"
 """The record holding the user messages of the final context (``user_messages``)."""
 
@@ -121,6 +122,7 @@ def measure_turn_taking(
     window_ends: Sequence[int],
 ) -> None:
     """Fill the turn-taking fields of ``turns`` (one per item, in order; see module doc)."""
+    audible = [span for span in stretches if _audible(ix, span[0])]
     for item, turn, window_end in zip(items, turns, window_ends, strict=True):
         ss, se = item.get("speech_start_ns"), item.get("speech_end_ns")
         if ss is None or se is None:
@@ -128,11 +130,24 @@ def measure_turn_taking(
         turn.reply_expected = bool(item.get("reply_expected", True))
         stops = ix("user_stopped_speaking")
         turn.false_ends = sum(1 for r in stops if ss <= r["t_ns"] < se)
-        later = [(a, b) for a, b in stretches if a > ss]
+        later = [(a, b) for a, b in audible if a > ss]
         turn.talk_over_s = round(overlap_ns(later, ss, se) / 1e9, 6)
         if turn.kind == "backchannel":
             _backchannel(ix, turn, ss, window_end, stretches)
     _words_lost(ix, items, turns, window_ends)
+
+
+def _audible(ix: RecordIndex, start_ns: int) -> bool:
+    """Whether the reply playing in the stretch of bot audio that starts at ``start_ns`` is heard.
+
+    The reply is the last one whose first sample was played by then (its first
+    sample and the stretch's start are stamped a moment apart); a reply with no
+    audible sample is silence. Unknown audibility counts as audible.
+    """
+    if not ix.audible:
+        return True
+    begun = [r for r in ix("bot_first_audio") if r["t_ns"] <= start_ns + START_SLACK_NS]
+    return not begun or begun[-1].get("reply") in ix.audible
 
 
 def _backchannel(

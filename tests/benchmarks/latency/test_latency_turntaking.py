@@ -249,3 +249,17 @@ def test_context_messages_are_read_from_chat_messages_and_realtime_items() -> No
     assert context_user_messages(chat) == ["hi"]
     assert context_user_messages(items) == ["yes"]
     assert overlap_ns([(0, 10), (20, 30)], 5, 25) == 10
+
+
+def test_a_silent_stretch_of_bot_audio_is_no_talk_over() -> None:
+    s = Script()
+    s.start()
+    ss, se = s.item(0, 1000, 4000, speech=(300, 3500), kind="hesitation")  # type: ignore[misc]
+    _vad_turn(s, ss, ss + 1000, ss + 1400, "hello")
+    s.bot_audio(ss + 1500, None, ss + 1520, interrupted=True)  # 20 ms, nothing audible
+    _vad_turn(s, ss + 1600, se, se + 400, "there")
+    s.bot_audio(se + 700, se + 740, se + 2000)
+    s.end(se + 3000)
+    (turn,) = measure_conversation(s.log.records, "cascade").turns
+    assert turn.talk_over_s == 0.0
+    assert turn.false_ends == 1
