@@ -263,3 +263,16 @@ def test_a_silent_stretch_of_bot_audio_is_no_talk_over() -> None:
     (turn,) = measure_conversation(s.log.records, "cascade").turns
     assert turn.talk_over_s == 0.0
     assert turn.false_ends == 1
+
+
+def test_compare_shows_the_turn_taking_counts_of_both_runs(tmp_path: Path) -> None:
+    from benchmarks.latency.compare import compare_rows
+
+    before_dir, after_dir = tmp_path / "a", tmp_path / "b"
+    before_dir.mkdir()
+    after_dir.mkdir()
+    before = _results(before_dir, _split_hesitation("a large pizza with mushrooms and olives"))
+    after = _results(after_dir, _split_hesitation(HESITATION))
+    rows = {row[1]: row[2:5] for row in compare_rows(before, after)}
+    assert rows["hesitation turns: words lost"] == ["5", "0", "-5"]
+    assert rows["talk-over turns"] == ["1", "1", "+0"]
