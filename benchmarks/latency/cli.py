@@ -30,7 +30,9 @@ your own recordings (--corpus DIR): DIR/manifest.jsonl, one JSON object per item
   {"conversation": "c1", "turn": 1, "kind": "normal", "audio": "c1-1.wav",
    "transcript": "Book a table for two.", "speech_start_s": 0.31, "speech_end_s": 1.92}
 kind: normal | barge_in (talks over the bot, delay_s after it starts) | noise (snr_db)
-| silence (no speech: audio or duration_s). Optional: gap_s, delay_s, words, trigger.
+| silence (no speech: audio or duration_s) | hesitation (pauses: [[start_s, end_s], ...])
+| one_word | backchannel (over the bot, expects no reply) | short_barge_in ("Wait, ...").
+Optional: gap_s, delay_s, words, pauses, trigger, reply_expected.
 """
 CLOUD = ("cascade-openai", "realtime-openai")
 TRANSPORTS = ("file", "webrtc")

@@ -16,6 +16,27 @@ def _median(summary: dict[str, Any], key: str) -> float | None:
     return None if value is None else float(value)
 
 
+# turn-taking counts compared as they are: (label, where in the summary, key)
+COUNT_ROWS: tuple[tuple[str, tuple[str, ...], str], ...] = (
+    ("talk-over turns", ("counts",), "talk_over_turns"),
+    ("false ends of turn", ("counts",), "false_ends"),
+    ("turns split by the VAD", ("counts",), "split_turns"),
+    ("user words lost from the context", ("counts",), "context_lost"),
+    ("  missing, recognition errors included", ("counts",), "context_missing"),
+    ("backchannels that stopped the bot", ("counts",), "backchannels_stopped_bot"),
+    ("hesitation turns: talk-over turns", ("by_kind", "hesitation"), "talk_over_turns"),
+    ("hesitation turns: words lost", ("by_kind", "hesitation"), "context_lost"),
+    ("hesitation turns: false ends", ("by_kind", "hesitation"), "false_ends"),
+)
+
+
+def _count(summary: dict[str, Any], path: tuple[str, ...], key: str) -> float | None:
+    for part in path:
+        summary = summary.get(part, {})
+    value = summary.get(key)
+    return None if value is None else float(value)
+
+
 def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[list[str]]:
     """Rows of (pipeline, metric, A, B, delta, delta %) for every metric both runs have."""
     rows: list[list[str]] = []
@@ -37,6 +58,13 @@ def compare_rows(a: dict[str, Any], b: dict[str, Any]) -> list[list[str]]:
                 if va:
                     pct = f"{(vb - va) / abs(va) * 100:+.0f}%"
             rows.append([name, label.strip(), cell_a, cell_b, delta, pct])
+        for label, path, key in COUNT_ROWS:
+            ca, cb = _count(sa, path, key), _count(sb, path, key)
+            if ca is None and cb is None:
+                continue
+            change = "-" if ca is None or cb is None else f"{cb - ca:+.0f}"
+            cells = ["-" if c is None else f"{c:.0f}" for c in (ca, cb)]
+            rows.append([name, label.strip(), *cells, change, "-"])
     return rows
 
 

@@ -14,6 +14,14 @@ Items play in ``turn`` order within a conversation. ``kind`` is one of
 * ``barge_in``: the user talks over the bot, ``delay_s`` after the bot's reply to
   the previous item started;
 * ``noise``: a normal turn with background noise under the speech (``snr_db``);
+* ``hesitation``: a normal turn with mid-sentence pauses (``pauses``: each pause's
+  start and end offsets), such as a list or an "um": the turn is one utterance and
+  should be answered once, after its last word;
+* ``one_word``: a normal turn of a single word ("Yes.", "Seven.");
+* ``backchannel``: a short acknowledgement ("uh-huh", "yeah") spoken ``delay_s``
+  after the bot's reply started; it expects no reply, and a bot that stops for it
+  counts a false interruption;
+* ``short_barge_in``: a barge-in that opens with a short word ("Wait, ...");
 * ``silence``: no speech at all (digital silence or noise only, ``audio`` or
   ``duration_s``): any user turn or interruption it causes is false. Played after
   the reply (``trigger = "after_reply"``, the default) it checks false turns;
@@ -46,9 +54,30 @@ __all__ = [
     "parse_manifest",
 ]
 
-Kind = Literal["normal", "barge_in", "noise", "silence"]
+Kind = Literal[
+    "normal",
+    "barge_in",
+    "noise",
+    "silence",
+    "hesitation",
+    "one_word",
+    "backchannel",
+    "short_barge_in",
+]
 Trigger = Literal["after_reply", "during_reply"]
-SPEECH_KINDS = ("normal", "barge_in", "noise")
+SPEECH_KINDS = (
+    "normal",
+    "barge_in",
+    "noise",
+    "hesitation",
+    "one_word",
+    "backchannel",
+    "short_barge_in",
+)
+DURING_REPLY_KINDS = ("barge_in", "short_barge_in", "backchannel")
+"""Kinds played over the bot's reply by default."""
+NO_REPLY_KINDS = ("backchannel",)
+"""Speech kinds that expect no reply by default."""
 CORPUS_RATE = 16000
 """The rate the built-in corpus is stored at; a user corpus may use any rate."""
 
@@ -74,7 +103,7 @@ class ManifestLine(BaseModel):
 
     conversation: str = Field(min_length=1, description="Conversation the item belongs to.")
     turn: int = Field(ge=0, description="Order of the item within its conversation.")
-    kind: Kind = Field(default="normal", description="normal, barge_in, noise or silence.")
+    kind: Kind = Field(default="normal", description="What the item tests (see the module doc).")
     audio: str | None = Field(
         default=None, description="WAV path, relative to the folder and inside it."
     )
@@ -85,6 +114,9 @@ class ManifestLine(BaseModel):
     speech_start_s: float | None = Field(default=None, ge=0)
     speech_end_s: float | None = Field(default=None, ge=0)
     words: list[Word] = Field(default_factory=list)
+    pauses: list[tuple[float, float]] = Field(
+        default_factory=list, description="Start and end offsets of pauses inside the speech."
+    )
     trigger: Trigger | None = Field(
         default=None,
         description="after_reply (default) or during_reply (default for barge_in).",
@@ -138,8 +170,14 @@ class ManifestLine(BaseModel):
         for word in self.words:
             if word.end_s < word.start_s:
                 raise ValueError(f"words: {word.word!r} ends before it starts")
-        if self.kind == "barge_in" and self.trigger == "after_reply":
-            raise ValueError("trigger: a barge_in turn plays during_reply")
+        lo, hi = self.speech_start_s or 0.0, self.speech_end_s or 0.0
+        for start, end in self.pauses:
+            if not (lo <= start < end <= hi):
+                raise ValueError(
+                    f"pauses: ({start}, {end}) must lie inside the speech and end after it starts"
+                )
+        if self.kind in DURING_REPLY_KINDS and self.trigger == "after_reply":
+            raise ValueError(f"trigger: a {self.kind} turn plays during_reply")
         return self
 
 
@@ -162,6 +200,7 @@ class Item:
     reply_expected: bool
     words: tuple[Word, ...] = ()
     audio: str | None = None
+    pauses: tuple[tuple[float, float], ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -291,8 +330,9 @@ def _load_item(line: ManifestLine, number: int, folder: Path, source: str) -> It
             )
     speech = line.kind in SPEECH_KINDS
     trigger: Trigger = line.trigger or (
-        "during_reply" if line.kind == "barge_in" else "after_reply"
+        "during_reply" if line.kind in DURING_REPLY_KINDS else "after_reply"
     )
+    default_reply = speech and line.kind not in NO_REPLY_KINDS
     return Item(
         conversation=line.conversation,
         turn=line.turn,
@@ -306,9 +346,10 @@ def _load_item(line: ManifestLine, number: int, folder: Path, source: str) -> It
         gap_s=line.gap_s,
         delay_s=line.delay_s,
         snr_db=line.snr_db,
-        reply_expected=line.reply_expected if line.reply_expected is not None else speech,
+        reply_expected=line.reply_expected if line.reply_expected is not None else default_reply,
         words=tuple(line.words),
         audio=line.audio,
+        pauses=tuple(line.pauses),
     )
 
 

@@ -2,7 +2,10 @@
 
 Every speech line of :mod:`benchmarks.latency.script` is synthesised with the
 joe voice, resampled to 16 kHz and padded with silence (noise turns: with pink
-noise at the line's SNR under the whole clip, speech included). The true speech
+noise at the line's SNR under the whole clip, speech included). A line with pauses
+(``hesitation``) is spoken piece by piece; each piece is cut to its speech and the
+pieces are joined with exactly the pause's silence, recorded in the manifest as
+``pauses`` (start and end offsets). The true speech
 start and end are the first and last samples of the *clean* synthesis louder than
 -40 dBFS, so they are exact to the sample, whatever noise is added afterwards.
 
@@ -39,7 +42,7 @@ from benchmarks.latency.script import CONVERSATIONS, Line, script_digest
 
 __all__ = ["GENERATOR_VERSION", "builtin_corpus", "cache_root", "pink_noise", "speech_bounds"]
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 THRESHOLD_DBFS = -40.0
 PAD_S = 0.3
 NOISE_PAD_S = 0.6
@@ -215,29 +218,74 @@ def _word_times(
     return times, "approx"
 
 
-def _speech_item(voice: Any, name: str, turn: int, line: Line) -> tuple[np.ndarray, dict[str, Any]]:
+def _segment(voice: Any, text: str) -> tuple[np.ndarray, list[tuple[str, float, float]], int]:
+    """One piece of speech at the corpus rate, cut to its speech; aligned words in seconds.
+
+    Word times are relative to the cut. The third value is the voice's rate (0 when
+    the words are not aligned).
+    """
     from framework.audio import resample
 
-    raw, rate, aligned = _synthesize(voice, line.text)
+    raw, rate, aligned = _synthesize(voice, text)
     pcm = (np.clip(raw, -1, 1) * 32767).astype(np.int16).tobytes()
     speech = np.frombuffer(resample(pcm, rate, CORPUS_RATE), dtype=np.int16) / 32768.0
+    first, last = speech_bounds(speech)
+    cut = first / CORPUS_RATE
+    words = [(w, a / rate - cut, b / rate - cut) for w, a, b in aligned]
+    return speech[first:last], words, (rate if aligned else 0)
+
+
+def _spoken(
+    voice: Any, line: Line
+) -> tuple[np.ndarray, list[tuple[str, int, int]], int, list[tuple[float, float]]]:
+    """The line's speech (its pieces joined by the pauses), aligned words and pause spans.
+
+    Words and pauses are in samples at the returned rate (the voice's rate when
+    every piece is aligned, else :data:`CORPUS_RATE` and no words).
+    """
+    pieces: list[np.ndarray] = []
+    words: list[tuple[str, float, float]] = []
+    pauses: list[tuple[float, float]] = []
+    aligned = True
+    at = 0.0
+    for n, text in enumerate(line.segments):
+        if n:
+            gap = line.pauses_ms[n - 1] / 1000
+            pieces.append(np.zeros(round(gap * CORPUS_RATE)))
+            pauses.append((at, at + gap))
+            at += gap
+        audio, piece_words, rate = _segment(voice, text)
+        aligned = aligned and rate > 0
+        words += [(w, at + a, at + b) for w, a, b in piece_words]
+        pieces.append(audio)
+        at += audio.size / CORPUS_RATE
+    speech = np.concatenate(pieces)
+    rate = int(voice.config.sample_rate) if aligned else CORPUS_RATE
+    in_samples = [(w, round(a * rate), round(b * rate)) for w, a, b in words] if aligned else []
+    return speech, in_samples, rate, pauses
+
+
+def _speech_item(voice: Any, name: str, turn: int, line: Line) -> tuple[np.ndarray, dict[str, Any]]:
+    speech, aligned, rate, pauses = _spoken(voice, line)
     pad_s = NOISE_PAD_S if line.kind == "noise" else PAD_S
     pad = np.zeros(round(pad_s * CORPUS_RATE))
     clean = np.concatenate([pad, speech, pad])
     first, last = speech_bounds(clean)
     bounds_s = (first / CORPUS_RATE, last / CORPUS_RATE)
-    words, method = _word_times(line.text, aligned, rate, pad_s, bounds_s)
+    words, method = _word_times(line.spoken, aligned, rate, pad_s, bounds_s)
     audio = clean
     if line.snr_db is not None:
         level = _rms(clean[first:last]) / 10 ** (line.snr_db / 20)
         audio = clean + level * pink_noise(clean.size, _seed(name, turn, line.text))
-    meta = {
-        "transcript": line.text,
+    meta: dict[str, Any] = {
+        "transcript": line.spoken,
         "speech_start_s": round(bounds_s[0], 6),
         "speech_end_s": round(bounds_s[1], 6),
         "words": words,
         "word_times": method,
     }
+    if pauses:
+        meta["pauses"] = [[round(pad_s + a, 6), round(pad_s + b, 6)] for a, b in pauses]
     return audio, meta
 
 

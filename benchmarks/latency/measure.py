@@ -31,7 +31,10 @@ that starts after the turn's speech began):
   server's first audible sample), so the stages still add up to ``v2v``.
 * A barge-in turn also gets ``barge_in`` (last bot sample - start of the user's
   speech), split into ``barge_detect`` (interruption - speech start) and
-  ``barge_stop``.
+  ``barge_stop``. A backchannel is no barge-in: the bot should talk through it,
+  and an interruption it causes is a false one.
+* Talk-overs, false ends of turn and the words lost from the context are measured
+  by :mod:`benchmarks.latency.turntaking`.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from benchmarks.latency.records import (
     first,
     seconds,
 )
+from benchmarks.latency.turntaking import measure_turn_taking
 from benchmarks.latency.wer import normalize_words, wer
 
 __all__ = [
@@ -81,10 +85,11 @@ def measure_conversation(records: Sequence[Record], architecture: str) -> Conver
         (r["speech_start_ns"], r["speech_end_ns"]) for r in items if r.get("speech_start_ns")
     ]
     turns: list[TurnResult] = []
-    for n, item in enumerate(items):
-        window_end = items[n + 1]["t_ns"] if n + 1 < len(items) else stop_t
-        result = _measure_item(ix, item, window_end, architecture, stretches, origin)
-        turns.append(result)
+    # each item's window runs to the next item's start (the last one's to the end)
+    window_ends = [r["t_ns"] for r in items[1:]] + ([stop_t] if items else [])
+    for item, window_end in zip(items, window_ends, strict=True):
+        turns.append(_measure_item(ix, item, window_end, architecture, stretches, origin))
+    measure_turn_taking(ix, items, turns, stretches, window_ends)
     false_turns, false_interruptions = _false_events(ix, items, windows, stretches, turns)
     cpu: dict[str, float] = {}
     for r in ix.metrics("cpu_s"):
@@ -167,19 +172,9 @@ def _measure_item(
         result.stage_sum_s = round(sum(result.stages.values()), 6)
         result.gap_s = round(result.v2v_s - result.stage_sum_s, 6)
     _reported(ix, result, decision, reply)
-    if item.get("trigger") == "during_reply":
+    if item.get("trigger") == "during_reply" and item.get("kind") != "backchannel":
         _barge_in(ix, result, ss, window_end)
-    transcripts = [r for r in ix("transcription") if ss < r["t_ns"] < window_end]
-    # A transcript made on a pause that the user then resumed is superseded: the
-    # transcript after the resume covers the whole turn again.
-    if transcripts:
-        resumes = [
-            r["t_ns"]
-            for r in ix("user_resumed_speaking")
-            if transcripts[0]["t_ns"] < r["t_ns"] < window_end
-        ]
-        if resumes:
-            transcripts = [r for r in transcripts if r["t_ns"] > max(resumes)]
+    transcripts = _final_transcripts(ix, ss, window_end)
     texts = [str(r.get("text", "")) for r in transcripts if str(r.get("text", "")).strip()]
     if texts:
         result.hypothesis = " ".join(texts)
@@ -189,6 +184,25 @@ def _measure_item(
     elif item.get("reply_expected"):
         result.notes.append("no reply")
     return result
+
+
+def _final_transcripts(ix: RecordIndex, ss: int, window_end: int) -> list[Record]:
+    """The utterance's transcripts, without those a resume superseded.
+
+    A transcript made on a pause that the user then resumed (within the same VAD
+    turn: before any new start) is superseded, since the transcript after the
+    resume covers that turn again. A turn that ended and was followed by a new one
+    (a false end of turn) keeps its transcript: the next one holds only new words.
+    """
+    transcripts = [r for r in ix("transcription") if ss < r["t_ns"] < window_end]
+    starts = [r["t_ns"] for r in ix("user_started_speaking") if ss <= r["t_ns"] < window_end]
+    resumes = [r["t_ns"] for r in ix("user_resumed_speaking") if ss < r["t_ns"] < window_end]
+
+    def superseded(t: int) -> bool:
+        next_start = min((s for s in starts if s > t), default=window_end)
+        return any(t < r < next_start for r in resumes)
+
+    return [r for r in transcripts if not superseded(r["t_ns"])]
 
 
 def _transport_link(
@@ -292,7 +306,11 @@ def _false_events(
     stretches: list[tuple[int, int]],
     turns: list[TurnResult],
 ) -> tuple[int, int]:
-    """Count user starts and interruptions that no user speech explains; charge them to items."""
+    """Count user starts and interruptions that no user speech explains; charge them to items.
+
+    A backchannel explains a user start but not an interruption: the bot should
+    have talked through it.
+    """
 
     def owner(t: int) -> TurnResult | None:
         for n, item in enumerate(items):
@@ -301,6 +319,16 @@ def _false_events(
                 return turns[n]
         return None
 
+    backchannels = [
+        (r["speech_start_ns"], r["speech_end_ns"] + TURN_TAIL_NS)
+        for r in items
+        if r.get("kind") == "backchannel" and r.get("speech_start_ns") is not None
+    ]
+    turn_windows = [
+        (r["speech_start_ns"], r["speech_end_ns"])
+        for r in items
+        if r.get("speech_start_ns") and r.get("kind") != "backchannel"
+    ]
     false_turns = false_interruptions = 0
     for r in ix("user_started_speaking"):
         at = r.get("speech_start_ns") or r["t_ns"]
@@ -311,7 +339,9 @@ def _false_events(
                 target.false_turns += 1
     for r in ix("interruption"):
         t = r["t_ns"]
-        if any(ss <= t <= se + TURN_TAIL_NS for ss, se in windows):
+        # an interruption in a backchannel's window is false even if a turn's tail covers it
+        over_backchannel = any(a <= t <= b for a, b in backchannels)
+        if not over_backchannel and any(ss <= t <= se + TURN_TAIL_NS for ss, se in turn_windows):
             continue
         if _speaking_at(stretches, t):
             false_interruptions += 1

@@ -50,6 +50,13 @@ class TurnResult:
     reply_text: str = ""
     reply_words: int = 0
     reply_audio_s: float = 0.0
+    reply_expected: bool = True
+    false_ends: int = 0
+    talk_over_s: float = 0.0
+    bot_stopped: bool | None = None
+    context_words: int | None = None
+    context_missing: int | None = None
+    context_lost: int | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:

@@ -47,6 +47,7 @@ ROWS: tuple[tuple[str, str, str], ...] = (
     ("unexplained gap", "gap_s", "ms"),
     ("barge-in (to last bot sample)", "barge_in_s", "ms"),
     ("  detection", "barge_detect_s", "ms"),
+    ("  short-word barge-in", "barge_in_short_s", "ms"),
     ("WER", "wer", "%"),
     ("reply words", "reply_words", "x"),
     ("reply audio (s)", "reply_audio_s", "x"),
@@ -134,6 +135,19 @@ def _count_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("turns split by the VAD", str(counts.get("split_turns", 0))),
         ("turns the bot talked over", str(counts.get("talked_over", 0))),
         (
+            "talk-over (turns / s of bot audio)",
+            f"{counts.get('talk_over_turns', 0)} / {counts.get('talk_over_s', 0):.1f}",
+        ),
+        (
+            "false ends of turn (ends / turns)",
+            f"{counts.get('false_ends', 0)} / {counts.get('false_end_turns', 0)}",
+        ),
+        ("user words lost from the context", _words_cell(counts)),
+        (
+            "backchannels that stopped the bot",
+            f"{counts.get('backchannels_stopped_bot', 0)} / {counts.get('backchannels', 0)}",
+        ),
+        (
             "barge-ins measured",
             f"{counts.get('barge_ins_measured', 0)} / {counts.get('barge_ins', 0)}",
         ),
@@ -147,6 +161,53 @@ def _count_rows(summary: dict[str, Any]) -> list[tuple[str, str]]:
         ("  of which model stages", _num(cost.get("stage_cpu_s_per_min"))),
         ("USD per conversation min", "-" if not usd else f"{usd:.4f}"),
     ]
+
+
+def _words_cell(counts: dict[str, Any]) -> str:
+    """``lost (missing) / words``: words the turn-taking dropped, and all the missing ones."""
+    if counts.get("context_words") is None:
+        return "-"
+    return f"{counts['context_lost']} ({counts['context_missing']}) / {counts['context_words']}"
+
+
+KIND_HEADER = (
+    "kind",
+    "turns",
+    "replied",
+    "v2v p50",
+    "talk-over turns",
+    "false ends",
+    "split",
+    "words lost (missing) / words",
+    "barge-in p50",
+    "WER",
+    "bot stopped",
+)
+
+
+def kind_rows(summary: dict[str, Any]) -> list[list[str]]:
+    """One row per kind of turn: the turn-taking counts and the key latencies."""
+    rows = []
+    for kind, k in summary.get("by_kind", {}).items():
+        v2v, barge, wer_ = k.get("v2v_s", {}), k.get("barge_in_s", {}), k.get("wer", {})
+        rows.append(
+            [
+                kind,
+                str(k.get("turns", 0)),
+                str(k.get("replied", 0)),
+                _ms(v2v.get("p50")) if v2v.get("n") else "-",
+                str(k.get("talk_over_turns", 0)),
+                str(k.get("false_ends", 0)),
+                str(k.get("split_turns", 0)),
+                _words_cell(k),
+                _ms(barge.get("p50")) if barge.get("n") else "-",
+                f"{wer_['mean'] * 100:.1f} %" if wer_.get("n") else "-",
+                f"{k['backchannels_stopped_bot']} / {k['backchannels']}"
+                if k.get("backchannels")
+                else "-",
+            ]
+        )
+    return rows
 
 
 def _num(value: Any) -> str:
@@ -186,6 +247,16 @@ def print_table(results: dict[str, Any], console: Any = None) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    for name in header[1:]:
+        by_kind = kind_rows(results["summary"].get(name, {}))
+        if not by_kind:
+            continue
+        kinds = Table(title=f"{name}: turn-taking by kind of turn (ms)")
+        for n, column in enumerate(KIND_HEADER):
+            kinds.add_column(column, justify="left" if n == 0 else "right")
+        for row in by_kind:
+            kinds.add_row(*row)
+        console.print(kinds)
 
 
 def _md_cell(cell: object) -> str:
@@ -220,6 +291,11 @@ def _turn_rows(results: dict[str, Any], pipeline: str) -> list[list[str]]:
                 _ms(t.get("gap_s")),
                 _ms(t.get("barge_in_s")),
                 "-" if t.get("wer") is None else f"{t['wer'] * 100:.0f}%",
+                _ms(t.get("talk_over_s")) if t.get("talk_over_s") else "-",
+                str(t.get("false_ends") or "-"),
+                "-"
+                if t.get("context_words") is None
+                else f"{t['context_lost']} ({t['context_missing']}) / {t['context_words']}",
                 str(t.get("reply_words", 0)),
                 "; ".join(_turn_notes(t)),
             ]
@@ -233,6 +309,8 @@ def _turn_notes(t: dict[str, Any]) -> list[str]:
         notes.append(f"split in {t['vad_turns']} by the VAD")
     if t.get("talk_overs"):
         notes.append("bot talked over the user")
+    if t.get("bot_stopped") and "a backchannel stopped the bot" not in notes:
+        notes.append("a backchannel stopped the bot")
     return notes
 
 
@@ -254,6 +332,13 @@ def markdown_report(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
         "Cells are p50 / p90 / p99 in milliseconds. Voice-to-voice runs from the true end of "
         "the user's speech (from the corpus) to the first bot audio sample leaving the output "
         "transport; the stages add up to it, and the unexplained gap is what no stage covers.",
+        "",
+        "Turn-taking: a talk-over is bot audio played inside a user utterance (pauses "
+        "included) from a reply that started after it began; a false end is a turn ended "
+        "before the utterance's last word; user words lost are the utterance's words (as "
+        "normalised for the WER) missing from the user messages of the final LLM context "
+        "although the speech-to-text transcribed them, with all the missing ones, "
+        "recognition errors included, in brackets.",
         "",
         _md_table(header, rows),
         "",
@@ -293,11 +378,22 @@ def markdown_report(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
                         "gap",
                         "barge-in",
                         "WER",
-                        "words",
+                        "talk-over",
+                        "false ends",
+                        "words lost (missing) / words",
+                        "reply words",
                         "notes",
                     ],
                     turn_rows,
                 ),
+                "",
+            ]
+        by_kind = kind_rows(results["summary"].get(name, {}))
+        if by_kind:
+            parts += [
+                "Turn-taking by kind of turn (v2v and barge-in p50 in ms):",
+                "",
+                _md_table(KIND_HEADER, by_kind),
                 "",
             ]
         for c in results["conversations"]:

@@ -31,6 +31,7 @@ import anyio
 from benchmarks.latency.corpus import Conversation, Corpus
 from benchmarks.latency.measure import measure_conversation
 from benchmarks.latency.scenario import ScenarioParams, ScenarioTransport
+from benchmarks.latency.turntaking import record_context
 
 __all__ = ["BenchPlan", "ResultsWriter", "children_cpu_s", "run_bench"]
 
@@ -173,6 +174,7 @@ async def _run_conversation(
                 session = build_session(config, transport, observers=[log_])
                 control.task = task = session.task
                 reason = await session.task.run()
+                record_context(log_, session)
                 records = list(log_.records)
         finally:
             control.task = None

@@ -4,6 +4,10 @@ Each conversation is a list of :class:`Line`. Speech lines are spoken by Piper
 (the joe voice) when the corpus is generated; ``silence`` lines are stretches
 without speech (digital silence, or noise at ``noise_dbfs``). The first
 conversation, ``quick``, is the whole corpus of ``parley bench --quick``.
+
+A ``hesitation`` line marks its pauses with ``|`` in ``text``; ``pauses_ms`` gives
+the silence of each, from the last speech sample before the mark to the first
+after it (500-900 ms: a person thinking, listing, saying "um").
 """
 
 from __future__ import annotations
@@ -27,15 +31,39 @@ class Line:
     trigger: str | None = None
     duration_s: float | None = None
     noise_dbfs: float | None = None
+    pauses_ms: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        marks = self.text.count(PAUSE)
+        if marks != len(self.pauses_ms):
+            raise ValueError(
+                f"{self.text!r}: {marks} pause mark(s) '{PAUSE}' but {len(self.pauses_ms)} "
+                "pause length(s) in pauses_ms"
+            )
+
+    @property
+    def segments(self) -> list[str]:
+        """The text between pauses, each spoken as one piece."""
+        return [part.strip() for part in self.text.split(PAUSE)]
+
+    @property
+    def spoken(self) -> str:
+        """The words as said, without the pause marks."""
+        return " ".join(self.segments)
 
 
 QUICK = "quick"
+PAUSE = "|"
 
 CONVERSATIONS: dict[str, list[Line]] = {
     QUICK: [
         Line("normal", "Hello there, can you hear me clearly?"),
         Line("barge_in", "Sorry to interrupt, what is your name?", delay_s=0.8),
-        Line("normal", "Thanks, that is all I needed."),
+        Line(
+            "hesitation",
+            "I need three things, | bread, | milk and some eggs.",
+            pauses_ms=(650, 800),
+        ),
     ],
     "small-talk": [
         Line("normal", "Hi, how are you doing today?"),
@@ -60,6 +88,51 @@ CONVERSATIONS: dict[str, list[Line]] = {
         Line("barge_in", "Actually, can you make that three people?", delay_s=1.2),
         Line("noise", "Do you have a table near the window?", snr_db=10.0),
         Line("normal", "Great, thank you very much for your help."),
+    ],
+    # Real-speech patterns: pauses inside a sentence, one-word answers, a
+    # backchannel over the reply, and a barge-in that opens with a short word.
+    # The backchannels and short barge-ins start 0.3 s into the reply (their
+    # speech 0.6 s in, after the clip's lead-in), so that a short reply is still
+    # playing when they come.
+    "ordering": [
+        Line(
+            "hesitation",
+            "I would like to order, um, | a large pizza with | mushrooms, olives | "
+            "and extra cheese, please.",
+            pauses_ms=(700, 600, 850),
+        ),
+        Line("one_word", "Yes."),
+        Line(
+            "hesitation",
+            "Could you tell me, uh, | what time the shop | closes tonight?",
+            pauses_ms=(650, 800),
+        ),
+        Line("one_word", "Seven."),
+        Line("normal", "Can you describe all the pizzas on your menu?"),
+        Line("backchannel", "Okay.", delay_s=0.3),
+        Line("normal", "Which one do you recommend, and why?"),
+        Line("short_barge_in", "Wait, I only want mushrooms.", delay_s=0.3),
+        Line("normal", "Thank you, that is everything."),
+    ],
+    "planning": [
+        Line(
+            "hesitation",
+            "For the camping trip I am packing | a tent, | two sleeping bags | and a small stove.",
+            pauses_ms=(600, 750, 900),
+        ),
+        Line("normal", "Tell me a long story about a night in the forest."),
+        Line("backchannel", "Uh-huh.", delay_s=0.3),
+        Line("one_word", "Tuesday."),
+        Line(
+            "hesitation",
+            "I was thinking we could, um, | leave on Friday morning | and come back on Sunday.",
+            pauses_ms=(800, 550),
+        ),
+        Line("normal", "Explain how to put up a tent, step by step."),
+        Line("backchannel", "Yeah.", delay_s=0.3),
+        Line("one_word", "No."),
+        Line("normal", "What should we cook on the first evening?"),
+        Line("short_barge_in", "Stop, that is too much detail.", delay_s=0.3),
     ],
 }
 

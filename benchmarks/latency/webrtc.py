@@ -43,6 +43,7 @@ from benchmarks.latency.scenario import (
     ScenarioTransport,
     audible_threshold,
 )
+from benchmarks.latency.turntaking import record_context
 from framework.frames import EndFrame
 from processors.transports.webrtc.audio import WIRE_RATE, OutgoingAudio
 from processors.transports.webrtc.client import WebRTCClient
@@ -345,6 +346,7 @@ async def run_over_webrtc(
         server.started.set()
         try:
             await server.session.task.run()
+            record_context(log_, server.session)
         finally:
             server.ended.set()
 

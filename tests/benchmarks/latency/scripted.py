@@ -75,6 +75,7 @@ class Script:
         kind: str = "normal",
         trigger: str = "after_reply",
         transcript: str = "hello there",
+        reply_expected: bool | None = None,
     ) -> tuple[float, float] | None:
         """Place item ``index``; returns the absolute speech start and end (ms)."""
         fields: dict[str, Any] = {
@@ -87,7 +88,7 @@ class Script:
             "speech_start_ns": None,
             "speech_end_ns": None,
             "transcript": transcript if speech else "",
-            "reply_expected": speech is not None,
+            "reply_expected": speech is not None if reply_expected is None else reply_expected,
         }
         absolute = None
         if speech is not None:
@@ -96,6 +97,10 @@ class Script:
             fields["speech_end_ns"] = self.ns(absolute[1])
         self.event("scenario.input", "scenario_item", start_ms, **fields)
         return absolute
+
+    def context(self, at_ms: float, *user_messages: str) -> None:
+        """The runner's record of the final context's user messages."""
+        self.event("bench", "context_final", at_ms, user_messages=list(user_messages))
 
     def end(self, at_ms: float) -> None:
         self.event("scenario.input", "scenario_end", at_ms, reason="done")

@@ -217,3 +217,52 @@ def test_parley_bench_refuses_a_bad_corpus_in_one_line_with_exit_code_2(tmp_path
         f"parley bench: {folder / 'manifest.jsonl'} line 2, field 'audio': 'take.flac' is not "
         "a WAV file; convert it to WAV"
     ]
+
+
+def test_real_speech_kinds_load_with_their_defaults(tmp_path: Path) -> None:
+    folder = _folder(
+        tmp_path,
+        {**GOOD, "kind": "hesitation", "pauses": [[0.4, 0.6]]},
+        {**GOOD, "turn": 2, "kind": "backchannel", "transcript": "Uh-huh."},
+        {**GOOD, "turn": 3, "kind": "short_barge_in", "transcript": "Wait, stop."},
+        {**GOOD, "turn": 4, "kind": "one_word", "transcript": "Yes."},
+    )
+    items = load_corpus(folder).conversation("c").items
+    assert items[0].pauses == ((0.4, 0.6),) and items[0].trigger == "after_reply"
+    assert items[1].trigger == "during_reply" and not items[1].reply_expected
+    assert items[2].trigger == "during_reply" and items[2].reply_expected
+    assert items[3].trigger == "after_reply" and items[3].reply_expected
+    assert all(item.is_speech for item in items)
+
+
+@pytest.mark.parametrize(
+    ("bad", "expected"),
+    [
+        ({**GOOD, "pauses": [[0.1, 0.5]]}, "field 'pauses': (0.1, 0.5) must lie inside the speech"),
+        ({**GOOD, "pauses": [[0.6, 0.5]]}, "field 'pauses': (0.6, 0.5) must lie inside the speech"),
+        (
+            {**GOOD, "kind": "backchannel", "trigger": "after_reply"},
+            "field 'trigger': a backchannel turn plays during_reply",
+        ),
+    ],
+)
+def test_bad_pauses_and_triggers_name_the_field(bad: dict[str, object], expected: str) -> None:
+    with pytest.raises(CorpusError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        parse_manifest(_manifest(bad), "m.jsonl")
+
+
+def test_a_scripted_line_needs_one_pause_length_per_pause_mark() -> None:
+    from benchmarks.latency.script import CONVERSATIONS, Line
+
+    line = Line("hesitation", "one, | two | three", pauses_ms=(600, 800))
+    assert line.segments == ["one,", "two", "three"]
+    assert line.spoken == "one, two three"
+    with pytest.raises(ValueError, match="2 pause mark"):
+        Line("hesitation", "one, | two | three", pauses_ms=(600,))
+    kinds = {line.kind for lines in CONVERSATIONS.values() for line in lines}
+    assert {"hesitation", "one_word", "backchannel", "short_barge_in"} <= kinds
+    for lines in CONVERSATIONS.values():
+        for line in lines:
+            if line.kind == "hesitation":
+                assert 2 <= len(line.pauses_ms) <= 3
+                assert all(500 <= ms <= 900 for ms in line.pauses_ms)

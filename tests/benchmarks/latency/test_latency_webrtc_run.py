@@ -50,6 +50,8 @@ def test_file_and_webrtc_side_by_side_both_reconcile(run: tuple[Path, dict[str, 
             expected = {"end_of_turn", "stt_final", "llm_ttft", "tts_ttfa", "output"} | extra
             assert set(turn["stages"]) == expected, turn
             assert turn["wer"] is not None and turn["wer"] <= 0.5, turn
+            # the server's session records its final context: words lost are measured
+            assert turn["context_words"] is not None, turn
         if extra:
             for turn in turns:
                 # a packet cannot arrive before it was sent, nor take seconds on 127.0.0.1
