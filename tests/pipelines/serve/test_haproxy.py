@@ -1,0 +1,125 @@
+"""Two real ``parley serve`` workers behind Debian's HAProxy, on 127.0.0.1.
+
+Sessions spread over both workers; killing one (SIGKILL, mid-session) closes
+only its own sessions, each seen closed by its client; the survivor's sessions
+carry on, and new sessions land on the survivor. Every wait is bounded and
+every process is stopped at the end. The workers start sessions lazily and no
+test sends audio, so no model loads.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import anyio
+import pytest
+import websockets
+from websockets.exceptions import ConnectionClosed
+
+from pipelines.serve.haproxy import HAProxyParams, haproxy_config
+from tests.pipelines.serve.health_helpers import get_json
+from tests.pipelines.serve.helpers import RawClient
+from tests.pipelines.serve.workers import CHEAP, Worker, free_port, workers
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(
+        shutil.which("haproxy") is None, reason="needs Debian's haproxy (.ci/run installs it)"
+    ),
+]
+
+SESSIONS = 6
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def pool(tmp_path: Path) -> Iterator[tuple[int, list[Worker]]]:
+    """Two workers and HAProxy in front of them: (the balancer's port, the workers)."""
+    with workers(2, *CHEAP, "--max-sessions", "8") as started:
+        port = free_port()
+        config = tmp_path / "haproxy.cfg"
+        params = HAProxyParams(
+            bind=f"127.0.0.1:{port}",
+            workers=[f"127.0.0.1:{w.port}" for w in started],
+            check_interval_ms=300,
+        )
+        config.write_text(haproxy_config(params))
+        subprocess.run(["haproxy", "-c", "-q", "-f", str(config)], check=True, timeout=30)
+        with (tmp_path / "haproxy.log").open("w") as log:
+            proxy = subprocess.Popen(
+                ["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
+            )
+            try:
+                yield port, started
+            finally:
+                proxy.kill()
+                proxy.wait(timeout=20)
+
+
+async def _sessions(port: int) -> int:
+    return int((await get_json(port, "/health"))[1]["sessions"])
+
+
+async def _open(stack: AsyncExitStack, url: str) -> tuple[websockets.ClientConnection, RawClient]:
+    with anyio.fail_after(60):
+        while True:  # HAProxy may not listen yet when the first test connects
+            try:
+                ws = await stack.enter_async_context(websockets.connect(url, open_timeout=30))
+                break
+            except OSError:
+                await anyio.sleep(0.2)
+    client = RawClient(ws)
+    assert (await client.recv())["type"] == "session.created"
+    return ws, client
+
+
+async def _alive(client: RawClient) -> None:
+    """The session answers: session.update gets session.updated."""
+    await client.send(type="session.update", session={"type": "realtime"})
+    assert (await client.recv(limit_s=30))["type"] == "session.updated"
+
+
+async def test_a_killed_worker_costs_only_its_sessions(pool: tuple[int, list[Worker]]) -> None:
+    port, (first, second) = pool
+    url = f"ws://127.0.0.1:{port}/v1/realtime"
+    async with AsyncExitStack() as stack:
+        opened = [await _open(stack, url) for _ in range(SESSIONS)]
+        on_first, on_second = await _sessions(first.port), await _sessions(second.port)
+        assert on_first + on_second == SESSIONS
+        assert on_first > 0 and on_second > 0, (on_first, on_second)  # spread over both
+
+        first.kill()  # SIGKILL, mid-session: no close frame, no drain
+        assert first.process.wait(timeout=20) != 0
+
+        closed, alive = [], []
+        for ws, client in opened:
+            try:
+                await _alive(client)
+                alive.append(client)
+            except ConnectionClosed:
+                closed.append(ws)
+        # Exactly the killed worker's sessions are gone, each closed for its client
+        # (HAProxy closes the client side when the worker's sockets die)...
+        assert len(closed) == on_first
+        for ws in closed:
+            with anyio.fail_after(30):
+                await ws.wait_closed()
+        # ...and the survivor's carry on.
+        assert len(alive) == on_second
+        assert await _sessions(second.port) == on_second
+        for client in alive:
+            await _alive(client)
+
+        # New sessions land on the survivor (a connection sent to the dead worker
+        # before its check fails is retried on the other).
+        for _ in range(3):
+            await _alive((await _open(stack, url))[1])
+        assert await _sessions(second.port) == on_second + 3
