@@ -18,7 +18,8 @@ Every figure comes from what the sessions already report, nothing is timed twice
 ``parley_serve_voice_to_voice_seconds``   from the arrival of the audio that holds the end of
                                           the user's speech to the first audio delta sent
 ``parley_serve_stage_seconds{stage}``     the stages' own latency metrics: ``turn``
-                                          (end-of-turn decision), ``stt`` (final transcript),
+                                          (end-of-turn decision: speech end to turn end, see
+                                          :func:`stage_seconds`), ``stt`` (final transcript),
                                           ``llm`` (time to first token), ``tts`` (time to
                                           first audio)
 ========================================  =============================================
@@ -30,7 +31,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["LATENCY_BUCKETS_S", "STAGE_METRICS", "ServeMetrics", "make_metrics"]
+__all__ = ["LATENCY_BUCKETS_S", "STAGE_METRICS", "ServeMetrics", "make_metrics", "stage_seconds"]
 
 log = logging.getLogger("parley.serve")
 
@@ -42,6 +43,23 @@ STAGE_METRICS = {
     "ttfa": "tts",
 }
 """The stages' latency samples (``MetricSample.name``) and the stage each measures."""
+
+
+def stage_seconds(name: str, value: float, extra: dict[str, Any]) -> tuple[str, float] | None:
+    """(stage, seconds) of a stage's latency sample; None for other samples.
+
+    The end-of-turn decision is read from ``audio_wait_s`` (the audio heard after
+    the speech's end before the turn ended), which counts on the session's audio
+    clock alone: a server session's audio clock starts when the session does,
+    not when the client starts streaming, so ``end_of_turn_s`` (the frame's
+    wall-clock time minus the speech end on the audio clock) is off by that gap.
+    """
+    stage = STAGE_METRICS.get(name)
+    if stage is None:
+        return None
+    if name == "end_of_turn_s" and "audio_wait_s" in extra:
+        value = float(extra["audio_wait_s"])
+    return (stage, value) if value >= 0 else None
 
 
 class ServeMetrics:
@@ -95,11 +113,9 @@ class ServeMetrics:
 
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 
-    def observe_stage(self, sample_name: str, value: float) -> None:
-        """A stage's latency sample, when it is one of :data:`STAGE_METRICS`."""
-        stage = STAGE_METRICS.get(sample_name)
-        if stage is not None and value >= 0:
-            self.stage.labels(stage=stage).observe(value)
+    def observe_stage(self, stage: str, seconds: float) -> None:
+        """A stage's latency (see :func:`stage_seconds`)."""
+        self.stage.labels(stage=stage).observe(seconds)
 
 
 def make_metrics(load: Any) -> ServeMetrics | None:

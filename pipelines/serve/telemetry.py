@@ -25,7 +25,7 @@ from typing import Any
 
 from framework.frames import InputAudioFrame, MetricsFrame, UserStoppedSpeakingFrame
 from framework.observer import FrameEndpoint, Observer
-from pipelines.serve.metrics import STAGE_METRICS, ServeMetrics
+from pipelines.serve.metrics import ServeMetrics, stage_seconds
 from pipelines.serve.tracing import SessionTrace
 
 __all__ = ["FrameWatch", "ObservedConnection", "SessionTelemetry", "event_type"]
@@ -158,21 +158,22 @@ class SessionTelemetry:
         if not self.first_sight(frame.id):
             return
         for sample in frame.samples:
-            stage = STAGE_METRICS.get(sample.name)
-            if stage is None or sample.value < 0:
+            found = stage_seconds(sample.name, sample.value, sample.extra)
+            if found is None:
                 continue
+            stage, seconds = found
             if self.metrics is not None:
-                self.metrics.observe_stage(sample.name, sample.value)
+                self.metrics.observe_stage(stage, seconds)
             if self.trace is not None:
                 end = self._epoch(now_ns)
                 self.trace.stage(
                     stage,
-                    end - round(sample.value * 1e9),
+                    end - round(seconds * 1e9),
                     end,
                     {
                         "parley.processor": sample.processor,
                         "parley.metric": sample.name,
-                        "parley.seconds": sample.value,
+                        "parley.seconds": seconds,
                     },
                 )
 
