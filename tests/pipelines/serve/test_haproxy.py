@@ -12,13 +12,13 @@ from __future__ import annotations
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
 
 import anyio
 import pytest
 import websockets
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pipelines.serve.haproxy import HAProxyParams, haproxy_config
 from tests.pipelines.serve.health_helpers import get_json
@@ -40,28 +40,34 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+@contextmanager
+def balancer(tmp_path: Path, started: list[Worker], check_ms: int = 300) -> Iterator[int]:
+    """HAProxy in front of ``started``, from the generated configuration; yields its port."""
+    port = free_port()
+    config = tmp_path / "haproxy.cfg"
+    params = HAProxyParams(
+        bind=f"127.0.0.1:{port}",
+        workers=[f"127.0.0.1:{w.port}" for w in started],
+        check_interval_ms=check_ms,
+    )
+    config.write_text(haproxy_config(params))
+    subprocess.run(["haproxy", "-c", "-q", "-f", str(config)], check=True, timeout=30)
+    with (tmp_path / "haproxy.log").open("w") as log:
+        proxy = subprocess.Popen(
+            ["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield port
+        finally:
+            proxy.kill()
+            proxy.wait(timeout=20)
+
+
 @pytest.fixture
 def pool(tmp_path: Path) -> Iterator[tuple[int, list[Worker]]]:
     """Two workers and HAProxy in front of them: (the balancer's port, the workers)."""
-    with workers(2, *CHEAP, "--max-sessions", "8") as started:
-        port = free_port()
-        config = tmp_path / "haproxy.cfg"
-        params = HAProxyParams(
-            bind=f"127.0.0.1:{port}",
-            workers=[f"127.0.0.1:{w.port}" for w in started],
-            check_interval_ms=300,
-        )
-        config.write_text(haproxy_config(params))
-        subprocess.run(["haproxy", "-c", "-q", "-f", str(config)], check=True, timeout=30)
-        with (tmp_path / "haproxy.log").open("w") as log:
-            proxy = subprocess.Popen(
-                ["haproxy", "-db", "-f", str(config)], stdout=log, stderr=subprocess.STDOUT
-            )
-            try:
-                yield port, started
-            finally:
-                proxy.kill()
-                proxy.wait(timeout=20)
+    with workers(2, *CHEAP, "--max-sessions", "8") as started, balancer(tmp_path, started) as port:
+        yield port, started
 
 
 async def _sessions(port: int) -> int:
@@ -123,3 +129,30 @@ async def test_a_killed_worker_costs_only_its_sessions(pool: tuple[int, list[Wor
         for _ in range(3):
             await _alive((await _open(stack, url))[1])
         assert await _sessions(second.port) == on_second + 3
+
+
+async def test_full_workers_get_no_new_sessions_until_one_frees(tmp_path: Path) -> None:
+    with workers(2, *CHEAP, "--max-sessions", "1") as started, balancer(tmp_path, started) as port:
+        url = f"ws://127.0.0.1:{port}/v1/realtime"
+        async with AsyncExitStack() as stack:
+            await _open(stack, url)
+            async with AsyncExitStack() as second:
+                await _open(second, url)
+                assert [await _sessions(w.port) for w in started] == [1, 1]
+                # Both full: /ready says 503 on each, so the balancer has nowhere to send it.
+                with anyio.fail_after(60):
+                    while not all([(await get_json(w.port, "/ready"))[0] == 503 for w in started]):
+                        await anyio.sleep(0.1)
+                with pytest.raises(InvalidStatus) as refused:
+                    async with websockets.connect(url, open_timeout=30):
+                        pass
+                assert refused.value.response.status_code == 503
+            # One session ended: once its worker is ready again, a new session lands there.
+            with anyio.fail_after(60):
+                while True:
+                    try:
+                        await _alive((await _open(stack, url))[1])
+                        break
+                    except InvalidStatus:
+                        await anyio.sleep(0.3)
+            assert [await _sessions(w.port) for w in started] == [1, 1]
