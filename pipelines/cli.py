@@ -163,7 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         metavar="SECONDS",
         help="on SIGTERM, refuse new sessions and give running ones this long to end, then "
-        "close them (error event, close code 1012) and exit 0 (default 25)",
+        "close them (error event, close code 1012) and exit 0 (default 20)",
     )
     serve.add_argument(
         "--option",

@@ -32,7 +32,7 @@ __all__ = ["DRAIN_CLOSE_CODE", "DRAIN_ERROR_CODE", "Drain", "DrainedSession"]
 log = logging.getLogger("parley.serve")
 DRAIN_CLOSE_CODE = 1012
 DRAIN_ERROR_CODE = "server_shutting_down"
-CLOSE_WAIT_S = 10.0
+CLOSE_WAIT_S = 5.0
 """How long closed sessions get to wind down after the drain's deadline."""
 
 

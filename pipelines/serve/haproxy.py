@@ -4,7 +4,7 @@
 
     python -m pipelines.serve.haproxy --bind 0.0.0.0:8765 \\
         --worker 10.0.0.11:8765 --worker 10.0.0.12:8765 \\
-        --talk 10.0.0.21:8080 > /etc/haproxy/haproxy.cfg
+        --talk /ws=10.0.0.21:8080 --talk /twilio=10.0.0.22:8080 > /etc/haproxy/haproxy.cfg
 
 What the configuration does (``docs/deploy.md`` explains each choice):
 
@@ -19,8 +19,10 @@ What the configuration does (``docs/deploy.md`` explains each choice):
 * WebSockets: after the upgrade HAProxy relays bytes both ways until either side
   closes, under ``timeout tunnel``; when a worker dies, the kernel closes its
   sockets and HAProxy closes the clients' side at once;
-* ``/ws`` and ``/twilio`` (``parley talk``'s WebSocket and Twilio transports) go
-  to the talk servers, which have no ``/ready``: a TCP check watches them.
+* ``--talk PATH=ADDRESS`` puts a ``parley talk`` server (its WebSocket or Twilio
+  transport, ``/ws`` or ``/twilio``) behind the same address: requests for PATH
+  go to the servers given for it. A talk server has no ``/ready``; its endpoint
+  answers a plain GET with 426 (upgrade required), which is what its check expects.
 """
 
 from __future__ import annotations
@@ -43,12 +45,9 @@ class HAProxyParams(BaseModel):
     workers: list[str] = Field(
         min_length=1, description="``parley serve`` workers, as address:port."
     )
-    talk: list[str] = Field(
-        default_factory=list, description="``parley talk`` servers (WebSocket/Twilio)."
-    )
-    talk_paths: list[str] = Field(
-        default_factory=lambda: ["/ws", "/twilio"],
-        description="Paths served by the talk servers.",
+    talk: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="``parley talk`` servers by endpoint path (``/ws``, ``/twilio``).",
     )
     check_interval_ms: int = Field(
         default=2000, ge=100, description="How often /ready is asked (``inter``)."
@@ -64,18 +63,15 @@ class HAProxyParams(BaseModel):
     maxconn: int = Field(default=4096, ge=1, description="Connections HAProxy holds at once.")
 
 
-def _servers(prefix: str, addresses: Sequence[str], options: str) -> list[str]:
-    return [
-        f"    server {prefix}{n} {address} {options}".rstrip()
-        for n, address in enumerate(addresses, 1)
-    ]
+def _servers(prefix: str, addresses: Sequence[str]) -> list[str]:
+    return [f"    server {prefix}{n} {address}" for n, address in enumerate(addresses, 1)]
 
 
 def command_line(params: HAProxyParams) -> str:
     """The ``python -m pipelines.serve.haproxy`` command that prints this configuration."""
     words = ["python -m pipelines.serve.haproxy", f"--bind {params.bind}"]
     words += [f"--worker {address}" for address in params.workers]
-    words += [f"--talk {address}" for address in params.talk]
+    words += [f"--talk {path}={a}" for path, addresses in params.talk.items() for a in addresses]
     if params.check_interval_ms != HAProxyParams.model_fields["check_interval_ms"].default:
         words.append(f"--check-interval-ms {params.check_interval_ms}")
     return " ".join(words)
@@ -108,11 +104,9 @@ def haproxy_config(params: HAProxyParams) -> str:
         "frontend parley",
         f"    bind {p.bind}",
     ]
-    if p.talk:
-        lines += [
-            f"    acl talk_path path {' '.join(p.talk_paths)}",
-            "    use_backend parley_talk if talk_path",
-        ]
+    for path in p.talk:
+        name = _talk_name(path)
+        lines += [f"    acl {name} path {path}", f"    use_backend {name} if {name}"]
     lines += [
         "    default_backend parley_serve",
         "",
@@ -122,17 +116,25 @@ def haproxy_config(params: HAProxyParams) -> str:
         "    http-check send meth GET uri /ready ver HTTP/1.1 hdr Host parley",
         "    http-check expect status 200",
         f"    default-server check inter {p.check_interval_ms} fall {p.fall} rise {p.rise}",
-        *_servers("serve", p.workers, ""),
+        *_servers("serve", p.workers),
     ]
-    if p.talk:
+    for path, addresses in p.talk.items():
+        name = _talk_name(path)
         lines += [
             "",
-            "backend parley_talk",
+            f"backend {name}",
             "    balance leastconn",
+            "    option httpchk",
+            f"    http-check send meth GET uri {path} ver HTTP/1.1 hdr Host parley",
+            "    http-check expect status 426",
             f"    default-server check inter {p.check_interval_ms} fall {p.fall} rise {p.rise}",
-            *_servers("talk", p.talk, ""),
+            *_servers(name.removeprefix("parley_"), addresses),
         ]
     return "\n".join(lines) + "\n"
+
+
+def _talk_name(path: str) -> str:
+    return "parley_talk_" + ("".join(c if c.isalnum() else "_" for c in path).strip("_") or "root")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -145,15 +147,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--worker", action="append", default=[], required=True, help="a parley serve worker"
     )
-    parser.add_argument("--talk", action="append", default=[], help="a parley talk server")
+    parser.add_argument(
+        "--talk",
+        action="append",
+        default=[],
+        metavar="PATH=ADDRESS",
+        help="a parley talk server and its endpoint, e.g. /ws=10.0.0.21:8080",
+    )
     parser.add_argument(
         "--check-interval-ms", type=int, default=2000, help="how often /ready is checked"
     )
     args = parser.parse_args(argv)
+    talk: dict[str, list[str]] = {}
+    for item in args.talk:
+        path, sep, address = item.partition("=")
+        if not (sep and path.startswith("/") and address):
+            parser.error(f"--talk {item!r}: give PATH=ADDRESS, e.g. /ws=10.0.0.21:8080")
+        talk.setdefault(path, []).append(address)
     params = HAProxyParams(
         bind=args.bind,
         workers=args.worker,
-        talk=args.talk,
+        talk=talk,
         check_interval_ms=args.check_interval_ms,
     )
     sys.stdout.write(haproxy_config(params))

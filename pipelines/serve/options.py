@@ -39,7 +39,7 @@ class ServerOptions(BaseModel):
         "the WebSocket upgrade.",
     )
     drain_timeout_s: float = Field(
-        default=25.0,
+        default=20.0,
         ge=0.0,
         le=86_400.0,
         description="On SIGTERM, how long running sessions get to end before they are "

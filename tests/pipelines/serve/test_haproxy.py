@@ -9,8 +9,10 @@ test sends audio, so no model loads.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import AsyncExitStack, contextmanager
 from pathlib import Path
@@ -21,9 +23,9 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from pipelines.serve.haproxy import HAProxyParams, haproxy_config
-from tests.pipelines.serve.health_helpers import get_json
+from tests.pipelines.serve.health_helpers import get_json, http_get
 from tests.pipelines.serve.helpers import RawClient
-from tests.pipelines.serve.workers import CHEAP, Worker, free_port, workers
+from tests.pipelines.serve.workers import CHEAP, REPO, Worker, free_port, workers
 
 pytestmark = [
     pytest.mark.anyio,
@@ -41,14 +43,21 @@ def anyio_backend() -> str:
 
 
 @contextmanager
-def balancer(tmp_path: Path, started: list[Worker], check_ms: int = 300) -> Iterator[int]:
-    """HAProxy in front of ``started``, from the generated configuration; yields its port."""
+def balancer(
+    tmp_path: Path,
+    started: list[Worker],
+    check_ms: int = 300,
+    talk: dict[str, list[str]] | None = None,
+) -> Iterator[int]:
+    """HAProxy in front of ``started`` (and ``talk`` servers by path), from the generated
+    configuration; yields its port."""
     port = free_port()
     config = tmp_path / "haproxy.cfg"
     params = HAProxyParams(
         bind=f"127.0.0.1:{port}",
         workers=[f"127.0.0.1:{w.port}" for w in started],
         check_interval_ms=check_ms,
+        talk=talk or {},
     )
     config.write_text(haproxy_config(params))
     subprocess.run(["haproxy", "-c", "-q", "-f", str(config)], check=True, timeout=30)
@@ -156,3 +165,54 @@ async def test_full_workers_get_no_new_sessions_until_one_frees(tmp_path: Path) 
                     except InvalidStatus:
                         await anyio.sleep(0.3)
             assert [await _sessions(w.port) for w in started] == [1, 1]
+
+
+def talk_args(port: int) -> list[str]:
+    """The talk server's options: the plain WebSocket transport on ``port``."""
+    return ["--transport", "websocket", "--port", str(port)]
+
+
+@contextmanager
+def talk_server() -> Iterator[int]:
+    """``parley talk cascade-local --transport websocket`` on a free port (no model loads
+    until a conversation starts); yields the port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", "talk", "cascade-local", *talk_args(port)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield port
+    finally:
+        process.kill()
+        process.wait(timeout=20)
+
+
+async def _status(port: int, path: str) -> tuple[int, str]:
+    with anyio.fail_after(60):
+        while True:
+            try:
+                status, _, body = await http_get(port, path)
+                return status, body
+            except OSError:
+                await anyio.sleep(0.2)
+
+
+async def test_the_talk_transport_shares_the_balancer(tmp_path: Path) -> None:
+    with (
+        workers(1, *CHEAP) as started,
+        talk_server() as talk_port,
+        balancer(tmp_path, started, talk={"/ws": [f"127.0.0.1:{talk_port}"]}) as port,
+    ):
+        with anyio.fail_after(60):  # until HAProxy's check has seen the talk server answer
+            while (await _status(port, "/ws"))[0] != 426:
+                await anyio.sleep(0.2)
+        status, body = await _status(port, "/ws")
+        assert "/ws is a WebSocket endpoint" in body  # the talk server's own answer
+        status, body = await _status(port, "/health")
+        assert status == 200 and json.loads(body)["max_sessions"] == 8  # a serve worker's
+        async with AsyncExitStack() as stack:
+            await _alive((await _open(stack, f"ws://127.0.0.1:{port}/v1/realtime"))[1])
+            assert await _sessions(started[0].port) == 1
