@@ -61,6 +61,11 @@ class HAProxyParams(BaseModel):
         "(the server also pings every 20 s).",
     )
     maxconn: int = Field(default=4096, ge=1, description="Connections HAProxy holds at once.")
+    stats_socket: str | None = Field(
+        default=None,
+        description="A Unix socket for HAProxy's runtime API (``show stat``: each server's "
+        "state and last check), if given.",
+    )
 
 
 def _servers(prefix: str, addresses: Sequence[str]) -> list[str]:
@@ -86,6 +91,7 @@ def haproxy_config(params: HAProxyParams) -> str:
         "global",
         f"    maxconn {p.maxconn}",
         "    log stdout format raw local0",
+        *([f"    stats socket {p.stats_socket} mode 600"] if p.stats_socket else []),
         "",
         "defaults",
         "    mode http",

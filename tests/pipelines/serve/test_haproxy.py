@@ -9,6 +9,8 @@ test sends audio, so no model loads.
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -25,7 +27,14 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from pipelines.serve.haproxy import HAProxyParams, haproxy_config
 from tests.pipelines.serve.health_helpers import get_json, http_get
 from tests.pipelines.serve.helpers import RawClient
-from tests.pipelines.serve.workers import CHEAP, REPO, Worker, free_port, workers
+from tests.pipelines.serve.workers import (
+    CHEAP,
+    REPO,
+    Worker,
+    free_port,
+    start_worker,
+    workers,
+)
 
 pytestmark = [
     pytest.mark.anyio,
@@ -58,6 +67,7 @@ def balancer(
         workers=[f"127.0.0.1:{w.port}" for w in started],
         check_interval_ms=check_ms,
         talk=talk or {},
+        stats_socket=str(tmp_path / "haproxy.sock"),
     )
     config.write_text(haproxy_config(params))
     subprocess.run(["haproxy", "-c", "-q", "-f", str(config)], check=True, timeout=30)
@@ -127,6 +137,7 @@ async def test_a_killed_worker_costs_only_its_sessions(pool: tuple[int, list[Wor
         for ws in closed:
             with anyio.fail_after(30):
                 await ws.wait_closed()
+            assert ws.close_code == 1006  # no close frame: the connection just ended
         # ...and the survivor's carry on.
         assert len(alive) == on_second
         assert await _sessions(second.port) == on_second
@@ -216,3 +227,50 @@ async def test_the_talk_transport_shares_the_balancer(tmp_path: Path) -> None:
         async with AsyncExitStack() as stack:
             await _alive((await _open(stack, f"ws://127.0.0.1:{port}/v1/realtime"))[1])
             assert await _sessions(started[0].port) == 1
+
+
+async def _checked(sock: Path, server: str) -> None:
+    """Wait until HAProxy has checked ``server`` and found it ready (``show stat``)."""
+    with anyio.fail_after(60):
+        while True:
+            try:
+                stream = await anyio.connect_unix(str(sock))
+                async with stream:
+                    await stream.send(b"show stat\n")
+                    data = b""
+                    try:
+                        while True:
+                            data += await stream.receive()
+                    except (anyio.EndOfStream, anyio.BrokenResourceError):
+                        pass
+            except OSError:
+                data = b""
+            rows = list(csv.reader(io.StringIO(data.decode().lstrip("# "))))
+            if rows:
+                header = rows[0]
+                for row in rows[1:]:
+                    stat = dict(zip(header, row, strict=False))
+                    if stat.get("svname") == server and stat.get("check_status") == "L7OK":
+                        return
+            await anyio.sleep(0.2)
+
+
+async def test_a_worker_that_filled_between_checks_passes_the_session_on(tmp_path: Path) -> None:
+    # Checks every 60 s: once HAProxy has found the first worker ready, it fills up
+    # (a client connects to it directly) and HAProxy does not know. That worker
+    # answers the next session 503; HAProxy retries it on the other.
+    with workers(1, *CHEAP, "--max-sessions", "8") as (roomy,):
+        small = start_worker(*CHEAP, "--max-sessions", "1")
+        try:
+            with balancer(tmp_path, [small, roomy], check_ms=60_000) as port:
+                await _checked(tmp_path / "haproxy.sock", "serve1")
+                async with AsyncExitStack() as stack:
+                    await _open(stack, f"ws://127.0.0.1:{small.port}/v1/realtime")  # direct
+                    assert (await get_json(small.port, "/ready"))[0] == 503
+                    url = f"ws://127.0.0.1:{port}/v1/realtime"
+                    for _ in range(2):
+                        await _alive((await _open(stack, url))[1])
+                    assert await _sessions(roomy.port) == 2
+                    assert await _sessions(small.port) == 1
+        finally:
+            small.stop()
