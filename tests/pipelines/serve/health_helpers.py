@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import http.client
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -13,26 +14,22 @@ import anyio
 from pipelines.config import PipelineConfig
 from pipelines.serve.app import serve
 from pipelines.serve.options import ServerOptions
-from pipelines.serve.tracing import Tracing
+from pipelines.serve.tracing import Tracing, tracing_for
+
+
+def _get(port: int, path: str, host: str) -> tuple[int, str, str]:
+    connection = http.client.HTTPConnection(host, port, timeout=20)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        return response.status, str(response.headers), response.read().decode("utf-8")
+    finally:
+        connection.close()
 
 
 async def http_get(port: int, path: str, host: str = "127.0.0.1") -> tuple[int, str, str]:
     """``GET path`` over a fresh connection: (status, headers text, body)."""
-    stream = await anyio.connect_tcp(host, port)
-    async with stream:
-        await stream.send(
-            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
-        )
-        data = b""
-        with anyio.fail_after(20):
-            try:
-                while True:
-                    data += await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                pass
-    head, _, body = data.partition(b"\r\n\r\n")
-    status = int(head.split(b" ", 2)[1])
-    return status, head.decode("latin-1"), body.decode("utf-8")
+    return await anyio.to_thread.run_sync(_get, port, path, host)
 
 
 async def get_json(port: int, path: str) -> tuple[int, dict[str, Any]]:
@@ -80,3 +77,15 @@ async def serving(
             yield bound[0]
         finally:
             tg.cancel_scope.cancel()
+
+
+def memory_tracing() -> tuple[Tracing, Any]:
+    """Tracing into an in-memory exporter: (the tracing, the exporter to read spans from)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    return tracing_for(provider), exporter

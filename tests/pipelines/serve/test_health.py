@@ -12,15 +12,18 @@ import json
 import anyio
 import pytest
 import websockets
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from websockets.exceptions import InvalidStatus
 
 from pipelines.serve.drain import DRAIN_CLOSE_CODE, DRAIN_ERROR_CODE, Drain
 from pipelines.serve.health import WorkerLoad
-from pipelines.serve.tracing import tracing_for, tracing_from_env
-from tests.pipelines.serve.health_helpers import get_json, http_get, metric_value, serving
+from pipelines.serve.tracing import tracing_from_env
+from tests.pipelines.serve.health_helpers import (
+    get_json,
+    http_get,
+    memory_tracing,
+    metric_value,
+    serving,
+)
 from tests.pipelines.serve.helpers import RawClient, cascade_config
 
 pytestmark = pytest.mark.anyio
@@ -85,11 +88,8 @@ async def test_metrics_count_sessions_and_errors_by_code() -> None:
 
 
 async def test_each_conversation_is_a_trace_with_its_errors() -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    config = cascade_config()
-    async with serving(config, tracing=tracing_for(provider), eager_start=False) as port:
+    tracing, exporter = memory_tracing()
+    async with serving(cascade_config(), tracing=tracing, eager_start=False) as port:
         url = f"ws://127.0.0.1:{port}/v1/realtime"
         ids = []
         for _ in range(2):
@@ -136,12 +136,18 @@ class _Session:
         self.closed = (code, reason)
 
 
-async def test_drain_refuses_then_closes_what_outlives_the_timeout() -> None:
+def _draining(timeout_s: float) -> tuple[WorkerLoad, Drain, _Session]:
+    """A drain over one running session (not requested yet)."""
     load = WorkerLoad(4)
     load.active = 1
-    drain = Drain(load, timeout_s=0.2)
+    drain = Drain(load, timeout_s=timeout_s)
     session = _Session()
     drain.sessions.add(session)
+    return load, drain, session
+
+
+async def test_drain_refuses_then_closes_what_outlives_the_timeout() -> None:
+    load, drain, session = _draining(0.2)
     drain.request()
     assert not load.accepting
     assert load.readiness()[0] == 503
@@ -156,11 +162,7 @@ async def test_drain_refuses_then_closes_what_outlives_the_timeout() -> None:
 
 
 async def test_drain_ends_as_soon_as_the_last_session_does() -> None:
-    load = WorkerLoad(4)
-    load.active = 1
-    drain = Drain(load, timeout_s=3600)
-    session = _Session()
-    drain.sessions.add(session)
+    load, drain, session = _draining(3600)
     with anyio.fail_after(30):  # the task group ends when the drain does
         async with anyio.create_task_group() as tg:
             tg.start_soon(drain.run)

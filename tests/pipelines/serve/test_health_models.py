@@ -10,12 +10,8 @@ from __future__ import annotations
 import anyio
 import pytest
 import websockets
-from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from pipelines.serve.tracing import tracing_for
-from tests.pipelines.serve.health_helpers import http_get, metric_value, serving
+from tests.pipelines.serve.health_helpers import http_get, memory_tracing, metric_value, serving
 from tests.pipelines.serve.helpers import RawClient, cascade_config, speech_24k
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
@@ -27,26 +23,16 @@ def anyio_backend() -> str:
 
 
 async def test_a_spoken_turn_shows_in_metrics_and_trace() -> None:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing, exporter = memory_tracing()
     speech = speech_24k("What is the capital of France?")
     config = cascade_config("llm.max_tokens=40")
-    async with serving(config, tracing=tracing_for(provider)) as port:
+    vad = {"type": "server_vad", "silence_duration_ms": 400}
+    async with serving(config, tracing=tracing) as port:
         async with websockets.connect(f"ws://127.0.0.1:{port}/v1/realtime") as ws:
             client = RawClient(ws)
             await client.until("session.created", limit_s=180)
-            await client.send(
-                type="session.update",
-                session={
-                    "type": "realtime",
-                    "audio": {
-                        "input": {
-                            "turn_detection": {"type": "server_vad", "silence_duration_ms": 400}
-                        }
-                    },
-                },
-            )
+            audio = {"input": {"turn_detection": vad}}
+            await client.send(type="session.update", session={"type": "realtime", "audio": audio})
             await client.until("session.updated")
             # real time: 100 ms of audio every 100 ms
             await client.append(bytes(48 * 300) + speech + bytes(48 * 1500), pace=0.1)
