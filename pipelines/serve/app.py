@@ -55,7 +55,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from pipelines.config import PipelineConfig, load_pipeline_file
-from pipelines.serve.drain import Drain
+from pipelines.serve.drain import DRAIN_CLOSE_CODE, DRAIN_ERROR_CODE, Drain
 from pipelines.serve.health import WorkerLoad
 from pipelines.serve.memory import fix_mmap_threshold, trim_free_memory
 from pipelines.serve.metrics import ServeMetrics, make_metrics
@@ -187,10 +187,15 @@ async def _refuse_beta(connection: Any) -> None:
 
 
 async def _refuse_full(connection: Any, sessions: WorkerLoad) -> None:
-    """A connection upgraded while the last slot was taken: an error event, then close 1013."""
-    message = error_event(sessions.refusal(), type_="server_error", code="session_limit_reached")
+    """A connection upgraded while the last slot was taken: an error event, then close 1013;
+    or, once the server drains, the drain's error and close code 1012."""
+    if sessions.draining:
+        code, close_code, reason = DRAIN_ERROR_CODE, DRAIN_CLOSE_CODE, "server shutting down"
+    else:
+        code, close_code, reason = "session_limit_reached", 1013, "session limit reached"
+    message = error_event(sessions.refusal(), type_="server_error", code=code)
     await connection.send(json.dumps(message))
-    await connection.close(1013, "session limit reached")
+    await connection.close(close_code, reason)
 
 
 async def serve(

@@ -14,6 +14,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from pipelines.serve.app import _refuse_full
 from pipelines.serve.drain import DRAIN_CLOSE_CODE, DRAIN_ERROR_CODE, Drain
 from pipelines.serve.health import WorkerLoad
 from pipelines.serve.tracing import tracing_from_env
@@ -159,6 +160,27 @@ async def test_drain_refuses_then_closes_what_outlives_the_timeout() -> None:
     assert session.sent[0]["type"] == "error"
     assert session.sent[0]["error"]["code"] == DRAIN_ERROR_CODE  # type: ignore[index]
     assert drain.closed_by_drain == 1
+
+
+class _Connection:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.closed: tuple[int, str] | None = None
+
+    async def send(self, message: str) -> None:
+        self.sent.append(message)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+
+async def test_a_handshake_that_raced_the_drain_gets_the_drain_close() -> None:
+    load, drain, _ = _draining(10)
+    drain.request()
+    connection = _Connection()
+    await _refuse_full(connection, load)
+    assert json.loads(connection.sent[0])["error"]["code"] == DRAIN_ERROR_CODE
+    assert connection.closed == (DRAIN_CLOSE_CODE, "server shutting down")
 
 
 async def test_drain_ends_as_soon_as_the_last_session_does() -> None:
