@@ -26,6 +26,7 @@ from tests.pipelines.serve.health_helpers import (
     serving,
 )
 from tests.pipelines.serve.helpers import RawClient, cascade_config
+from tests.pipelines.serve.test_serve_edges import _FakeConnection
 
 pytestmark = pytest.mark.anyio
 
@@ -162,22 +163,10 @@ async def test_drain_refuses_then_closes_what_outlives_the_timeout() -> None:
     assert drain.closed_by_drain == 1
 
 
-class _Connection:
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-        self.closed: tuple[int, str] | None = None
-
-    async def send(self, message: str) -> None:
-        self.sent.append(message)
-
-    async def close(self, code: int, reason: str) -> None:
-        self.closed = (code, reason)
-
-
 async def test_a_handshake_that_raced_the_drain_gets_the_drain_close() -> None:
     load, drain, _ = _draining(10)
     drain.request()
-    connection = _Connection()
+    connection = _FakeConnection()
     await _refuse_full(connection, load)
     assert json.loads(connection.sent[0])["error"]["code"] == DRAIN_ERROR_CODE
     assert connection.closed == (DRAIN_CLOSE_CODE, "server shutting down")
