@@ -186,6 +186,12 @@ class PipelineTask:
         """True once the task has stopped for any reason."""
         return self._state is _State.FINISHED
 
+    def add_observer(self, observer: Observer) -> None:
+        """Add an observer; only before :meth:`run` (the processors take them when it starts)."""
+        if self._state is not _State.NEW:
+            raise RuntimeError(f"task {self.name!r} has started; add observers before run()")
+        self._observers = (*self._observers, observer)
+
     async def queue_frame(self, frame: Frame) -> None:
         """Send ``frame`` into the pipeline (downstream, in order behind earlier frames).
 

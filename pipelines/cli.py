@@ -64,6 +64,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         overrides=args.set,
         option_items=args.option,
         max_sessions=args.max_sessions,
+        drain_timeout_s=args.drain_timeout,
     )
 
 
@@ -146,6 +147,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="sessions served at once; more are refused with HTTP 503 (default 8)",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="on SIGTERM, refuse new sessions and give running ones this long to end, then "
+        "close them (error event, close code 1012) and exit 0 (default 20)",
     )
     serve.add_argument(
         "--option",

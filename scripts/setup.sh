@@ -8,8 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# websocket, webrtc: the live transports of `parley talk`
-extras="local,openai,bench,websocket,webrtc"
+# websocket, webrtc: the live transports of `parley talk`; serve: metrics and traces
+extras="local,openai,bench,websocket,webrtc,serve"
 if [ "${1:-}" = "--dev" ]; then
     extras="$extras,dev,sweep"
 fi

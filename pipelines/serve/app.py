@@ -24,8 +24,15 @@ concurrently, and Silero VAD instances are reused by later sessions. At most
 ``max_sessions`` connections are served at once: one more is refused before the
 upgrade with HTTP 503 (and ``Retry-After: 5``); a handshake that raced past that
 check gets an ``error`` event (``server_error``, code ``session_limit_reached``)
-and close code 1013 (try again later). ``/health`` answers with the load as JSON.
-Every log record of the process is redacted (:mod:`pipelines.serve.redact`).
+and close code 1013 (try again later). Every log record of the process is
+redacted (:mod:`pipelines.serve.redact`).
+
+For a load balancer (``docs/deploy.md``): ``/health`` (liveness) and ``/ready``
+(readiness, 503 when full or draining) answer with the load as JSON
+(:mod:`pipelines.serve.health`); SIGTERM drains (:mod:`pipelines.serve.drain`);
+``/metrics`` serves Prometheus metrics (:mod:`pipelines.serve.metrics`) and,
+with an OTLP endpoint configured, each conversation is a trace
+(:mod:`pipelines.serve.tracing`, fed by :mod:`pipelines.serve.telemetry`).
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import hmac
 import json
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from http import HTTPStatus
@@ -47,10 +55,15 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 
 from pipelines.config import PipelineConfig, load_pipeline_file
+from pipelines.serve.drain import DRAIN_CLOSE_CODE, DRAIN_ERROR_CODE, Drain
+from pipelines.serve.health import WorkerLoad
 from pipelines.serve.memory import fix_mmap_threshold, trim_free_memory
+from pipelines.serve.metrics import ServeMetrics, make_metrics
 from pipelines.serve.options import ServerOptions, parse_options
 from pipelines.serve.protocol import error_event
 from pipelines.serve.redact import redacting
+from pipelines.serve.telemetry import FrameWatch, ObservedConnection, SessionTelemetry
+from pipelines.serve.tracing import Tracing, tracing_from_env
 from processors.shared_models import MODELS
 
 __all__ = ["TOKEN_ENV", "ServeError", "SessionCount", "serve", "serve_main", "serve_pipeline_file"]
@@ -82,36 +95,22 @@ def _authorized(headers: Any, token: str) -> bool:
     return any(hmac.compare_digest(o.encode(), token.encode()) for o in offered)
 
 
-class SessionCount:
-    """The connections a server serves at once, against its ``max_sessions``."""
-
-    def __init__(self, limit: int) -> None:
-        """Allow ``limit`` sessions at once."""
-        self.limit = limit
-        self.active = 0
-
-    @property
-    def full(self) -> bool:
-        """True when one more session would pass the limit."""
-        return self.active >= self.limit
-
-    def health(self) -> str:
-        """The ``/health`` body: liveness and load, as JSON."""
-        return json.dumps({"status": "ok", "sessions": self.active, "max_sessions": self.limit})
-
-    def refusal(self) -> str:
-        """Why a connection is refused when the server is full."""
-        return (
-            f"This server is serving its limit of {self.limit} sessions; "
-            "try again when one has ended."
-        )
+SessionCount = WorkerLoad
+"""The former name of :class:`~pipelines.serve.health.WorkerLoad`."""
 
 
-def _process_request(token: str | None, sessions: SessionCount) -> Callable[[Any, Any], Any]:
+def _process_request(
+    token: str | None, sessions: WorkerLoad, metrics: ServeMetrics | None = None
+) -> Callable[[Any, Any], Any]:
     def process_request(connection: Any, request: Any) -> Any:
         path, _ = _path_and_query(request.path)
         if path == "/health":
             return connection.respond(HTTPStatus.OK, sessions.health() + "\n")
+        if path == "/ready":
+            status, body = sessions.readiness()
+            return connection.respond(status, body + "\n")
+        if path == "/metrics":
+            return _metrics_response(connection, metrics)
         if not path.rstrip("/").endswith("/realtime"):
             return connection.respond(
                 HTTPStatus.NOT_FOUND,
@@ -122,13 +121,28 @@ def _process_request(token: str | None, sessions: SessionCount) -> Callable[[Any
                 HTTPStatus.UNAUTHORIZED,
                 "Missing or wrong API key: send 'Authorization: Bearer <token>'.\n",
             )
-        if sessions.full:
+        if not sessions.accepting:
+            if metrics is not None:
+                metrics.refused.labels(reason="draining" if sessions.draining else "full").inc()
             response = connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, sessions.refusal() + "\n")
             response.headers["Retry-After"] = "5"
             return response
         return None
 
     return process_request
+
+
+def _metrics_response(connection: Any, metrics: ServeMetrics | None) -> Any:
+    if metrics is None:
+        return connection.respond(
+            HTTPStatus.NOT_IMPLEMENTED,
+            "Metrics are off: install prometheus-client (the 'serve' extra).\n",
+        )
+    body, content_type = metrics.render()
+    response = connection.respond(HTTPStatus.OK, body.decode("utf-8"))
+    del response.headers["Content-Type"]
+    response.headers["Content-Type"] = content_type
+    return response
 
 
 def _select_subprotocol(connection: Any, subprotocols: Sequence[str]) -> str | None:
@@ -172,11 +186,16 @@ async def _refuse_beta(connection: Any) -> None:
     await connection.close(4000, "beta API shape disabled")
 
 
-async def _refuse_full(connection: Any, sessions: SessionCount) -> None:
-    """A connection upgraded while the last slot was taken: an error event, then close 1013."""
-    message = error_event(sessions.refusal(), type_="server_error", code="session_limit_reached")
+async def _refuse_full(connection: Any, sessions: WorkerLoad) -> None:
+    """A connection upgraded while the last slot was taken: an error event, then close 1013;
+    or, once the server drains, the drain's error and close code 1012."""
+    if sessions.draining:
+        code, close_code, reason = DRAIN_ERROR_CODE, DRAIN_CLOSE_CODE, "server shutting down"
+    else:
+        code, close_code, reason = "session_limit_reached", 1013, "session limit reached"
+    message = error_event(sessions.refusal(), type_="server_error", code=code)
     await connection.send(json.dumps(message))
-    await connection.close(1013, "session limit reached")
+    await connection.close(close_code, reason)
 
 
 async def serve(
@@ -187,8 +206,15 @@ async def serve(
     options: ServerOptions | None = None,
     *,
     on_ready: Callable[[str, int], None] | None = None,
+    drain_signals: Sequence[signal.Signals] = (),
+    tracing: Tracing | None = None,
 ) -> None:
-    """Serve ``config``'s cascade until cancelled. ``on_ready(host, port)`` gets the bound port."""
+    """Serve ``config``'s cascade until cancelled, or until drained after one of
+    ``drain_signals`` (the CLI's SIGTERM). ``on_ready(host, port)`` gets the bound port.
+
+    ``tracing`` exports each conversation's trace; by default the environment's
+    OTLP endpoint, if any, receives them (:func:`~pipelines.serve.tracing.tracing_from_env`).
+    """
     from websockets.asyncio.server import serve as ws_serve
 
     from pipelines.serve.session import RealtimeSession
@@ -196,14 +222,19 @@ async def serve(
     config, opts = prepare(config, options or ServerOptions())
     fix_mmap_threshold()
     start_gate = anyio.Semaphore(1)
-    sessions = SessionCount(opts.max_sessions)
+    sessions = WorkerLoad(opts.max_sessions)
+    drain = Drain(sessions, opts.drain_timeout_s)
+    metrics = make_metrics(sessions)
+    owned_tracing = tracing is None
+    if tracing is None:
+        tracing = tracing_from_env()
 
     async def handler(connection: Any) -> None:
         _, query = _path_and_query(connection.request.path)
         if "realtime=v1" in connection.request.headers.get("OpenAI-Beta", ""):
             await _refuse_beta(connection)
             return
-        if sessions.full:  # handshakes that were under way when the last slot was taken
+        if not sessions.accepting:  # handshakes under way when the last slot was taken
             await _refuse_full(connection, sessions)
             return
         model = (query.get("model") or ["gpt-realtime"])[0]
@@ -212,6 +243,7 @@ async def serve(
             await run_session(connection, model)
         finally:
             sessions.active -= 1
+            drain.notify()
             with anyio.CancelScope(shield=True):  # what the session freed goes back
                 if sessions.active == 0:
                     gc.collect()  # cancelled tasks' tracebacks keep frames in cycles
@@ -219,23 +251,41 @@ async def serve(
 
     async def run_session(connection: Any, model: str) -> None:
         # A function of its own, so that the session is unreferenced once it returns.
+        telemetry = None
+        if metrics is not None or tracing is not None:
+            telemetry = SessionTelemetry(metrics, None)
+            connection = ObservedConnection(connection, telemetry)
+            if metrics is not None:
+                metrics.sessions.inc()
         try:
             session = RealtimeSession(connection, config, opts, model=model, start_gate=start_gate)
         except Exception as exc:
             log.exception("cannot build the session pipeline")
             await connection.close(1011, f"cannot start the pipeline: {exc}"[:120])
             return
-        await session.run()
+        if telemetry is not None:
+            if tracing is not None:
+                telemetry.trace = tracing.session(session.config.id, model)
+            session.task.add_observer(FrameWatch(telemetry))
+        drain.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            drain.sessions.discard(session)
+            if telemetry is not None:
+                telemetry.finish(getattr(connection, "close_code", None))
 
     with redacting([token]), MODELS.keep():
         async with contextlib.AsyncExitStack() as stack:
+            if owned_tracing and tracing is not None:
+                stack.callback(tracing.shutdown)
             try:
                 server = await stack.enter_async_context(
                     ws_serve(
                         handler,
                         host,
                         port,
-                        process_request=_process_request(token, sessions),
+                        process_request=_process_request(token, sessions, metrics),
                         select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
                         max_size=opts.hard_max_message_bytes,
                         compression=None,
@@ -256,7 +306,11 @@ async def serve(
             try:
                 if on_ready is not None:
                     on_ready(bound[0], bound[1])
-                await anyio.sleep_forever()
+                async with anyio.create_task_group() as tg:
+                    if drain_signals:
+                        tg.start_soon(drain.watch_signals, drain_signals)
+                    await drain.run()
+                    tg.cancel_scope.cancel()
             finally:
                 # Cancellation lands here: close every connection (1001) and wait, shielded,
                 # for the sessions to wind down, so no task outlives the server.
@@ -318,14 +372,18 @@ def serve_main(
     overrides: Sequence[str] = (),
     option_items: Sequence[str] = (),
     max_sessions: int | None = None,
+    drain_timeout_s: float | None = None,
 ) -> int:
     """Blocking entry point for the CLI: ``parley serve PIPELINE [--host] [--port] ...``.
 
     A mistake (an unknown or invalid ``--option``, an unreadable token file, a port
-    in use) prints one line naming it and returns 2; Ctrl-C returns 130.
+    in use) prints one line naming it and returns 2; Ctrl-C returns 130; SIGTERM
+    drains (:mod:`pipelines.serve.drain`) and returns 0.
     """
     try:
         extra = [] if max_sessions is None else [f"max_sessions={max_sessions}"]
+        if drain_timeout_s is not None:
+            extra.append(f"drain_timeout_s={drain_timeout_s}")
         options = parse_options([*option_items, *extra])
         secret = read_token(token, token_file)
     except (ValueError, ServeError) as exc:
@@ -341,7 +399,11 @@ def serve_main(
         )
 
     try:
-        anyio.run(lambda: serve(config, host, port, secret, options, on_ready=ready))
+        anyio.run(
+            lambda: serve(
+                config, host, port, secret, options, on_ready=ready, drain_signals=[signal.SIGTERM]
+            )
+        )
     except ServeError as exc:
         print(f"parley serve: {exc}", file=sys.stderr)
         return 2

@@ -38,6 +38,13 @@ class ServerOptions(BaseModel):
         description="Connections served at once; one more is refused with HTTP 503 before "
         "the WebSocket upgrade.",
     )
+    drain_timeout_s: float = Field(
+        default=20.0,
+        ge=0.0,
+        le=86_400.0,
+        description="On SIGTERM, how long running sessions get to end before they are "
+        "closed (error server_shutting_down, close 1012); new sessions are refused at once.",
+    )
     max_message_bytes: int = Field(
         default=16 * MIB,
         ge=1024,

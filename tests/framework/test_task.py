@@ -240,3 +240,27 @@ async def test_a_stage_whose_start_hook_fails_reports_and_the_rest_still_start()
     assert sink.seqs() == [1]
     [error] = task.errors
     assert error.message == "broken failed in its hook for StartFrame: OSError: model file missing"
+
+
+async def test_an_observer_added_before_run_sees_the_pushes_and_not_after() -> None:
+    from framework.observer import Observer
+
+    class Seen(Observer):
+        def __init__(self) -> None:
+            self.seqs: list[int] = []
+
+        def on_push(self, source, destination, frame, direction, timestamp_ns) -> None:
+            if isinstance(frame, Data) and destination is not None and destination.name == "sink":
+                self.seqs.append(frame.seq)
+
+    seen = Seen()
+    sink = Recorder()
+    sink.name = "sink"
+    task = PipelineTask(Pipeline([Processor(), sink]))
+    task.add_observer(seen)
+    await task.queue_frames([Data(seq=i) for i in range(3)])
+    await task.stop_when_done()
+    await task.run()
+    assert seen.seqs == [0, 1, 2]
+    with pytest.raises(RuntimeError, match="before run"):
+        task.add_observer(Seen())
