@@ -13,7 +13,8 @@ feeder still a period behind at the end (a stall it caught up on is fine).
 Variants: ``system`` feeds InputAudioFrame (what a microphone transport
 sends), ``data`` feeds OutputAudioFrame (goes through the task's source queue),
 ``feeders`` only wakes and makes the frame, without a pipeline: the floor
-the event loop itself costs.
+the event loop itself costs. ``output`` (:mod:`benchmarks.overhead.paced`) plays
+bot audio through each session's paced output transport, pacing included.
 """
 
 from __future__ import annotations
@@ -148,7 +149,12 @@ async def _session_run(k: int, stages: int, duration_s: float, variant: str) -> 
 
 def child_concurrency(k: int, stages: int, duration_s: float, variant: str) -> int:
     """Entry point of the child process: run one K and print its JSON on stdout."""
-    result = anyio.run(_session_run, k, stages, duration_s, variant, backend="asyncio")
+    if variant == "output":
+        from benchmarks.overhead.paced import run_output_sessions
+
+        result = anyio.run(run_output_sessions, k, stages, duration_s, backend="asyncio")
+    else:
+        result = anyio.run(_session_run, k, stages, duration_s, variant, backend="asyncio")
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

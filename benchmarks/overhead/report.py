@@ -118,6 +118,38 @@ def _concurrency_targets(conc: dict[str, Any]) -> list[dict[str, Any]]:
                     {"CPU %": round(run1000["cpu_pct_of_one_core"], 1)},
                 )
             )
+    return rows + _output_targets(conc)
+
+
+def _output_targets(conc: dict[str, Any]) -> list[dict[str, Any]]:
+    rows = []
+    run100 = _get(conc, "runs", "output", "100")
+    if run100 is not None:
+        rows.append(
+            _row(
+                "d. 100 sessions, paced output: CPU of one core",
+                run100["cpu_pct_of_one_core"],
+                "%",
+                "<= 10 %",
+                lambda v: v <= 10.0,
+            )
+        )
+    run1000 = _get(conc, "runs", "output", "1000")
+    if run1000 is not None:
+        rows.append(
+            _row(
+                "d. 1000 sessions, paced output: every chunk, p99 lateness < 20 ms",
+                run1000["kept_up"],
+                "",
+                "yes",
+                lambda v: v is True,
+                {
+                    "delivered": f"{run1000['frames_delivered']}/{run1000['frames_expected']}",
+                    "p99 ms": _get(run1000, "playout_lateness_ms", "p99"),
+                    "CPU %": round(run1000["cpu_pct_of_one_core"], 1),
+                },
+            )
+        )
     return rows
 
 
