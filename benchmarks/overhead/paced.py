@@ -77,6 +77,8 @@ async def run_output_sessions(k: int, stages: int, duration_s: float) -> dict[st
     lateness = Histogram(bin_ns=100_000, max_ns=20_000_000_000)
     pieces = max(1, round(duration_s * 1000 / PIECE_MS))
     chunks = pieces * PIECE_MS * 1_000_000 // PERIOD_NS
+    import framework.audio  # noqa: F401  # the output's first frame would import it (numpy)
+
     rss_empty = current_rss_kib()
     outputs = [_TimedOutput(lateness, f"session{i}.output") for i in range(k)]
     rigs = [build_rig(stages, extra=[out], name=f"session{i}") for i, out in enumerate(outputs)]

@@ -21,15 +21,18 @@ Guarantees, for any waiter:
 
 Each event loop has its own pacer (:func:`current_pacer`), created on first use.
 On anyio's asyncio backend its timer is one ``loop.call_later`` handle; on another
-backend each wait falls back to a timer of its own (correct, not shared).
+backend each wait falls back to a timer of its own (correct, not shared). A shared
+pacer, whatever its clock, runs on an asyncio event loop.
 Tests may install a pacer on a clock of their own with :func:`use_pacer`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Protocol
 
 import anyio
@@ -70,8 +73,6 @@ class LoopClock:
 
     def __init__(self, loop: object) -> None:
         """Arm timers on ``loop`` (an :class:`asyncio.AbstractEventLoop`)."""
-        import asyncio
-
         if not isinstance(loop, asyncio.AbstractEventLoop):
             raise TypeError(f"LoopClock needs an asyncio event loop, not {type(loop).__name__}")
         self._loop = loop
@@ -244,10 +245,13 @@ class Pacer:
         if self.clock is None:
             await anyio.sleep((when_ns - now) / 1e9)
             return
-        event = anyio.Event()
-        ticket = self.call_at(when_ns, event.set)
+        # A bare future is the cheapest thing a task can wait on (an anyio Event
+        # costs a backend look-up each); anyio cancels the task, and so the future,
+        # as usual.
+        future = asyncio.get_running_loop().create_future()
+        ticket = self.call_at(when_ns, partial(_resolve, future))
         try:
-            await event.wait()
+            await future
         finally:
             ticket.cancel()
 
@@ -271,6 +275,11 @@ class Pacer:
         return not released
 
 
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():  # cancelled meanwhile
+        future.set_result(None)
+
+
 _current: anyio.lowlevel.RunVar[Pacer] = anyio.lowlevel.RunVar("parley_pacer")
 
 
@@ -278,8 +287,6 @@ def _new_pacer() -> Pacer:
     import sniffio
 
     if sniffio.current_async_library() == "asyncio":
-        import asyncio
-
         return Pacer(LoopClock(asyncio.get_running_loop()))
     return Pacer(None)
 
