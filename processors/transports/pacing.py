@@ -23,7 +23,7 @@ Each event loop has its own pacer (:func:`current_pacer`), created on first use.
 On anyio's asyncio backend its timer is one ``loop.call_later`` handle; on another
 backend each wait falls back to a timer of its own (correct, not shared). A shared
 pacer, whatever its clock, runs on an asyncio event loop.
-Tests may install a pacer on a clock of their own with :func:`use_pacer`.
+Tests may put a pacer on a clock of their own in place with :func:`use_pacer`.
 """
 
 from __future__ import annotations
@@ -31,7 +31,8 @@ from __future__ import annotations
 import asyncio
 import heapq
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Protocol
 
@@ -301,6 +302,12 @@ def current_pacer() -> Pacer:
         return pacer
 
 
-def use_pacer(pacer: Pacer) -> None:
-    """Make ``pacer`` this event loop's pacer for what starts pacing from now on."""
-    _current.set(pacer)
+@contextmanager
+def use_pacer(pacer: Pacer) -> Iterator[Pacer]:
+    """Within the block, ``pacer`` is this event loop's pacer for what starts pacing
+    (a test's manual clock, say); the previous one is back afterwards."""
+    token = _current.set(pacer)
+    try:
+        yield pacer
+    finally:
+        _current.reset(token)

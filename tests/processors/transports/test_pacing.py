@@ -186,6 +186,10 @@ def test_a_tick_must_be_positive() -> None:
 async def test_each_event_loop_has_one_pacer_on_the_loop_clock() -> None:
     pacer = current_pacer()
     assert pacer is current_pacer() and pacer.shared
+    manual = Pacer(ManualClock())
+    with use_pacer(manual):
+        assert current_pacer() is manual
+    assert current_pacer() is pacer
     before = pacer.wakeups
     for _ in range(3):
         await pacer.sleep_until(pacer.now_ns() + 2 * MS)
@@ -206,11 +210,11 @@ class _Sink(OutputTransport):
 
 
 async def _session(
-    clock: ManualClock, drive: Callable[[PipelineTask, _Sink, Tap], object]
+    pacer: Pacer, clock: ManualClock, drive: Callable[[PipelineTask, _Sink, Tap], object]
 ) -> tuple[_Sink, Tap]:
     sink, tap = _Sink(clock), Tap()
     task = PipelineTask(Pipeline([Processor(), sink, tap]), TaskParams())
-    with anyio.fail_after(30):
+    with use_pacer(pacer), anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(task.run)
             await drive(task, sink, tap)  # type: ignore[misc]
@@ -225,13 +229,12 @@ async def _session(
 async def test_output_chunks_play_on_schedule_and_the_session_leaves_no_timer() -> None:
     clock = ManualClock()
     pacer = Pacer(clock, tick_ms=5)
-    use_pacer(pacer)
 
     async def drive(task: PipelineTask, sink: _Sink, tap: Tap) -> None:
         await task.queue_frames(tone_frames(0.2))
         await clock.run(300 * MS)
 
-    sink, tap = await _session(clock, drive)
+    sink, tap = await _session(pacer, clock, drive)
     assert len(sink.writes) == 10
     first_play = sink.writes[0][1]
     assert [p - first_play for _, p in sink.writes] == [k * 20 * MS for k in range(10)]
@@ -244,7 +247,7 @@ async def test_output_chunks_play_on_schedule_and_the_session_leaves_no_timer() 
 
 async def test_barge_in_stops_within_one_chunk_and_keeps_the_words_heard() -> None:
     clock = ManualClock()
-    use_pacer(Pacer(clock, tick_ms=5))
+    pacer = Pacer(clock, tick_ms=5)
     cut_at: list[int] = []
 
     async def drive(task: PipelineTask, sink: _Sink, tap: Tap) -> None:
@@ -254,7 +257,7 @@ async def test_barge_in_stops_within_one_chunk_and_keeps_the_words_heard() -> No
         await task.queue_frame(InterruptionFrame())
         await clock.run(200 * MS)
 
-    sink, tap = await _session(clock, drive)
+    sink, tap = await _session(pacer, clock, drive)
     cut = cut_at[0]
     after = [w for w, _ in sink.writes if w > cut]
     assert after == []
@@ -269,7 +272,7 @@ async def test_barge_in_stops_within_one_chunk_and_keeps_the_words_heard() -> No
 
 async def test_after_a_stall_the_schedule_is_reanchored_not_burst() -> None:
     clock = ManualClock()
-    use_pacer(Pacer(clock, tick_ms=5))
+    pacer = Pacer(clock, tick_ms=5)
     stall_end: list[int] = []
 
     async def drive(task: PipelineTask, sink: _Sink, tap: Tap) -> None:
@@ -279,7 +282,7 @@ async def test_after_a_stall_the_schedule_is_reanchored_not_burst() -> None:
         stall_end.append(clock.now)
         await clock.run(400 * MS)
 
-    sink, _ = await _session(clock, drive)
+    sink, _ = await _session(pacer, clock, drive)
     assert len(sink.writes) == 20  # nothing lost
     times = [w for w, _ in sink.writes]
     first = times.index(stall_end[0])
@@ -292,10 +295,9 @@ async def test_after_a_stall_the_schedule_is_reanchored_not_burst() -> None:
 async def test_many_outputs_share_one_wakeup_per_tick() -> None:
     clock = ManualClock()
     pacer = Pacer(clock, tick_ms=5)
-    use_pacer(pacer)
     sinks = [_Sink(clock) for _ in range(40)]
     tasks = [PipelineTask(Pipeline([Processor(), s]), TaskParams()) for s in sinks]
-    with anyio.fail_after(30):
+    with use_pacer(pacer), anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             for task in tasks:
                 tg.start_soon(task.run)
@@ -317,10 +319,9 @@ async def test_many_outputs_share_one_wakeup_per_tick() -> None:
 async def test_a_cancelled_session_leaves_no_timer() -> None:
     clock = ManualClock()
     pacer = Pacer(clock, tick_ms=5)
-    use_pacer(pacer)
     sink = _Sink(clock)
     task = PipelineTask(Pipeline([Processor(), sink]), TaskParams())
-    with anyio.fail_after(30):
+    with use_pacer(pacer), anyio.fail_after(30):
         async with anyio.create_task_group() as tg:
             tg.start_soon(task.run)
             await anyio.wait_all_tasks_blocked()
