@@ -12,7 +12,9 @@ Sessions start spread evenly over one 20 ms period.
 Each write is timed against the session's ideal schedule: chunk ``k`` at the first
 chunk's write time plus ``k`` x 20 ms, so a stall the output re-anchored after shows
 as lateness of every later chunk rather than being forgiven. Kept up: every chunk
-written and 99 % of them less than 20 ms late.
+written and 99 % of them less than 20 ms late. Also reported: how late each write
+was against the output's own schedule (its ``play_ns``, which restarts after a
+stall), and how many times the schedule restarted.
 """
 
 from __future__ import annotations
@@ -43,10 +45,13 @@ GRACE_S = 5.0
 class _TimedOutput(OutputTransport):
     """The null output, timing every write against the session's ideal schedule."""
 
-    def __init__(self, lateness: Histogram, name: str) -> None:
+    def __init__(self, lateness: Histogram, own: Histogram, name: str) -> None:
         super().__init__(name=name)
         self.lateness = lateness
+        self.own = own
+        self.reanchored = 0
         self.first_ns: int | None = None
+        self.last_play_ns = 0
         self.written = 0
         self.done = anyio.Event()
         self.goal = 0
@@ -55,6 +60,10 @@ class _TimedOutput(OutputTransport):
         now = time.monotonic_ns()
         if self.first_ns is None:
             self.first_ns = now
+        elif play_ns - self.last_play_ns != PERIOD_NS:
+            self.reanchored += 1
+        self.last_play_ns = play_ns
+        self.own.add(now - play_ns)
         self.lateness.add(now - self.first_ns - self.written * PERIOD_NS)
         self.written += 1
         if self.written == self.goal:
@@ -75,12 +84,13 @@ async def _tts(rig: Rig, rate: int, start_ns: int, pieces: int) -> None:
 async def run_output_sessions(k: int, stages: int, duration_s: float) -> dict[str, Any]:
     """Run K output sessions for ``duration_s`` of audio each; the child's result."""
     lateness = Histogram(bin_ns=100_000, max_ns=20_000_000_000)
+    own = Histogram(bin_ns=100_000, max_ns=20_000_000_000)
     pieces = max(1, round(duration_s * 1000 / PIECE_MS))
     chunks = pieces * PIECE_MS * 1_000_000 // PERIOD_NS
     import framework.audio  # noqa: F401  # the output's first frame would import it (numpy)
 
     rss_empty = current_rss_kib()
-    outputs = [_TimedOutput(lateness, f"session{i}.output") for i in range(k)]
+    outputs = [_TimedOutput(lateness, own, f"session{i}.output") for i in range(k)]
     rigs = [build_rig(stages, extra=[out], name=f"session{i}") for i, out in enumerate(outputs)]
     for out in outputs:
         out.goal = chunks
@@ -126,6 +136,8 @@ async def run_output_sessions(k: int, stages: int, duration_s: float) -> dict[st
         "feeder_lateness_ms": {"count": 0},
         "playout_lateness_ms": late,
         "chunks_over_20ms_late": lateness.count_above(PERIOD_NS),
+        "lateness_vs_own_schedule_ms": own.summary("ms"),
+        "schedule_restarts": sum(out.reanchored for out in outputs),
         "kept_up": (
             delivered == expected
             and not cut.cancelled_caught
