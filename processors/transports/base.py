@@ -555,13 +555,13 @@ class OutputTransport(Processor):
         if self._scheduled and due > now:
             await pacer.sleep_until(due)
             now = pacer.now_ns()
+        if interruptions != self._interruptions or not self._pending:
+            return
         # Behind by more than max_lag (the loop stalled, before or during the wait):
         # start the schedule afresh from now instead of bursting to catch up.
         if not self._scheduled or now - due > self.params.max_lag_ms * 1e6:
             self._anchor_ns, self._anchor_samples, self._scheduled = now, 0, True
             due = now
-        if interruptions != self._interruptions or not self._pending:
-            return
         size = 2 * self._chunk_samples
         chunk = bytes(self._pending[:size])
         del self._pending[:size]
