@@ -332,3 +332,17 @@ async def test_a_cancelled_session_leaves_no_timer() -> None:
             await anyio.wait_all_tasks_blocked()
     assert 4 <= len(sink.writes) <= 7
     assert pacer.pending == 0 and not pacer.armed and clock.live == 0
+
+
+async def test_an_unshared_pacer_sleeps_on_its_own_timer() -> None:
+    pacer = Pacer(None)
+    assert not pacer.shared
+    deadline = pacer.now_ns() + 10 * MS
+    await pacer.sleep_until(deadline)
+    assert pacer.now_ns() >= deadline
+    assert await pacer.wait(anyio.Event(), pacer.now_ns() + 5 * MS) is False
+    event = anyio.Event()
+    event.set()
+    assert await pacer.wait(event, pacer.now_ns() + 5 * MS) is True
+    with pytest.raises(RuntimeError, match="no timer"):
+        pacer.call_at(deadline, lambda: None)
