@@ -13,7 +13,10 @@ feeder still a period behind at the end (a stall it caught up on is fine).
 Variants: ``system`` feeds InputAudioFrame (what a microphone transport
 sends), ``data`` feeds OutputAudioFrame (goes through the task's source queue),
 ``feeders`` only wakes and makes the frame, without a pipeline: the floor
-the event loop itself costs.
+the event loop itself costs with a timer per session; ``pacer`` is the same with
+every feeder waiting on the event loop's shared pacer instead. ``output``
+(:mod:`benchmarks.overhead.paced`) plays bot audio through each session's paced
+output transport, pacing included.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from benchmarks.overhead.common import (
     peak_rss_kib,
 )
 from benchmarks.overhead.subprocess_util import run_child
+from processors.transports.base import sleep_until_ns
 
 __all__ = ["child_concurrency", "run_concurrency"]
 
@@ -54,13 +58,17 @@ async def _feed(
     fed: list[int],
     lag: list[int],
     index: int,
+    shared: bool,
 ) -> None:
     make = frame_factory(kind)
     deadline = first_deadline_ns
     for _ in range(frames):
         now = perf_counter_ns()
         if deadline > now:
-            await anyio.sleep((deadline - now) / 1e9)
+            if shared:  # the pacer keeps monotonic time
+                await sleep_until_ns(deadline - now + time.monotonic_ns())
+            else:
+                await anyio.sleep((deadline - now) / 1e9)
             now = perf_counter_ns()
         else:
             await anyio.lowlevel.checkpoint()  # behind schedule: still let the others run
@@ -84,7 +92,7 @@ async def _session_run(k: int, stages: int, duration_s: float, variant: str) -> 
     async with anyio.create_task_group() as tg:
         running = (
             []
-            if variant == "feeders"
+            if variant in ("feeders", "pacer")
             else [
                 build_rig(stages, record=latency.add, name=f"session{index}") for index in range(k)
             ]
@@ -105,7 +113,16 @@ async def _session_run(k: int, stages: int, duration_s: float, variant: str) -> 
                 for index, rig in enumerate(rigs):
                     phase = index * PERIOD_NS // k
                     feeders.start_soon(
-                        _feed, rig, kind, first + phase, frames, lateness, fed, lag, index
+                        _feed,
+                        rig,
+                        kind,
+                        first + phase,
+                        frames,
+                        lateness,
+                        fed,
+                        lag,
+                        index,
+                        variant == "pacer",
                     )
         wall1, cpu1 = time.perf_counter(), time.process_time()
         with anyio.move_on_after(1.0):  # queued data frames still on their way
@@ -115,7 +132,8 @@ async def _session_run(k: int, stages: int, duration_s: float, variant: str) -> 
 
     expected = k * frames
     total_fed = sum(fed)
-    delivered = total_fed if variant == "feeders" else sum(r.sink.audio_count for r in running)
+    bare = variant in ("feeders", "pacer")
+    delivered = total_fed if bare else sum(r.sink.audio_count for r in running)
     behind = lateness.count_above(PERIOD_NS)
     late = lateness.summary("ms")
     return {
@@ -148,7 +166,12 @@ async def _session_run(k: int, stages: int, duration_s: float, variant: str) -> 
 
 def child_concurrency(k: int, stages: int, duration_s: float, variant: str) -> int:
     """Entry point of the child process: run one K and print its JSON on stdout."""
-    result = anyio.run(_session_run, k, stages, duration_s, variant, backend="asyncio")
+    if variant == "output":
+        from benchmarks.overhead.paced import run_output_sessions
+
+        result = anyio.run(run_output_sessions, k, stages, duration_s, backend="asyncio")
+    else:
+        result = anyio.run(_session_run, k, stages, duration_s, variant, backend="asyncio")
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -119,6 +119,26 @@ def _concurrency_targets(conc: dict[str, Any]) -> list[dict[str, Any]]:
                     {"CPU %": round(run1000["cpu_pct_of_one_core"], 1)},
                 )
             )
+    return rows + _output_targets(conc)
+
+
+def _output_targets(conc: dict[str, Any]) -> list[dict[str, Any]]:
+    """Targets of the paced-output variant: CPU at 100 sessions, keeping up at 1,000."""
+    rows = []
+    run100 = _get(conc, "runs", "output", "100")
+    if run100 is not None:
+        cpu = run100["cpu_pct_of_one_core"]
+        figure = "d. 100 sessions, paced output: CPU of one core"
+        rows.append(_row(figure, cpu, "%", "<= 10 %", lambda v: v <= 10.0))
+    run1000 = _get(conc, "runs", "output", "1000")
+    if run1000 is not None:
+        seen = {
+            "delivered": f"{run1000['frames_delivered']}/{run1000['frames_expected']}",
+            "p99 ms": _get(run1000, "playout_lateness_ms", "p99"),
+            "CPU %": round(run1000["cpu_pct_of_one_core"], 1),
+        }
+        figure = "d. 1000 sessions, paced output: every chunk, p99 lateness < 20 ms"
+        rows.append(_row(figure, run1000["kept_up"], "", "yes", lambda v: v is True, seen))
     return rows
 
 

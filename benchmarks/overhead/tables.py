@@ -101,7 +101,7 @@ def _concurrency(conc: dict[str, Any]) -> Table:
             "K",
             "CPU %",
             "p50/p99 us",
-            "feeder late p99 ms",
+            "late p99 ms (feed / play)",
             "delivered/expected",
             "kept up",
             "RSS ready MiB",
@@ -111,12 +111,13 @@ def _concurrency(conc: dict[str, Any]) -> Table:
     for variant, runs in conc["runs"].items():
         for k, run in runs.items():
             lat = run["latency_us"]
+            late = run.get("playout_lateness_ms") or run["feeder_lateness_ms"]
             table.add_row(
                 variant,
                 k,
                 fmt(run["cpu_pct_of_one_core"]),
                 f"{fmt(lat.get('p50'))} / {fmt(lat.get('p99'))}" if lat.get("count") else "-",
-                fmt(run["feeder_lateness_ms"].get("p99")),
+                fmt(late.get("p99")),
                 f"{run['frames_delivered']}/{run['frames_expected']}",
                 fmt(run["kept_up"]),
                 fmt(run["rss_ready_kib"] / 1024),

@@ -11,7 +11,10 @@ stage that cuts :class:`~framework.frames.OutputAudioFrame` audio into chunks at
 the task's output rate and hands each to :meth:`OutputTransport.write_chunk` at
 the moment it is due on an absolute schedule (chunk ``k`` of a stretch is due at
 the stretch's anchor plus ``k`` chunks, so lateness never accumulates; the
-schedule is re-anchored to *now* after the queue ran dry). It announces the bot
+schedule is re-anchored to *now* after the queue ran dry). The waits go through the
+event loop's shared :class:`~processors.transports.pacing.Pacer`, so all paced
+streams of a process share one timer (a chunk is written at most one pacer tick
+after it is due, never before). It announces the bot
 speaking both ways, holds each :class:`~framework.frames.TTSTextFrame` until its
 audio has played, and on an interruption stops within one chunk and passes on
 only the words that were heard.
@@ -45,6 +48,7 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from processors.transports.pacing import Pacer, current_pacer
 
 if TYPE_CHECKING:
     from framework.audio import StreamResampler
@@ -67,10 +71,9 @@ ResampleQuality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
 
 
 async def sleep_until_ns(deadline_ns: int) -> None:
-    """Sleep until the monotonic clock reads ``deadline_ns`` (at once if it has passed)."""
-    delay = deadline_ns - time.monotonic_ns()
-    if delay > 0:
-        await anyio.sleep(delay / 1e9)
+    """Sleep until the monotonic clock reads ``deadline_ns`` (at once if it has passed),
+    on the event loop's shared pacer (at most one pacer tick late)."""
+    await current_pacer().sleep_until(deadline_ns)
 
 
 def heard_text(text: str, fraction: float) -> str:
@@ -322,6 +325,7 @@ class OutputTransport(Processor):
         self._user_floor = False
         self._floor_free: anyio.Event | None = None
         self._interruptions = 0  # a chunk waited for across an interruption is not played
+        self._pacer: Pacer | None = None
 
     # ------------------------------------------------------------ for subclasses
 
@@ -334,6 +338,13 @@ class OutputTransport(Processor):
     def speaking(self) -> bool:
         """True while bot audio is playing."""
         return self._speaking
+
+    @property
+    def pacer(self) -> Pacer:
+        """The clock chunks are timed on: the event loop's shared pacer, taken on first use."""
+        if self._pacer is None:
+            self._pacer = current_pacer()
+        return self._pacer
 
     async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
         """Play one chunk of mono PCM16 at :attr:`sample_rate`, first sample at ``play_ns``.
@@ -350,7 +361,7 @@ class OutputTransport(Processor):
         """
         if not self._speaking:
             return 0.0
-        return max(0, self._audio_end_ns - time.monotonic_ns()) / 1e9
+        return max(0, self._audio_end_ns - self.pacer.now_ns()) / 1e9
 
     async def until_heard(self) -> None:
         """Wait until the listener has heard the audio written so far.
@@ -538,15 +549,19 @@ class OutputTransport(Processor):
         interruptions = self._interruptions
         if not self._speaking:
             await self._wait_for_floor()
-        now = time.monotonic_ns()
+        pacer = self.pacer
+        now = pacer.now_ns()
         due = self._next_due()
+        if self._scheduled and due > now:
+            await pacer.sleep_until(due)
+            now = pacer.now_ns()
+        if interruptions != self._interruptions or not self._pending:
+            return
+        # Behind by more than max_lag (the loop stalled, before or during the wait):
+        # start the schedule afresh from now instead of bursting to catch up.
         if not self._scheduled or now - due > self.params.max_lag_ms * 1e6:
             self._anchor_ns, self._anchor_samples, self._scheduled = now, 0, True
             due = now
-        elif due > now:
-            await anyio.sleep((due - now) / 1e9)
-        if interruptions != self._interruptions or not self._pending:
-            return
         size = 2 * self._chunk_samples
         chunk = bytes(self._pending[:size])
         del self._pending[:size]
@@ -580,7 +595,7 @@ class OutputTransport(Processor):
         while self._pending:
             await self._play_chunk()
         if self._scheduled:
-            await sleep_until_ns(self._audio_end_ns)
+            await self.pacer.sleep_until(self._audio_end_ns)
         if confirm and self._held is not None and self._piece_samples > 0:
             await self.until_heard()
         held = self._held
@@ -594,15 +609,13 @@ class OutputTransport(Processor):
         queue = self._queue
         if queue:
             return True
-        if deadline_ns is None:
+        if deadline_ns is None or deadline_ns <= self.pacer.now_ns():
             return False
-        delay = deadline_ns - time.monotonic_ns()
-        if delay <= 0:
-            return False
-        arrival = self._arrival = anyio.Event()
-        with anyio.move_on_after(delay / 1e9):
-            await arrival.wait()
-        self._arrival = None
+        self._arrival = anyio.Event()
+        try:
+            await self.pacer.wait(self._arrival, deadline_ns)
+        finally:
+            self._arrival = None
         return bool(queue)
 
     async def _idle_tail(self) -> None:
