@@ -30,6 +30,7 @@ withdraws the held reply.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from pipelines.serve.stages import Controller
 
 __all__ = ["HeldReply", "Speculation", "SpeculationHandling"]
+
+log = logging.getLogger("parley.serve")
 
 
 class HeldReply:
@@ -90,6 +93,11 @@ class HeldReply:
     def function_call(self, call_id: str, name: str, arguments: str) -> None:
         """A function call of the model."""
         self._calls.append(("function_call", (call_id, name, arguments)))
+
+    @property
+    def recorded(self) -> int:
+        """How many output calls are waiting to be replayed."""
+        return len(self._calls)
 
     def replay(self, response: Response) -> None:
         """Make every recorded call on ``response``, in order."""
@@ -184,6 +192,7 @@ class SpeculationHandling:
             or not self.ready.is_set()
         ):
             return
+        log.debug("session %s: reply prepared at a pause of %s", self.config.id, spec.item_id)
         settings = handlers.response_settings(self, ResponseParams())  # type: ignore[arg-type]
         pending = Item(
             spec.item_id, "message", role="user", content=[Part("input_audio", heard=text)]
@@ -217,9 +226,24 @@ class SpeculationHandling:
         reply = spec.reply if spec is not None else None
         if spec is None or reply is None or not self._fits(spec, item):
             if spec is not None:
+                log.debug(
+                    "session %s: %s answered at its end (transcribed at the pause: %s, "
+                    "reply prepared: %s)",
+                    self.config.id,
+                    item.id,
+                    spec.transcribed,
+                    reply is not None,
+                )
                 await self.withdraw_reply(spec)
             await handlers.create_response(self, None, auto=True)  # type: ignore[arg-type]
             return
+        log.debug(
+            "session %s: %s answered with the reply held since the pause (%d calls, ended: %s)",
+            self.config.id,
+            item.id,
+            reply.recorded,
+            reply.ended,
+        )
         spec.reply = None
         response = handlers.open_response(  # response.created, rate_limits.updated
             self,  # type: ignore[arg-type]

@@ -23,7 +23,15 @@ from pipelines.serve.turn_settings import EAGERNESS, turn_settings
 from processors.vad.smart_turn import SmartTurnModel
 from processors.vad.turn import TurnParams
 from tests.pipelines.serve import scripted_llm
-from tests.pipelines.serve.helpers import RawClient, cascade_config, speech_24k
+from tests.pipelines.serve.helpers import (
+    RawClient,
+    cascade_config,
+    connect_session,
+    event_types,
+    reply_text,
+    say,
+    speech_24k,
+)
 
 WORD_DELAY_S = 0.05
 # A verdict that is late on a loaded machine must not end the turn before it comes.
@@ -130,35 +138,6 @@ def verdicts(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     return seen
 
 
-async def _connect(ws: Any, turn_detection: dict[str, Any]) -> RawClient:
-    client = RawClient(ws)
-    await client.until("session.created", limit_s=120)
-    await client.send(
-        type="session.update",
-        session={
-            "type": "realtime",
-            "audio": {
-                "input": {
-                    "transcription": {"model": "whisper-1"},
-                    "turn_detection": turn_detection,
-                }
-            },
-        },
-    )
-    updated = (await client.until("session.updated"))[-1]
-    assert updated["session"]["audio"]["input"]["turn_detection"]["type"] == turn_detection["type"]
-    return client
-
-
-async def _say(client: RawClient, *pieces: bytes | int) -> None:
-    """Speech (bytes, sent at once) and silences (ms, in real time)."""
-    for piece in pieces:
-        if isinstance(piece, int):
-            await client.append(bytes(48 * piece), chunk_ms=50, pace=0.05)
-        else:
-            await client.append(piece)
-
-
 async def _talk(client: RawClient, *pieces: bytes | int) -> list[dict[str, Any]]:
     """Say ``pieces`` while reading the server's events up to ``response.done``.
 
@@ -172,18 +151,9 @@ async def _talk(client: RawClient, *pieces: bytes | int) -> list[dict[str, Any]]
 
     async with anyio.create_task_group() as tg:
         tg.start_soon(listen)
-        await _say(client, *pieces)
+        await say(client, *pieces)
         await anyio.sleep_forever()
     return events
-
-
-def _kinds(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"] for e in events]
-
-
-def _reply(done: dict[str, Any]) -> str:
-    parts = [c for item in done["response"]["output"] for c in item.get("content", [])]
-    return " ".join(p.get("transcript") or "" for p in parts)
 
 
 def _user_text(messages: list[dict[str, Any]]) -> str:
@@ -213,15 +183,15 @@ async def test_semantic_vad_refuses_an_unknown_eagerness(url: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.models
-async def test_a_hesitation_then_more_words_withdraws_the_prepared_reply(
+async def test_a_hesitation_then_more_words_withdraws_the_preparedreply_text(
     url: str, verdicts: list[float]
 ) -> None:
     """The reply prepared at the hesitation never reaches the client; the whole turn is answered."""
     scripted_llm.CALLS.clear()
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await _connect(ws, {"type": "semantic_vad", "eagerness": "medium"})
+        client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "medium"})
         events = await _talk(client, 300, speech_24k(HEAD), 2000, speech_24k(TAIL), 5000)
-    kinds = _kinds(events)
+    kinds = event_types(events)
     stopped_at = events[kinds.index("input_audio_buffer.speech_stopped")]["_t"]
 
     # Nothing of the withdrawn reply, nor anything else, while the user held the turn.
@@ -242,7 +212,7 @@ async def test_a_hesitation_then_more_words_withdraws_the_prepared_reply(
     # The answer covers the whole turn, and so does its transcript.
     done = events[-1]
     assert done["response"]["status"] == "completed"
-    reply = _reply(done).lower()
+    reply = reply_text(done).lower()
     assert "table" in reply
     assert "people" in reply or "eight" in reply
     (transcript,) = [e for e in events if e["type"].endswith("transcription.completed")]
@@ -257,11 +227,11 @@ async def test_a_reply_prepared_during_the_silence_is_given_when_the_turn_ends(u
     """server_vad with a long silence: the model is asked once, before the turn's end."""
     scripted_llm.CALLS.clear()
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await _connect(ws, {"type": "server_vad", "silence_duration_ms": 2000})
+        client = await connect_session(ws, {"type": "server_vad", "silence_duration_ms": 2000})
         events = await _talk(client, 300, speech_24k(QUESTION), 2500)
     stopped_at = next(e["_t"] for e in events if e["type"].endswith("speech_stopped"))
 
-    kinds = _kinds(events)
+    kinds = event_types(events)
     assert kinds[0] == "input_audio_buffer.speech_started"
     assert kinds[1 : 1 + len(TURN_END)] == TURN_END
     assert len(scripted_llm.CALLS) == 1
@@ -270,7 +240,7 @@ async def test_a_reply_prepared_during_the_silence_is_given_when_the_turn_ends(u
     assert "capital" in _user_text(messages)
     done = events[-1]["response"]
     assert done["status"] == "completed"
-    assert "capital" in _reply(events[-1]).lower()
+    assert "capital" in reply_text(events[-1]).lower()
     deltas = [e for e in events if e["type"] == "response.output_audio.delta"]
     assert deltas
     assert all(e["response_id"] == done["id"] for e in deltas)
@@ -281,16 +251,16 @@ async def test_a_reply_prepared_during_the_silence_is_given_when_the_turn_ends(u
 async def test_semantic_vad_answers_a_complete_question(url: str, verdicts: list[float]) -> None:
     scripted_llm.CALLS.clear()
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await _connect(ws, {"type": "semantic_vad", "eagerness": "high"})
+        client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "high"})
         events = await _talk(client, 300, speech_24k(QUESTION), 2500)
         after: list[dict[str, Any]] = []
         with anyio.move_on_after(0.5):
             after.append(await client.recv())
 
     assert verdicts, "the Smart Turn model was not asked"
-    kinds = _kinds(events)
+    kinds = event_types(events)
     assert kinds.count("response.created") == 1
     assert kinds.index("input_audio_buffer.committed") < kinds.index("response.created")
     assert events[-1]["response"]["status"] == "completed"
-    assert "capital" in _reply(events[-1]).lower()
+    assert "capital" in reply_text(events[-1]).lower()
     assert after == []
