@@ -35,7 +35,7 @@ from tests.pipelines.serve.helpers import (
 
 WORD_DELAY_S = 0.05
 # A verdict that is late on a loaded machine must not end the turn before it comes.
-UNJUDGED_MS = 3000
+UNJUDGED_MS = 3900
 
 HEAD = "I would like to book a table for, um,"
 TAIL = "four people at eight o'clock."
@@ -93,7 +93,7 @@ def test_server_vad_keeps_its_silence_and_pauses_only_when_speculating() -> None
     base = TurnParams()
     vad = ServerVad(type="server_vad", silence_duration_ms=400)
     on = turn_settings(vad, base, speculate=True)
-    off = turn_settings(vad, base)
+    off = turn_settings(vad, base, speculate=False)
     assert on["end_of_turn"] == off["end_of_turn"] == "silence"
     assert on["stop_ms"] == off["stop_ms"] == 400.0
     assert (on["pause_ms"], off["pause_ms"]) == (base.pause_ms, 0.0)
@@ -190,7 +190,7 @@ async def test_a_hesitation_then_more_words_withdraws_the_preparedreply_text(
     scripted_llm.CALLS.clear()
     async with websockets.connect(f"{url}/realtime") as ws:
         client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "medium"})
-        events = await _talk(client, 300, speech_24k(HEAD), 2000, speech_24k(TAIL), 5000)
+        events = await _talk(client, 300, speech_24k(HEAD), 3000, speech_24k(TAIL), 5000)
     kinds = event_types(events)
     stopped_at = events[kinds.index("input_audio_buffer.speech_stopped")]["_t"]
 
@@ -224,11 +224,11 @@ async def test_a_hesitation_then_more_words_withdraws_the_preparedreply_text(
 @pytest.mark.anyio
 @pytest.mark.models
 async def test_a_reply_prepared_during_the_silence_is_given_when_the_turn_ends(url: str) -> None:
-    """server_vad with a long silence: the model is asked once, before the turn's end."""
+    """server_vad with a long silence (4 s, time for a loaded CPU): one request, before the end."""
     scripted_llm.CALLS.clear()
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await connect_session(ws, {"type": "server_vad", "silence_duration_ms": 2000})
-        events = await _talk(client, 300, speech_24k(QUESTION), 2500)
+        client = await connect_session(ws, {"type": "server_vad", "silence_duration_ms": 4000})
+        events = await _talk(client, 300, speech_24k(QUESTION), 4500)
     stopped_at = next(e["_t"] for e in events if e["type"].endswith("speech_stopped"))
 
     kinds = event_types(events)
