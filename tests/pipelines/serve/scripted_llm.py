@@ -84,3 +84,11 @@ def register() -> None:
     from pipelines import registry
 
     registry.register("llm", "scripted", f"{__name__}:ScriptedLLM")
+
+
+def scripted_cascade(word_delay_s: float, *overrides: str) -> Any:
+    """The shipped offline cascade with this model as its ``llm`` (registered here)."""
+    from tests.pipelines.serve.helpers import cascade_config
+
+    register()
+    return cascade_config("llm.backend=scripted", f"llm.word_delay_s={word_delay_s}", *overrides)

@@ -25,7 +25,6 @@ from processors.vad.turn import TurnParams
 from tests.pipelines.serve import scripted_llm
 from tests.pipelines.serve.helpers import (
     RawClient,
-    cascade_config,
     connect_session,
     event_types,
     reply_text,
@@ -113,12 +112,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def url() -> AsyncIterator[str]:
-    scripted_llm.register()
-    config = cascade_config(
-        "llm.backend=scripted",
-        f"llm.word_delay_s={WORD_DELAY_S}",
-        f"vad.unjudged_stop_ms={UNJUDGED_MS}",
-    )
+    config = scripted_llm.scripted_cascade(WORD_DELAY_S, f"vad.unjudged_stop_ms={UNJUDGED_MS}")
     async with running_server(config, transcript_timeout_s=20.0) as base:
         yield base
 
@@ -183,7 +177,7 @@ async def test_semantic_vad_refuses_an_unknown_eagerness(url: str) -> None:
 
 @pytest.mark.anyio
 @pytest.mark.models
-async def test_a_hesitation_then_more_words_withdraws_the_preparedreply_text(
+async def test_a_hesitation_then_more_words_withdraws_the_prepared_reply(
     url: str, verdicts: list[float]
 ) -> None:
     """The reply prepared at the hesitation never reaches the client; the whole turn is answered."""
@@ -196,7 +190,9 @@ async def test_a_hesitation_then_more_words_withdraws_the_preparedreply_text(
 
     # Nothing of the withdrawn reply, nor anything else, while the user held the turn.
     assert kinds[0] == "input_audio_buffer.speech_started"
-    assert kinds[1 : 1 + len(TURN_END)] == TURN_END
+    assert kinds[1:5] == TURN_END[:4]  # speech_stopped, the commit, the item
+    # (the whole turn's transcript may come after response.created on a loaded CPU)
+    assert kinds.index("response.created") > 4
     assert kinds.count("input_audio_buffer.speech_started") == 1
     assert kinds.count("input_audio_buffer.committed") == 1
     assert kinds.count("response.created") == 1

@@ -30,7 +30,6 @@ from pipelines.serve.turns import TurnHandling
 from tests.pipelines.serve import scripted_llm
 from tests.pipelines.serve.helpers import (
     RawClient,
-    cascade_config,
     connect_session,
     event_types,
     reply_text,
@@ -52,8 +51,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def url() -> AsyncIterator[str]:
-    scripted_llm.register()
-    config = cascade_config("llm.backend=scripted", f"llm.word_delay_s={WORD_DELAY_S}")
+    config = scripted_llm.scripted_cascade(WORD_DELAY_S)
     async with running_server(config, transcript_timeout_s=5.0) as base:
         yield base
 
