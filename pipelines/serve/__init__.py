@@ -14,9 +14,15 @@ official SDK's ``openai.types.realtime`` models):
 * Audio in: ``audio/pcm`` (24 kHz), ``audio/pcmu``, ``audio/pcma``; append,
   commit (at least 100 ms), clear. Turns by ``server_vad`` (the pipeline's VAD;
   ``threshold`` and ``silence_duration_ms`` apply, ``prefix_padding_ms`` moves
-  ``audio_start_ms``), ``semantic_vad`` (the same VAD; eagerness low/medium/high
-  ends a turn after 1200/600/300 ms of silence) or manual (``turn_detection: null``).
+  ``audio_start_ms``), ``semantic_vad`` (the same VAD and the Smart Turn v3.2
+  end-of-turn model at each pause; the eagerness sets how long a turn judged
+  complete or incomplete waits, up to 2/4/8 s for high/medium/low:
+  :mod:`pipelines.serve.turn_settings`) or manual (``turn_detection: null``).
   ``create_response``, ``interrupt_response`` and ``idle_timeout_ms`` are honoured.
+* Speculation: at a pause inside a VAD turn the reply is transcribed, generated
+  and synthesised, and held; when the turn ends it goes out right after the
+  commit, and if the user goes on it is withdrawn unseen
+  (:mod:`pipelines.serve.speculation`; server option ``speculate``).
 * Responses: STT transcript -> LLM -> TTS, streamed as ``response.output_audio.delta``
   (as fast as synthesised) and ``response.output_audio_transcript.delta`` per
   spoken piece, or ``response.output_text.delta`` for ``["text"]``; one active

@@ -27,11 +27,18 @@ from pipelines.serve.session_config import (
     merge_session,
     parse_response_params,
 )
+from pipelines.serve.turn_settings import check_turn_model
 
 if TYPE_CHECKING:
     from pipelines.serve.session import RealtimeSession
 
-__all__ = ["create_response", "dispatch"]
+__all__ = [
+    "create_response",
+    "dispatch",
+    "model_messages",
+    "open_response",
+    "response_settings",
+]
 
 log = logging.getLogger("parley.serve")
 MIN_COMMIT_MS = 100.0
@@ -54,6 +61,16 @@ async def _session_update(session: RealtimeSession, ev: p.SessionUpdate) -> None
             param="session.audio.output.voice",
             event_id=ev.event_id,
         )
+    turn = new.audio.input.turn_detection
+    if turn is not None and turn.type == "semantic_vad":
+        problem = check_turn_model()
+        if problem is not None:
+            raise ProtocolError(
+                f"semantic_vad needs the Smart Turn model, which this server cannot load: "
+                f"{problem}. Use server_vad.",
+                param="session.audio.input.turn_detection.type",
+                event_id=ev.event_id,
+            )
     session.config = new
     session.input.set_format(new.audio.input.format.type)
     if session.stt_turn_open and (
@@ -228,7 +245,8 @@ _HANDLERS: dict[str, Callable[[Any, Any], Awaitable[None]]] = {
 # ---------------------------------------------------------------------- responses
 
 
-def _settings(session: RealtimeSession, params: ResponseParams) -> ResponseSettings:
+def response_settings(session: RealtimeSession, params: ResponseParams) -> ResponseSettings:
+    """The settings of a response: the session's, with ``params``' overrides."""
     s = session.config
     out = params.audio.output if params.audio is not None else None
     fmt = out.format if out is not None and out.format is not None else s.audio.output.format
@@ -293,6 +311,8 @@ async def create_response(
     auto: bool = False,
 ) -> None:
     """Start a response (``response.created``) and ask the pipeline for it."""
+    if session.response is None and session.held_reply() is not None:
+        await session.withdraw_reply()  # the model is needed now: a prepared reply gives way
     if session.response is not None:
         if auto:  # a VAD turn while the model speaks: answer once it is done
             session.deferred_auto = True
@@ -304,9 +324,19 @@ async def create_response(
             event_id=event_id,
         )
     params = params or ResponseParams()
-    session.disarm_idle_timer()
-    settings = _settings(session, params)
+    settings = response_settings(session, params)
     items = _input_items(session, params, event_id)
+    response = open_response(session, settings, items)
+    scope = anyio.CancelScope()
+    session.set_prepare_scope(scope)
+    session.start_soon(_prepare, session, response, items, scope)
+
+
+def open_response(
+    session: RealtimeSession, settings: ResponseSettings, items: list[Item]
+) -> Response:
+    """Make ``settings``' response the active one and announce it (``response.created``)."""
+    session.disarm_idle_timer()
     response = Response(
         settings,
         send=session.send,
@@ -315,10 +345,21 @@ async def create_response(
         delta_ms=session.options.delta_ms,
     )
     session.response = response
+    session.set_prepare_scope(None)
     response.start()
-    scope = anyio.CancelScope()
-    session.set_prepare_scope(scope)
-    session.start_soon(_prepare, session, response, items, scope)
+    return response
+
+
+def model_messages(instructions: str, items: list[Item]) -> list[dict[str, Any]]:
+    """The chat messages the language model answers: instructions, then the items."""
+    messages: list[dict[str, Any]] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    for item in items:
+        message = item.chat_message()
+        if message is not None:
+            messages.append(message)
+    return messages
 
 
 async def _prepare(
@@ -337,13 +378,7 @@ async def _prepare(
         await _await_transcripts(session, items)
         if session.response is not response:
             return
-        messages: list[dict[str, Any]] = []
-        if response.settings.instructions:
-            messages.append({"role": "system", "content": response.settings.instructions})
-        for item in items:
-            message = item.chat_message()
-            if message is not None:
-                messages.append(message)
+        messages = model_messages(response.settings.instructions, items)
         await session.controller.run_llm(messages, response.settings.tools)
 
 

@@ -74,6 +74,12 @@ class ServerOptions(BaseModel):
         gt=0,
         description="A response waits this long at most for a user turn's transcript.",
     )
+    speculate: bool = Field(
+        default=True,
+        description="Prepare the reply at a pause inside a server_vad or semantic_vad turn "
+        "and hold it until the turn ends (withdrawn if the user goes on); False starts it "
+        "at the end of the turn.",
+    )
     eager_start: bool = Field(
         default=True,
         description="Start each session's pipeline (load its models) on connect; False "

@@ -14,6 +14,11 @@ downstream of the STT, which stops generation and synthesis. A VAD turn that
 ended while the response ran (``interrupt_response`` off) is answered when it
 ends, however it ends; a barge-in (``turn_detected``) leaves that to the
 response of the new turn, which covers the waiting one too.
+
+While a reply prepared at a pause of the user's turn is held
+(:mod:`pipelines.serve.speculation`), the output goes to its
+:class:`~pipelines.serve.speculation.HeldReply` instead, and reaches the client
+only if the turn ends without the user going on.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from pipelines.serve.stages import function_arguments
 
 if TYPE_CHECKING:
     from pipelines.serve.session_config import SessionConfig
+    from pipelines.serve.speculation import HeldReply
     from pipelines.serve.stages import Controller
 
 __all__ = ["ReplyHandling"]
@@ -55,6 +61,8 @@ class ReplyHandling:
         def send(self, message: dict[str, Any]) -> None: ...
         def start_soon(self, fn: Any, *args: Any) -> None: ...
         def arm_idle_timer(self, response: Response) -> None: ...
+        def held_reply(self) -> HeldReply | None: ...
+        async def withdraw_reply(self) -> None: ...
 
     def set_prepare_scope(self, scope: anyio.CancelScope | None) -> None:
         """The scope of the task preparing the active response's model input."""
@@ -112,52 +120,64 @@ class ReplyHandling:
         # cancels: end the response from a task of the session's own.
         if self.response is not None:
             self.start_soon(self._fail_response, self.response, detail)
+        elif self.held_reply() is not None:  # the turn's end asks the model again
+            self.start_soon(self.withdraw_reply)
 
     async def _fail_response(self, response: Response, detail: dict[str, Any]) -> None:
         if self.response is response:
             await self.end_response("failed", None, detail)
 
+    def _output(self) -> Response | HeldReply | None:
+        """Where the pipeline's output goes: the active response, or a held reply."""
+        return self.response if self.response is not None else self.held_reply()
+
     def on_llm_text(self, text: str) -> bool:
         """Model text: counted, sent as text for text-only responses; True: speak it."""
-        response = self.response
-        if response is None:
+        target = self._output()
+        if target is None:
             return False
-        response.llm_chunks += 1
-        limit = response.settings.max_output_tokens
-        if isinstance(limit, int) and response.llm_chunks > limit:
-            if not response.limit_hit:
-                response.limit_hit = True
-                self.start_soon(self._limit_reached, response)
+        target.llm_chunks += 1
+        limit = target.settings.max_output_tokens
+        if isinstance(limit, int) and target.llm_chunks > limit:
+            if not target.limit_hit:
+                target.limit_hit = True
+                if isinstance(target, Response):  # a held reply ends so once adopted
+                    self.start_soon(self.limit_reached, target)
             return False
-        if not response.settings.audio:
-            response.text(text)
+        if not target.settings.audio:
+            target.text(text)
             return False
         return True
 
-    async def _limit_reached(self, response: Response) -> None:
+    async def limit_reached(self, response: Response) -> None:
+        """``max_output_tokens`` was reached: the response ends ``incomplete``."""
         if self.response is response:
             await self.end_response("incomplete", "max_output_tokens")
 
     def on_transcript_piece(self, text: str) -> None:
         """A spoken piece's text, just before its audio."""
-        if self.response is not None:
-            self.response.transcript(text)
+        target = self._output()
+        if target is not None:
+            target.transcript(text)
 
     def on_audio(self, frame: OutputAudioFrame) -> None:
         """Synthesised audio of the active response."""
-        if self.response is not None:
-            self.audio_produced = True
-            self.response.audio(frame.audio, frame.sample_rate)
+        target = self._output()
+        if target is not None:
+            self.audio_produced = self.audio_produced or target is self.response
+            target.audio(frame.audio, frame.sample_rate)
 
     def on_audio_flush(self) -> None:
         """The reply's synthesis ended: send the audio held back."""
-        if self.response is not None:
-            self.response.flush_audio()
+        target = self._output()
+        if target is not None:
+            target.flush_audio()
 
     def on_function_call(self, frame: FunctionCallFrame) -> None:
         """The model called a function: a function_call output item."""
-        if self.response is not None:
-            self.response.function_call(
+        target = self._output()
+        if target is not None:
+            target.function_call(
                 frame.call_id or new_id("call"), frame.function_name, function_arguments(frame)
             )
 
@@ -165,6 +185,9 @@ class ReplyHandling:
         """The model's reply and its audio are complete: ``response.done``."""
         response = self.response
         if response is None:
+            held = self.held_reply()
+            if held is not None:  # answered when the turn ends
+                held.ended = True
             return
         self.response = None
         self._prepare_scope = None

@@ -12,6 +12,8 @@ becomes ``input_audio_buffer.speech_started`` (and cancels an active response
 when ``interrupt_response`` is set: ``response.done`` with status ``cancelled``,
 reason ``turn_detected``); its stop becomes ``speech_stopped``, ``committed``,
 ``conversation.item.added``/``done`` and, with ``create_response``, a response.
+A pause inside a VAD turn starts the reply early, held until the turn ends
+(:mod:`pipelines.serve.speculation`).
 Under manual turns (``turn_detection: null``) the first append opens an STT
 turn and ``input_audio_buffer.commit`` closes it. Every committed user audio
 item gets the STT's transcript (reported with transcription events only when
@@ -46,6 +48,7 @@ from pipelines.serve.protocol import (
 from pipelines.serve.replies import ReplyHandling
 from pipelines.serve.responses import Response
 from pipelines.serve.session_config import DEFAULT_INSTRUCTIONS, SessionConfig, default_session
+from pipelines.serve.speculation import Speculation, SpeculationHandling
 from pipelines.serve.stages import Controller, InputGate, build_pipeline
 from pipelines.serve.turns import TurnHandling
 
@@ -70,7 +73,7 @@ class Connection(Protocol):
     def __aiter__(self) -> Any: ...
 
 
-class RealtimeSession(TurnHandling, ReplyHandling):
+class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
     """The state of one connection; :meth:`run` serves it until it closes."""
 
     def __init__(
@@ -109,7 +112,8 @@ class RealtimeSession(TurnHandling, ReplyHandling):
         self.turn_by_vad = False
         self.vad_item_id: str | None = None
         self.deferred_auto = False
-        self.slots: deque[Item | None] = deque()
+        self.slots: deque[Item | Speculation | None] = deque()
+        self.speculation: Speculation | None = None
         self.transcribed: dict[str, anyio.Event] = {}
         self.ready = anyio.Event()
         self.closing = False
@@ -160,6 +164,11 @@ class RealtimeSession(TurnHandling, ReplyHandling):
                 await self._closed.wait()
             return False
         return True
+
+    @property
+    def running(self) -> bool:
+        """True once :meth:`run` serves the connection (tasks can be started)."""
+        return self._tg is not None
 
     def start_soon(self, fn: Any, *args: Any) -> None:
         """Run ``fn(*args)`` in the session's task group."""

@@ -33,7 +33,6 @@ __all__ = [
     "SessionConfig",
     "default_session",
     "merge_session",
-    "silence_ms",
 ]
 
 DEFAULT_INSTRUCTIONS = (
@@ -98,7 +97,11 @@ class ServerVad(_Model):
 
 
 class SemanticVad(_Model):
-    """``semantic_vad``: served by the same Silero VAD, see :func:`silence_ms`."""
+    """``semantic_vad``: the VAD plus the Smart Turn end-of-turn model.
+
+    The eagerness sets how the model's verdict is used: see
+    :data:`pipelines.serve.turn_settings.EAGERNESS`.
+    """
 
     type: Literal["semantic_vad"]
     eagerness: Literal["low", "medium", "high", "auto"] = "auto"
@@ -107,16 +110,6 @@ class SemanticVad(_Model):
 
 
 TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
-
-SEMANTIC_SILENCE_MS = {"low": 1200, "medium": 600, "auto": 600, "high": 300}
-"""semantic_vad has no semantic model here: eagerness picks the silence that ends a turn."""
-
-
-def silence_ms(turn: ServerVad | SemanticVad) -> int:
-    """Milliseconds of silence that end a turn under ``turn``."""
-    if isinstance(turn, ServerVad):
-        return turn.silence_duration_ms
-    return SEMANTIC_SILENCE_MS[turn.eagerness]
 
 
 class InputAudio(_Model):

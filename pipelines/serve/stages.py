@@ -8,9 +8,10 @@
   its turns through under ``server_vad``/``semantic_vad`` and swallows them under
   manual turns, where the session opens and closes STT turns itself (first
   append, commit). Barge-in is the session's decision, so the turn processor
-  never interrupts by itself. Speculative pauses and resumes never reach the
-  STT: a pause would make it finalise a turn the session has not closed, and
-  the session counts on exactly one transcript per turn it closes.
+  never interrupts by itself. A pause inside a VAD turn reaches the STT (which
+  transcribes the turn so far) only when the session speculates on it, and so
+  does the resume that follows (the STT then continues the turn); the session
+  keeps the count of the transcripts to expect (:mod:`pipelines.serve.speculation`).
 * :class:`Controller` hands transcripts to the session, keeps audio and turn
   frames away from the language model, pushes the ``LLMMessagesFrame`` of a
   response and the ``InterruptionFrame`` that cancels one (downstream only:
@@ -93,6 +94,8 @@ class SessionHooks(Protocol):
 
     async def vad_started(self, frame: UserStartedSpeakingFrame) -> bool: ...
     async def vad_stopped(self, frame: UserStoppedSpeakingFrame) -> None: ...
+    async def vad_paused(self, frame: UserPausedSpeakingFrame) -> bool: ...
+    async def vad_resumed(self, frame: UserResumedSpeakingFrame) -> bool: ...
     async def on_transcription(self, frame: TranscriptionFrame) -> None: ...
     async def on_stage_error(self, frame: ErrorFrame) -> None: ...
     def on_llm_text(self, text: str) -> bool: ...
@@ -141,12 +144,14 @@ class InputGate(_SessionStage):
         if direction is DOWNSTREAM:
             await self._hooks.vad_stopped(frame)
 
-    @handles(UserPausedSpeakingFrame, UserResumedSpeakingFrame)
-    async def _speculation(
-        self, frame: UserPausedSpeakingFrame | UserResumedSpeakingFrame, direction: Direction
-    ) -> None:
-        # Only the session's own turn boundaries reach the STT (see the module docstring).
-        if direction is UPSTREAM:
+    @handles(UserPausedSpeakingFrame)
+    async def _paused(self, frame: UserPausedSpeakingFrame, direction: Direction) -> None:
+        if direction is UPSTREAM or await self._hooks.vad_paused(frame):
+            await self.push(frame, direction)
+
+    @handles(UserResumedSpeakingFrame)
+    async def _resumed(self, frame: UserResumedSpeakingFrame, direction: Direction) -> None:
+        if direction is UPSTREAM or await self._hooks.vad_resumed(frame):
             await self.push(frame, direction)
 
     @handles(ErrorFrame)

@@ -22,11 +22,15 @@ from framework.frames import TranscriptionFrame, UserStartedSpeakingFrame, UserS
 from pipelines.serve import handlers
 from pipelines.serve.items import Item, Part
 from pipelines.serve.protocol import event, new_id
-from pipelines.serve.session_config import SemanticVad, ServerVad, silence_ms
+from pipelines.serve.session_config import ServerVad
+from pipelines.serve.speculation import Speculation
+from pipelines.serve.turn_settings import preload_turn_model, turn_settings
+from processors.vad.turn import TurnParams, TurnProcessor
 
 if TYPE_CHECKING:
     from pipelines.serve.audio import InputAudio
     from pipelines.serve.items import Conversation
+    from pipelines.serve.options import ServerOptions
     from pipelines.serve.responses import Response
     from pipelines.serve.session_config import SessionConfig
     from pipelines.serve.stages import InputGate
@@ -38,6 +42,7 @@ class TurnHandling:
     """User turns of a session (see the module docstring)."""
 
     config: SessionConfig
+    options: ServerOptions
     input: InputAudio
     conversation: Conversation
     gate: InputGate
@@ -49,15 +54,25 @@ class TurnHandling:
     vad_speaking: bool = False
     """What the VAD last said, in any mode (manual turns ignore it)."""
     vad_start_ns: int | None = None
-    slots: deque[Item | None]
+    slots: deque[Item | Speculation | None]
     transcribed: dict[str, anyio.Event]
     _idle_scope: anyio.CancelScope | None
+    _file_turn: TurnParams | None = None
 
     if TYPE_CHECKING:  # provided by the session and the other mixin
 
         def send(self, message: dict[str, Any]) -> None: ...
         def start_soon(self, fn: Any, *args: Any) -> None: ...
         async def cancel_response(self, reason: str) -> None: ...
+        def take_speculation(self, slot: Item | None) -> Speculation | None: ...
+        async def answer_turn(self, spec: Speculation | None, item: Item) -> None: ...
+        async def on_speculative_transcript(self, spec: Speculation, text: str) -> None: ...
+        async def withdraw_reply(self, spec: Speculation | None = None) -> None: ...
+
+    if TYPE_CHECKING:
+
+        @property
+        def running(self) -> bool: ...
 
     @property
     def turn_detection(self) -> Any:
@@ -65,20 +80,23 @@ class TurnHandling:
         return self.config.audio.input.turn_detection
 
     def apply_turn_detection(self) -> None:
-        """Give the turn processor the session's VAD settings.
+        """Give the turn processor the session's turn detection (docs/turn-taking.md).
 
-        The server keeps the protocol's own turn events (speech started and stopped,
-        commits, one transcript per committed item), so the turn processor's
-        speculative pauses are turned off here.
+        ``server_vad``: ``silence_duration_ms`` of silence ends a turn; ``semantic_vad``:
+        the Smart Turn model judges each pause, and the eagerness sets the waits
+        (:data:`~pipelines.serve.turn_settings.EAGERNESS`); manual turns: the VAD only
+        tracks speech. Pauses inside a VAD turn are reported for speculation
+        (:mod:`pipelines.serve.speculation`) unless the server option ``speculate`` is off.
         """
-        td = self.turn_detection
-        params = getattr(self.stages["turn"], "params", None)
-        if params is not None and hasattr(params, "pause_ms"):
-            params.pause_ms = 0.0
-        if td is None or params is None:
+        turn = self.stages["turn"]
+        if not isinstance(turn, TurnProcessor):
             return
-        params.stop_ms = float(max(silence_ms(td), 20))
-        params.threshold = 0.5 if isinstance(td, SemanticVad) else max(td.threshold, 0.01)
+        if self._file_turn is None:
+            self._file_turn = turn.params.model_copy()
+        td = self.turn_detection
+        turn.update_params(turn_settings(td, self._file_turn, speculate=self.options.speculate))
+        if td is not None and td.type == "semantic_vad" and self.running:
+            self.start_soon(preload_turn_model)
 
     async def open_stt_turn(self) -> None:
         """Start an STT turn the session decides on (manual turns)."""
@@ -89,15 +107,30 @@ class TurnHandling:
         )
 
     async def close_stt_turn(
-        self, slot: Item | None, frame: UserStoppedSpeakingFrame | None = None
-    ) -> None:
-        """End the STT turn; its transcript will go to ``slot`` (None: discard it)."""
-        self.slots.append(slot)
+        self,
+        slot: Item | None,
+        frame: UserStoppedSpeakingFrame | None = None,
+        *,
+        keep_reply: bool = False,
+    ) -> Speculation | None:
+        """End the STT turn; its transcript will go to ``slot`` (None: discard it).
+
+        When the STT already closed it at a pause, the pause's transcript goes to
+        ``slot`` instead, and the pause's :class:`Speculation` is returned; a reply
+        it holds is withdrawn unless ``keep_reply`` (the caller then adopts it or
+        withdraws it).
+        """
+        spec = self.take_speculation(slot)
+        if spec is None:
+            self.slots.append(slot)
+        elif not keep_reply:
+            await self.withdraw_reply(spec)
         self.stt_turn_open = self.turn_by_vad = False
         if frame is None:
             ns = self.input.now_ns()
             frame = UserStoppedSpeakingFrame(speech_end_ns=ns, timestamp_ns=ns)
         await self.gate.push_turn_frame(frame)
+        return spec
 
     def commit_buffer(self, item_id: str | None = None) -> Item:
         """Turn the input buffer into a user audio item (committed, added, done)."""
@@ -163,9 +196,9 @@ class TurnHandling:
             )
         )
         item = self.commit_buffer(item_id)
-        await self.close_stt_turn(item, frame)
+        spec = await self.close_stt_turn(item, frame, keep_reply=td.create_response)
         if td.create_response:
-            await handlers.create_response(self, None, auto=True)  # type: ignore[arg-type]
+            await self.answer_turn(spec, item)
 
     async def resume_vad_turn(self) -> None:
         """Turn detection was just switched on while the VAD hears speech: open its turn."""
@@ -178,9 +211,14 @@ class TurnHandling:
     async def on_transcription(self, frame: TranscriptionFrame) -> None:
         """The STT's transcript of the oldest closed turn."""
         slot = self.slots.popleft() if self.slots else None
-        if slot is None:
-            return
         text = frame.text.strip()
+        if isinstance(slot, Speculation):
+            await self.on_speculative_transcript(slot, text)
+        elif slot is not None:
+            self.fill_transcript(slot, text)
+
+    def fill_transcript(self, slot: Item, text: str) -> None:
+        """Give a committed user audio item the STT's transcript (and report it if asked)."""
         part = next((p for p in slot.content if p.type == "input_audio"), None)
         if part is not None:
             part.heard = text

@@ -94,3 +94,48 @@ class RawClient:
             )
             if pace:
                 await anyio.sleep(pace)
+
+
+async def connect_session(ws: Any, turn_detection: dict[str, Any] | None) -> RawClient:
+    """A client of ``ws`` whose session has ``turn_detection`` and transcription on."""
+    client = RawClient(ws)
+    await client.until("session.created", limit_s=120)
+    await client.send(
+        type="session.update",
+        session={
+            "type": "realtime",
+            "audio": {
+                "input": {
+                    "transcription": {"model": "whisper-1"},
+                    "turn_detection": turn_detection,
+                }
+            },
+        },
+    )
+    await client.until("session.updated")
+    return client
+
+
+async def say(client: RawClient, *pieces: bytes | int, live: bool = False) -> None:
+    """Send speech (bytes) and silences (ms); silences always in real time, speech if ``live``.
+
+    Real time is what lets a speculative pause's early transcript reach the
+    session before the turn's end does: the STT transcribes live speech as it
+    comes, so its final is quick, and the end of the turn waits for silence.
+    """
+    for piece in pieces:
+        if isinstance(piece, int):
+            await client.append(bytes(48 * piece), chunk_ms=50, pace=0.05)
+        else:
+            await client.append(piece, pace=0.1 if live else 0.0)
+
+
+def event_types(events: list[dict[str, Any]]) -> list[str]:
+    """The types of ``events``, in order."""
+    return [e["type"] for e in events]
+
+
+def reply_text(done: dict[str, Any]) -> str:
+    """The spoken (or written) text of a ``response.done`` event's response."""
+    parts = [c for item in done["response"]["output"] for c in item.get("content", [])]
+    return " ".join(p.get("transcript") or p.get("text") or "" for p in parts)

@@ -7,11 +7,13 @@ after a tool result it says ``The answer is <result>.``; otherwise it says
 ``You said: <last user text>.``; on the user text ``fail!`` it raises. It
 streams word by word like a real model, ``word_delay_s`` apart (a reply that
 lasts, for barge-in tests).
-Registered as the ``llm`` backend ``scripted`` by :func:`register`.
+Registered as the ``llm`` backend ``scripted`` by :func:`register`. Every
+request is logged in :data:`CALLS` with the time it reached the model.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any, ClassVar
 
 import anyio
@@ -25,6 +27,9 @@ from framework.frames import (
     LLMResponseStartFrame,
     LLMTextFrame,
 )
+
+CALLS: list[tuple[float, list[dict[str, Any]]]] = []
+"""(``time.monotonic()`` on arrival, messages) of every request, in order, process-wide."""
 
 
 class ScriptedLLMParams(BaseModel):
@@ -50,6 +55,7 @@ class ScriptedLLM(Processor):
     @handles(LLMMessagesFrame)
     async def _messages(self, frame: LLMMessagesFrame, direction: Direction) -> None:
         self.seen.append(frame)
+        CALLS.append((time.monotonic(), list(frame.messages)))
         last: dict[str, Any] = frame.messages[-1] if frame.messages else {}
         await self.push(LLMResponseStartFrame())
         if last.get("content") == "fail!":
@@ -78,3 +84,11 @@ def register() -> None:
     from pipelines import registry
 
     registry.register("llm", "scripted", f"{__name__}:ScriptedLLM")
+
+
+def scripted_cascade(word_delay_s: float, *overrides: str) -> Any:
+    """The shipped offline cascade with this model as its ``llm`` (registered here)."""
+    from tests.pipelines.serve.helpers import cascade_config
+
+    register()
+    return cascade_config("llm.backend=scripted", f"llm.word_delay_s={word_delay_s}", *overrides)

@@ -7,13 +7,13 @@ run behind a real WebSocket; the language model is the scripted stand-in
 word so a reply is still streaming when the barge-in comes. Server VAD runs
 with 200 ms of silence, as in the benchmark that found the bug.
 
-The speculating cases make the session's turn processor emit speculative
-pauses (``UserPausedSpeakingFrame``/``UserResumedSpeakingFrame``), as it does in
-a cascade (and did in the server before it turned them off): the server must
-keep them away from its STT, or the STT finalises turns at pauses, before the
-session has closed them, and drops transcripts; every later response then
-waits for a transcript that belongs to another item, and the session stops
-answering. Those cases send live (real-time) audio, as the benchmark does.
+The speculating cases make sure the session's turn processor emits speculative
+pauses (``UserPausedSpeakingFrame``/``UserResumedSpeakingFrame``), as the server
+does by default: the STT then finalises turns at pauses, before the session has
+closed them, and the session must still give each committed item exactly one
+transcript (a wrong count makes every later response wait for a transcript that
+belongs to another item, and the session stops answering). Those cases send
+live (real-time) audio, as the benchmark does.
 """
 
 from __future__ import annotations
@@ -28,27 +28,20 @@ import websockets
 from pipelines.serve.testing import running_server
 from pipelines.serve.turns import TurnHandling
 from tests.pipelines.serve import scripted_llm
-from tests.pipelines.serve.helpers import RawClient, cascade_config, speech_24k
+from tests.pipelines.serve.helpers import (
+    RawClient,
+    connect_session,
+    event_types,
+    reply_text,
+    say,
+    speech_24k,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
 
 WORD_DELAY_S = 0.06
 SILENCE_MS = 200
 VAD = {"type": "server_vad", "silence_duration_ms": SILENCE_MS}
-
-
-async def _say(client: RawClient, *pieces: bytes | int, live: bool = False) -> None:
-    """Send speech (bytes) and silences (ms); silences always in real time, speech if ``live``.
-
-    Real time is what lets a speculative pause's early transcript reach the
-    session before the turn's end does: the STT transcribes live speech as it
-    comes, so its final is quick, and the end of the turn waits for silence.
-    """
-    for piece in pieces:
-        if isinstance(piece, int):
-            await client.append(bytes(48 * piece), chunk_ms=50, pace=0.05)
-        else:
-            await client.append(piece, pace=0.1 if live else 0.0)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +51,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def url() -> AsyncIterator[str]:
-    scripted_llm.register()
-    config = cascade_config("llm.backend=scripted", f"llm.word_delay_s={WORD_DELAY_S}")
+    config = scripted_llm.scripted_cascade(WORD_DELAY_S)
     async with running_server(config, transcript_timeout_s=5.0) as base:
         yield base
 
@@ -73,35 +65,6 @@ def _speculate(monkeypatch: pytest.MonkeyPatch) -> None:
         self.stages["turn"].params.pause_ms = 96.0
 
     monkeypatch.setattr(TurnHandling, "apply_turn_detection", apply_and_speculate)
-
-
-async def _connect(ws: Any, turn_detection: dict[str, Any] | None) -> RawClient:
-    client = RawClient(ws)
-    await client.until("session.created")
-    await client.send(
-        type="session.update",
-        session={
-            "type": "realtime",
-            "audio": {
-                "input": {
-                    "transcription": {"model": "whisper-1"},
-                    "turn_detection": turn_detection,
-                }
-            },
-        },
-    )
-    await client.until("session.updated")
-    return client
-
-
-def _kinds(events: list[dict[str, Any]]) -> list[str]:
-    return [e["type"] for e in events]
-
-
-def _reply(done: dict[str, Any]) -> str:
-    """The spoken text of a finished response."""
-    parts = [c for item in done["response"]["output"] for c in item.get("content", [])]
-    return " ".join(p.get("transcript") or p.get("text") or "" for p in parts)
 
 
 def _check_transcripts(events: list[dict[str, Any]]) -> dict[str, str]:
@@ -148,29 +111,31 @@ async def test_barge_in_cancels_the_reply_and_later_turns_are_answered(
     second = speech_24k("Can you make that three people?")
     third = speech_24k("Do you have a table near the window?")
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await _connect(ws, {"type": "server_vad", "silence_duration_ms": silence_ms})
-        await _say(client, 300, first, silence_ms + 50, live=speculate)
+        client = await connect_session(
+            ws, {"type": "server_vad", "silence_duration_ms": silence_ms}
+        )
+        await say(client, 300, first, silence_ms + 50, live=speculate)
         opening = await client.until("response.output_audio.delta")
         created = [e for e in opening if e["type"] == "response.created"]
         assert len(created) == 1
         cut_id = created[0]["response"]["id"]
 
         # the user talks over the streaming reply: it is cancelled...
-        await _say(client, second, silence_ms + 400, live=speculate)
+        await say(client, second, silence_ms + 400, live=speculate)
         barge = await client.until("response.done")
-        assert "input_audio_buffer.speech_started" in _kinds(barge)
+        assert "input_audio_buffer.speech_started" in event_types(barge)
         cut = barge[-1]["response"]
         assert cut["id"] == cut_id
         assert cut["status"] == "cancelled"
         assert cut["status_details"]["reason"] == "turn_detected"
         # ...and the barge-in turn gets its own answer,
         answer = await _until_completed(client)
-        assert "three" in _reply(answer[-1]).lower()
+        assert "three" in reply_text(answer[-1]).lower()
 
         # and so does the next turn.
-        await _say(client, third, silence_ms + 400, live=speculate)
+        await say(client, third, silence_ms + 400, live=speculate)
         later = await _until_completed(client)
-        assert "window" in _reply(later[-1]).lower()
+        assert "window" in reply_text(later[-1]).lower()
 
         assert await _quiet(client, 0.5) == []  # no stray response follows
         events = opening + barge + answer + later
@@ -183,13 +148,13 @@ async def test_a_turn_split_by_the_vad_gets_one_response_at_its_end(url: str) ->
     head = speech_24k("Tomorrow evening.")
     tail = speech_24k("At seven o'clock near the window.")
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await _connect(ws, VAD)
+        client = await connect_session(ws, VAD)
         # one utterance with a 250 ms pause in it: longer than the VAD's silence
-        await _say(client, 300, head, 250, tail, 600)
+        await say(client, 300, head, 250, tail, 600)
         events = await _until_completed(client)
         events += await _quiet(client, 1.0)
 
-        kinds = _kinds(events)
+        kinds = event_types(events)
         committed = [i for i, k in enumerate(kinds) if k == "input_audio_buffer.committed"]
         assert len(committed) == 2, "the VAD did not split the turn"
         assert kinds.count("input_audio_buffer.speech_started") == 2
@@ -206,7 +171,7 @@ async def test_a_turn_split_by_the_vad_gets_one_response_at_its_end(url: str) ->
             assert early["status_details"]["reason"] == "turn_detected"
         transcripts = _check_transcripts(events)
         assert "window" in transcripts[events[committed[-1]]["item_id"]].lower()
-        assert "window" in _reply(events[kinds.index("response.done", created[-1])]).lower()
+        assert "window" in reply_text(events[kinds.index("response.done", created[-1])]).lower()
 
 
 async def test_manual_turns_keep_one_transcript_each_though_the_vad_speculates(
@@ -215,23 +180,23 @@ async def test_manual_turns_keep_one_transcript_each_though_the_vad_speculates(
     _speculate(monkeypatch)
     head, tail = speech_24k("Tomorrow evening."), speech_24k("Near the window, please.")
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await _connect(ws, None)
+        client = await connect_session(ws, None)
         for _ in range(2):  # a second turn finds the accounting intact
-            await _say(client, head, 150, tail, 600)
+            await say(client, head, 150, tail, 600)
             await client.send(type="input_audio_buffer.commit")
             await client.send(type="response.create")
             events = await _until_completed(client)
             events += await _quiet(client, 0.3)
             (heard,) = _check_transcripts(events).values()
             assert heard  # (Whisper tiny sometimes drops the words after the pause)
-            reply = _reply(events[_kinds(events).index("response.done")])
+            reply = reply_text(events[event_types(events).index("response.done")])
             assert reply.lower().startswith(f"you said: {heard.lower()}")
 
 
 async def test_a_turn_that_waited_for_a_response_is_answered_when_it_ends_early(url: str) -> None:
     """Without barge-in, a turn ending during a response is answered after it, however it ends."""
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await _connect(ws, {**VAD, "interrupt_response": False})
+        client = await connect_session(ws, {**VAD, "interrupt_response": False})
         await client.send(
             type="session.update",
             session={"type": "realtime", "output_modalities": ["text"], "max_output_tokens": 12},
@@ -248,11 +213,11 @@ async def test_a_turn_that_waited_for_a_response_is_answered_when_it_ends_early(
         )
         await client.send(type="response.create")
         events = await client.until("response.output_text.delta")
-        await _say(client, speech_24k("Can you make that three people?"), SILENCE_MS + 200)
+        await say(client, speech_24k("Can you make that three people?"), SILENCE_MS + 200)
         events += await client.until("response.done")
-        kinds = _kinds(events)
+        kinds = event_types(events)
         assert events[-1]["response"]["status_details"]["reason"] == "max_output_tokens"
         assert kinds.index("input_audio_buffer.committed") < len(kinds) - 1  # it waited
         answer = await client.until("response.done", limit_s=20)
-        assert [k for k in _kinds(answer) if k.startswith("response.created")]
-        assert "three" in _reply(answer[-1]).lower()
+        assert [k for k in event_types(answer) if k.startswith("response.created")]
+        assert "three" in reply_text(answer[-1]).lower()
