@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from processors.transports.webrtc.audio import OutgoingAudio
+from processors.transports.webrtc.receive import OpusReceiveTrack
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
 
     from processors.transports.webrtc.transport import WebRTCTransportParams
 
-__all__ = ["PeerLink"]
+__all__ = ["PeerLink", "receive_audio"]
 
 log = logging.getLogger("parley")
 
@@ -55,7 +56,7 @@ class PeerLink:
 
     def _track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and not self._remote.done():
-            self._remote.set_result(track)
+            self._remote.set_result(receive_audio(self.pc, track, self.params.jitter_ms))
 
     def _datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != "events":
@@ -124,4 +125,16 @@ class PeerLink:
         self.outgoing.stop()
         if not self._remote.done():
             self._remote.cancel()
+        elif not self._remote.cancelled():
+            self._remote.result().stop()
         await self.pc.close()
+
+
+def receive_audio(
+    pc: RTCPeerConnection, track: MediaStreamTrack, jitter_ms: float
+) -> OpusReceiveTrack:
+    """The low-latency track for ``track``'s receiver (see :mod:`.receive`)."""
+    transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
+    incoming = OpusReceiveTrack(jitter_ms=jitter_ms)
+    incoming.attach(pc, transceiver)
+    return incoming
