@@ -46,7 +46,7 @@ class PeerLink:
         self.lost_reason: str | None = None
         self.frames_received = 0
         """Audio frames decoded from the peer so far."""
-        self._remote: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+        self._remote: asyncio.Future[OpusReceiveTrack] = asyncio.get_running_loop().create_future()
         self._channel: RTCDataChannel | None = None
         self._backlog: deque[str] = deque(maxlen=200)
         self._on_lost: list[Callable[[str], None]] = []
@@ -92,7 +92,7 @@ class PeerLink:
         """True once the peer's audio track has arrived."""
         return self._remote.done()
 
-    async def remote_audio(self) -> MediaStreamTrack:
+    async def remote_audio(self) -> OpusReceiveTrack:
         """The peer's audio track (waits for it)."""
         return await self._remote
 
@@ -126,7 +126,14 @@ class PeerLink:
         if not self._remote.done():
             self._remote.cancel()
         elif not self._remote.cancelled():
-            self._remote.result().stop()
+            incoming = self._remote.result()
+            incoming.stop()
+            log.info(
+                "webrtc: audio in: %d packets decoded, %d lost, %d late",
+                incoming.packets,
+                incoming.lost,
+                incoming.late,
+            )
         await self.pc.close()
 
 

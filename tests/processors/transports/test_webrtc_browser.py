@@ -41,6 +41,9 @@ pytestmark = [
     ),
 ]
 CASCADE = ROOT / "pipelines" / "cascade-local.toml"
+# The fake microphone plays from the moment the page asks for it; the pipeline hears it
+# only once its models have loaded (the 'ready' event), several seconds on a loaded machine.
+LEAD_IN_S = 8.0
 RATE = 48000
 SCREENSHOT = os.environ.get("PARLEY_TALK_SCREENSHOT")  # e.g. docs/talk-page.png
 
@@ -147,7 +150,7 @@ async def test_the_bot_answers_in_the_browser(tmp_path: Path) -> None:
 
     config = load_pipeline_file(CASCADE, ['transport.backend="webrtc"'])
     [question] = synthesize_speech(["What is the capital of France?"])
-    mic = _microphone(tmp_path / "question.wav", 2.0, question, 12.0)
+    mic = _microphone(tmp_path / "question.wav", LEAD_IN_S, question, 12.0)
 
     def answered(events: list[dict[str, Any]]) -> bool:
         return bool(_of(events, "latency")) and bool(_of(events, "bot_stopped"))
@@ -185,7 +188,7 @@ async def test_a_barge_in_from_the_browser_stops_the_bot(tmp_path: Path) -> None
     )
     # The user talks again 5 s after the request ends, while the bot tells its story; on a
     # loaded machine the story may pause between sentences just then, so once more later.
-    mic = _microphone(tmp_path / "barge.wav", 2.0, story, 5.0, stop, 4.0, stop, 5.0)
+    mic = _microphone(tmp_path / "barge.wav", LEAD_IN_S, story, 5.0, stop, 4.0, stop, 5.0)
 
     def cut(events: list[dict[str, Any]]) -> bool:
         return any(e["interrupted"] for e in _of(events, "bot_stopped"))
@@ -195,7 +198,7 @@ async def test_a_barge_in_from_the_browser_stops_the_bot(tmp_path: Path) -> None
     # headphones.
     async with serve(_run_session_for(config), config_params(config)) as server:
         seen = await asyncio.to_thread(
-            _talk, server.url, mic, tmp_path / "profile", cut, 180, "&aec=0", 22.0
+            _talk, server.url, mic, tmp_path / "profile", cut, 180, "&aec=0", 20.0 + LEAD_IN_S
         )
         await server.wait_sessions(0)
     events = seen["events"]
