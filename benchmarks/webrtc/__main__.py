@@ -41,11 +41,17 @@ async def _serve(max_sessions: int, opus_complexity: int) -> None:
     WebRTCTransport.mount(app, params, run_echo_session)
 
     async def stats(request: web.Request) -> web.Response:
-        links = [s.link for s in app[SESSIONS].sessions.values()]
+        registry = app[SESSIONS]
+        links = [s.link for s in registry.sessions.values()]
         sent = [link.outgoing.frames_sent for link in links]
         received = [link.frames_received for link in links]
         return web.json_response(
-            {"packets_sent": sent, "frames_received": received, "threads": _thread_cpu()}
+            {
+                "packets_sent": sent,
+                "frames_received": received,
+                "threads": _thread_cpu(),
+                "ended": [reason for _, reason in registry.ended],
+            }
         )
 
     app.router.add_get("/stats", stats)

@@ -143,6 +143,11 @@ async def measure(
         await asyncio.sleep(window_s)
         cpu1, mine1, t1 = cpu_seconds(stat), time.process_time(), time.monotonic()
         after = await _server_stats(url)
+        if after["ended"] or len(after["packets_sent"]) != sessions:
+            raise RuntimeError(
+                f"sessions ended during the measurement ({after['ended']}): the figure would "
+                "not be for all of them; the machine is probably too loaded"
+            )
         sent = sum(after["packets_sent"]) - sum(before["packets_sent"])
         heard = sum(after["frames_received"]) - sum(before["frames_received"])
         by_thread = {
