@@ -8,10 +8,10 @@ playout buffer that lags, marks echoed once played, ``clear`` honoured.
 from __future__ import annotations
 
 import base64
+import functools
 import logging
 from pathlib import Path
 
-import anyio
 import pytest
 
 from framework.audio import alaw_decode, alaw_encode, ulaw_encode
@@ -22,8 +22,8 @@ from processors.recording.events import EventLog
 from processors.transports.serializers import AudioIn, CallStarted, ProtocolError
 from processors.transports.serializers.telnyx import TelnyxSerializer
 from processors.vad.measure import synthesize_speech
-from tests.pipelines.talk_clients import TelnyxPeer, connect, silence, ws_url
-from tests.processors.transports.test_twilio_calls import records, wait_for
+from tests.pipelines.talk_clients import TelnyxPeer
+from tests.processors.transports.test_twilio_calls import one_call, records
 
 FAST = Path(__file__).resolve().parents[3] / "pipelines" / "cascade-local-fast.toml"
 
@@ -85,26 +85,12 @@ async def test_a_telnyx_call_gets_pcma_back_marks_round_trip_and_a_stop_ends_it(
     sessions: list[Session] = []
     config = load_pipeline_file(FAST, ["transport.backend=telnyx"])
     server = LiveServer(config, port=0, observers=lambda: [EventLog()], on_session=sessions.append)
-    async with server.running() as urls:
-        [url] = urls
-        assert url.endswith("/telnyx")
-        async with connect(ws_url(url)) as socket, anyio.create_task_group() as tg:
-            peer = TelnyxPeer(socket, playout_delay_s=0.2, encoding="PCMA")
-            tg.start_soon(peer.run)
-            await peer.start()
-            await wait_for(lambda: bool(sessions and records(sessions[0], "input_started")))
-            await peer.send_raw('{"event": "error", "payload": {"code": 1, "title": "test"}}')
-            await peer.send_raw('{"event": "media", "media": {"payload": "%%% not base64"}}')
-            await peer.speak(silence(0.5, 16000) + question + silence(1.0, 16000))
-            [session] = sessions
-            while not records(session, "bot_audio_stopped"):
-                await peer.speak(silence(0.2, 16000))
-                assert len(peer.received) < 100_000
-            await wait_for(lambda: peer.played_s >= peer.media_s - 0.05, timeout_s=10)
-            await wait_for(lambda: len(peer.of("mark")) == len(peer.marks_echoed), timeout_s=10)
-            await peer.stop()  # the caller hangs up: Telnyx sends stop
-            await wait_for(lambda: server.session_count == 0, timeout_s=30)
-            tg.cancel_scope.cancel()
+    broken = [
+        '{"event": "error", "payload": {"code": 1, "title": "test"}}',
+        '{"event": "media", "media": {"payload": "%%% not base64"}}',
+    ]
+    peer_class = functools.partial(TelnyxPeer, encoding="PCMA")
+    peer, session = await one_call(server, sessions, question, broken, peer_class, "/telnyx")
     logged = caplog.text
     assert "telnyx: the stream reports an error: 1 test" in logged
     assert "not valid base64" in logged
