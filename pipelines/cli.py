@@ -169,7 +169,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     talk.add_argument("pipeline", help="pipeline file, or the name of a shipped one")
     talk.add_argument(
-        "--transport", help="live transport: websocket, twilio, webrtc (default: the file's)"
+        "--transport",
+        help="live transport: websocket, twilio, telnyx, webrtc (default: the file's)",
     )
     talk.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     talk.add_argument("--port", type=int, default=8080, help="port (default 8080)")

@@ -124,6 +124,14 @@ register(
 )
 register(
     "transport",
+    "telnyx",
+    "processors.transports.websocket:WebSocketTransport",
+    extra="websocket",
+    description="live: Telnyx Media Streaming (8 kHz PCMU/PCMA) at /telnyx (parley talk)",
+    preset={"serializer": "telnyx"},
+)
+register(
+    "transport",
     "webrtc",
     "processors.transports.webrtc:WebRTCTransport",
     extra="webrtc",

@@ -48,6 +48,7 @@ from benchmarks.latency.records import (
     RecordIndex,
     TurnResult,
     first,
+    last,
     seconds,
 )
 from benchmarks.latency.turntaking import measure_turn_taking
@@ -248,7 +249,12 @@ def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> 
     cut = first(ix("server_bot_audio_stopped"), ss, window_end)
     stopped = None
     if cut is not None:
-        stopped = first(ix("bot_audio_stopped"), cut["t_ns"], window_end)
+        # ...unless the client heard nothing of the bot again between that pause and the
+        # cut: then its last sample before the pause was the last one heard.
+        paused = last(ix("bot_audio_stopped"), ss, cut["t_ns"])
+        if paused is not None and first(ix("bot_started_speaking"), paused["t_ns"], cut["t_ns"]):
+            paused = None
+        stopped = paused or first(ix("bot_audio_stopped"), cut["t_ns"], window_end)
     stopped = stopped or first(ix("bot_audio_stopped"), ss, window_end)
     if stopped is None:
         result.notes.append("bot never stopped")

@@ -29,7 +29,7 @@ def _thread_cpu() -> dict[str, float]:
     return found
 
 
-async def _serve(max_sessions: int) -> None:
+async def _serve(max_sessions: int, opus_complexity: int) -> None:
     from aiohttp import web
 
     from benchmarks.webrtc.echo import run_echo_session
@@ -37,15 +37,21 @@ async def _serve(max_sessions: int) -> None:
     from processors.transports.webrtc.server import SESSIONS
 
     app = web.Application()
-    params = WebRTCTransportParams(max_sessions=max_sessions)
+    params = WebRTCTransportParams(max_sessions=max_sessions, opus_complexity=opus_complexity)
     WebRTCTransport.mount(app, params, run_echo_session)
 
     async def stats(request: web.Request) -> web.Response:
-        links = [s.link for s in app[SESSIONS].sessions.values()]
+        registry = app[SESSIONS]
+        links = [s.link for s in registry.sessions.values()]
         sent = [link.outgoing.frames_sent for link in links]
         received = [link.frames_received for link in links]
         return web.json_response(
-            {"packets_sent": sent, "frames_received": received, "threads": _thread_cpu()}
+            {
+                "packets_sent": sent,
+                "frames_received": received,
+                "threads": _thread_cpu(),
+                "ended": [reason for _, reason in registry.ended],
+            }
         )
 
     app.router.add_get("/stats", stats)
@@ -72,15 +78,33 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sessions", type=int, default=10, help="concurrent sessions")
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window")
     parser.add_argument("--max-sessions", type=int, default=10, help="(serve) session limit")
+    parser.add_argument(
+        "--opus-complexity", type=int, default=5, help="the server's Opus encoder complexity"
+    )
+    parser.add_argument(
+        "--profile", type=Path, help="(serve) write a cProfile of the server's event loop here"
+    )
     parser.add_argument("--json", type=Path, help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     if args.command == "serve":
+        profiler = None
+        if args.profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(args.max_sessions))
+            asyncio.run(_serve(args.max_sessions, args.opus_complexity))
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(args.profile)
         return
     from benchmarks.webrtc.cpu import measure, report
 
-    result = asyncio.run(measure(args.sessions, args.seconds))
+    server_args = ["--opus-complexity", str(args.opus_complexity)]
+    if args.profile:
+        server_args += ["--profile", str(args.profile.resolve())]
+    result = asyncio.run(measure(args.sessions, args.seconds, server_args=server_args))
     text = report(result)
     print(text)
     if args.json:

@@ -40,6 +40,9 @@ class CpuResult:
     window_s: float
     server_cpu_s: float
     server_cpu_pct_of_core: float
+    server_cpu_pct_scaled_to_real_time: float
+    """The same, scaled to 50 frames a second per session when the clients (on a loaded
+    machine) sent fewer: an estimate, since part of the cost does not scale with frames."""
     server_threads: int
     server_cpu_pct_by_thread: dict[str, float]
     clients_cpu_pct_of_core: float
@@ -89,7 +92,9 @@ async def _server_stats(url: str) -> dict[str, Any]:
     return stats
 
 
-async def _start_server(sessions: int) -> tuple[asyncio.subprocess.Process, str]:
+async def _start_server(
+    sessions: int, server_args: list[str]
+) -> tuple[asyncio.subprocess.Process, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -97,6 +102,7 @@ async def _start_server(sessions: int) -> tuple[asyncio.subprocess.Process, str]
         "serve",
         "--max-sessions",
         str(sessions),
+        *server_args,
         cwd=REPO_ROOT,
         stdout=asyncio.subprocess.PIPE,
     )
@@ -107,12 +113,21 @@ async def _start_server(sessions: int) -> tuple[asyncio.subprocess.Process, str]
     return process, line
 
 
-async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 3.0) -> CpuResult:
-    """Run ``sessions`` echo sessions and measure the server's CPU over ``window_s``."""
+async def measure(
+    sessions: int = 10,
+    window_s: float = 20.0,
+    warmup_s: float = 3.0,
+    *,
+    server_args: list[str] | None = None,
+) -> CpuResult:
+    """Run ``sessions`` echo sessions and measure the server's CPU over ``window_s``.
+
+    ``server_args`` go to the server's command line (``serve --help``).
+    """
     from processors.transports.webrtc.client import WebRTCClient
 
     loadavg_before = _loadavg()
-    server, url = await _start_server(sessions)
+    server, url = await _start_server(sessions, server_args or [])
     clients = [WebRTCClient(url, with_events=False) for _ in range(sessions)]
     try:
         for i, client in enumerate(clients):
@@ -128,6 +143,11 @@ async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 
         await asyncio.sleep(window_s)
         cpu1, mine1, t1 = cpu_seconds(stat), time.process_time(), time.monotonic()
         after = await _server_stats(url)
+        if after["ended"] or len(after["packets_sent"]) != sessions:
+            raise RuntimeError(
+                f"sessions ended during the measurement ({after['ended']}): the figure would "
+                "not be for all of them; the machine is probably too loaded"
+            )
         sent = sum(after["packets_sent"]) - sum(before["packets_sent"])
         heard = sum(after["frames_received"]) - sum(before["frames_received"])
         by_thread = {
@@ -147,6 +167,9 @@ async def measure(sessions: int = 10, window_s: float = 20.0, warmup_s: float = 
         window_s=round(wall, 2),
         server_cpu_s=round(cpu1 - cpu0, 2),
         server_cpu_pct_of_core=round(100 * (cpu1 - cpu0) / wall, 1),
+        server_cpu_pct_scaled_to_real_time=round(
+            100 * (cpu1 - cpu0) / wall * 50 / max(heard / sessions / wall, 1.0), 1
+        ),
         server_threads=threads,
         server_cpu_pct_by_thread=by_thread,
         clients_cpu_pct_of_core=round(100 * (mine1 - mine0) / wall, 1),
@@ -163,7 +186,9 @@ def report(result: CpuResult) -> str:
     """A one-line summary and the JSON of ``result``."""
     summary = (
         f"{result.sessions} WebRTC echo sessions: server {result.server_cpu_pct_of_core} % "
-        f"of one core over {result.window_s} s (clients {result.clients_cpu_pct_of_core} %), "
+        f"of one core over {result.window_s} s ("
+        f"{result.server_cpu_pct_scaled_to_real_time} % scaled to 50 frames/s; "
+        f"clients {result.clients_cpu_pct_of_core} %), "
         f"per session and second: server heard {result.server_frames_in_per_session_per_s} "
         f"frames and sent {result.server_packets_per_session_per_s} packets, client got "
         f"{result.echo_frames_per_session_per_s} frames; "

@@ -8,6 +8,8 @@ own pipeline. What travels on the socket is decided by a serializer
   the pipeline's rates, JSON events; endpoint ``/ws``. See ``docs/websocket.md``.
 * ``backend = "twilio"`` (``serializer = "twilio"``): Twilio Media Streams, 8 kHz
   mu-law; endpoint ``/twilio``. See ``docs/twilio.md``.
+* ``backend = "telnyx"`` (``serializer = "telnyx"``): Telnyx Media Streaming, the
+  same protocol shape, 8 kHz PCMU or PCMA; endpoint ``/telnyx``.
 
 The transport adds only the I/O: pacing, barge-in, bot-speaking frames and
 heard-text accounting are those of :mod:`processors.transports.base`. With a
@@ -23,7 +25,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 from pydantic import Field
@@ -44,6 +46,7 @@ from processors.transports.serializers import (
     Message,
     ProtocolError,
     Serializer,
+    SerializerName,
     make_serializer,
 )
 
@@ -59,24 +62,25 @@ __all__ = [
 
 log = logging.getLogger("parley")
 DOWN = Direction.DOWNSTREAM
-_DEFAULT_PATHS = {"plain": "/ws", "twilio": "/twilio"}
+_DEFAULT_PATHS = {"plain": "/ws", "twilio": "/twilio", "telnyx": "/telnyx"}
 _PLAYED = (OutputAudioFrame, TTSTextFrame)
 
 
 class WebSocketTransportParams(OutputTransportParams, LiveInputTransportParams):
     """Settings of the ``[transport]`` table for the WebSocket backends."""
 
-    serializer: Literal["plain", "twilio"] = Field(
-        default="plain", description="Wire format: 'plain' PCM16 + JSON, or 'twilio'."
+    serializer: SerializerName = Field(
+        default="plain",
+        description="Wire format: 'plain' PCM16 + JSON, 'twilio' or 'telnyx' media streams.",
     )
     path: str = Field(
         default="",
-        description="URL path of the endpoint; empty: /ws (plain) or /twilio (twilio).",
+        description="URL path of the endpoint; empty: /ws (plain), /twilio or /telnyx.",
     )
     mark_interval_ms: float = Field(
         default=100.0,
         gt=0,
-        description="With marks (twilio): send one after at least this much audio, and at "
+        description="With marks (twilio, telnyx): send one after at least this much audio, and at "
         "the end of each stretch; the heard text is counted in these steps.",
     )
     max_heard_wait_s: float = Field(
@@ -86,7 +90,7 @@ class WebSocketTransportParams(OutputTransportParams, LiveInputTransportParams):
         "its last words wait for the peer's marks before they count as heard anyway.",
     )
     start_timeout_s: float = Field(
-        default=10.0, gt=0, description="How long to wait for Twilio's 'start' event."
+        default=10.0, gt=0, description="How long to wait for the carrier's 'start' event."
     )
     heartbeat_s: float | None = Field(
         default=20.0,

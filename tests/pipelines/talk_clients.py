@@ -1,4 +1,4 @@
-"""Clients of the live server for tests: the plain protocol and a Twilio Media Streams peer.
+"""Clients of the live server for tests: the plain protocol, Twilio and Telnyx media stream peers.
 
 Both speak over real WebSockets (aiohttp). The Twilio peer behaves like Twilio's
 side of a call: it streams the caller's audio as 20 ms mu-law ``media`` events
@@ -22,7 +22,7 @@ import aiohttp
 import anyio
 import numpy as np
 
-from framework.audio import resample, ulaw_decode, ulaw_encode
+from framework.audio import alaw_encode, resample, ulaw_decode, ulaw_encode
 
 CHUNK_S = 0.02
 
@@ -110,6 +110,14 @@ class TwilioPeer:
     _buffered_s: float = 0.0
     _last_media_t: float = 0.0
 
+    def envelope(self) -> dict[str, Any]:
+        """What every message of this carrier carries besides its event."""
+        return {"streamSid": self.stream_sid}
+
+    def encode(self, narrow: bytes) -> bytes:
+        """8 kHz PCM16 as the call's G.711."""
+        return ulaw_encode(narrow)
+
     async def start(self) -> None:
         await self._send({"event": "connected", "protocol": "Call", "version": "1.0.0"})
         await self._send(
@@ -140,12 +148,12 @@ class TwilioPeer:
         start = time.monotonic()
         for k, offset in enumerate(range(0, len(narrow), 320)):
             await anyio.sleep(max(0.0, start + k * CHUNK_S - time.monotonic()))
-            payload = base64.b64encode(ulaw_encode(narrow[offset : offset + 320])).decode()
+            payload = base64.b64encode(self.encode(narrow[offset : offset + 320])).decode()
             media = {"track": "inbound", "chunk": str(k + 1), "timestamp": "0", "payload": payload}
-            await self._send({"event": "media", "streamSid": self.stream_sid, "media": media})
+            await self._send({"event": "media", **self.envelope(), "media": media})
 
     async def stop(self) -> None:
-        await self._send({"event": "stop", "streamSid": self.stream_sid, "stop": {}})
+        await self._send({"event": "stop", **self.envelope(), "stop": {}})
 
     async def run(self) -> None:
         """Receive and play out until the socket closes."""
@@ -198,7 +206,44 @@ class TwilioPeer:
                 self._queue.pop(0)
 
     async def echo(self, name: str) -> None:
-        await self._send({"event": "mark", "streamSid": self.stream_sid, "mark": {"name": name}})
+        await self._send({"event": "mark", **self.envelope(), "mark": {"name": name}})
 
     def of(self, kind: str) -> list[dict[str, Any]]:
         return [e for e in self.received if e["event"] == kind]
+
+
+@dataclass
+class TelnyxPeer(TwilioPeer):
+    """Telnyx's side of a Media Streaming call: the same behaviour, Telnyx's names.
+
+    ``encoding`` is the call's codec, ``PCMU`` or ``PCMA``; the audio Telnyx
+    receives is counted by length (one byte per sample either way).
+    """
+
+    encoding: str = "PCMA"
+    stream_sid: str = "32DE0DEA-53CB-4B21-89A4-9E1819C043BC"
+
+    def envelope(self) -> dict[str, Any]:
+        return {"stream_id": self.stream_sid}
+
+    def encode(self, narrow: bytes) -> bytes:
+        return alaw_encode(narrow) if self.encoding == "PCMA" else ulaw_encode(narrow)
+
+    async def start(self) -> None:
+        await self._send({"event": "connected", "version": "1.0.0"})
+        await self._send(
+            {
+                "event": "start",
+                "sequence_number": "1",
+                "stream_id": self.stream_sid,
+                "start": {
+                    "user_id": "3E6F995F-0000-0000-0000-000000000000",
+                    "call_control_id": "v2:call-0",
+                    "call_session_id": "session-0",
+                    "from": "+15550000001",
+                    "to": "+15550000002",
+                    "custom_parameters": {},
+                    "media_format": {"encoding": self.encoding, "sample_rate": 8000, "channels": 1},
+                },
+            }
+        )

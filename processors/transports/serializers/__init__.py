@@ -9,6 +9,8 @@ messages. It keeps no connection: the transport owns the socket.
   programmatic clients (``docs/websocket.md``).
 * ``twilio`` (:mod:`.twilio`): Twilio Media Streams, 8 kHz mu-law in JSON
   (``docs/twilio.md``).
+* ``telnyx`` (:mod:`.telnyx`): Telnyx Media Streaming, the same protocol shape
+  with Telnyx's field names, 8 kHz PCMU or PCMA (``docs/twilio.md``).
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ __all__ = [
 Message = str | bytes
 """A WebSocket message: text (str) or binary (bytes)."""
 
-SerializerName = Literal["plain", "twilio"]
+SerializerName = Literal["plain", "twilio", "telnyx"]
 
 
 class ProtocolError(ValueError):
@@ -123,6 +125,10 @@ def make_serializer(name: SerializerName, *, resample_quality: str = "HQ") -> Se
         from processors.transports.serializers.twilio import TwilioSerializer
 
         return TwilioSerializer(resample_quality=resample_quality)
+    if name == "telnyx":
+        from processors.transports.serializers.telnyx import TelnyxSerializer
+
+        return TelnyxSerializer(resample_quality=resample_quality)
     from processors.transports.serializers.plain import PlainSerializer
 
     return PlainSerializer()

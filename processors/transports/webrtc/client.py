@@ -31,6 +31,8 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 
 from processors.transports.webrtc.audio import WIRE_RATE, OutgoingAudio, decoded_mono
+from processors.transports.webrtc.peer import receive_audio
+from processors.transports.webrtc.receive import OpusReceiveTrack
 
 __all__ = ["WebRTCClient"]
 
@@ -38,10 +40,16 @@ __all__ = ["WebRTCClient"]
 class WebRTCClient:
     """One WebRTC session with a talk server at ``base_url`` (``http://host:port``)."""
 
-    def __init__(self, base_url: str, *, with_events: bool = True) -> None:
-        """Prepare a session; :meth:`connect` (or ``async with``) opens it."""
+    def __init__(self, base_url: str, *, with_events: bool = True, jitter_ms: float = 20.0) -> None:
+        """Prepare a session; :meth:`connect` (or ``async with``) opens it.
+
+        The bot's audio is decoded as each packet arrives, as the server does with
+        the microphone's (``jitter_ms``: see :class:`.receive.OpusReceiveTrack`).
+        """
         self.base_url = base_url.rstrip("/")
         self.with_events = with_events
+        self.jitter_ms = jitter_ms
+        self.incoming: OpusReceiveTrack | None = None
         self.pc = RTCPeerConnection()
         self.session: str | None = None
         self.events: list[dict[str, Any]] = []
@@ -125,7 +133,8 @@ class WebRTCClient:
 
     def _track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and self._reader is None:
-            self._reader = asyncio.create_task(self._read(track))
+            self.incoming = receive_audio(self.pc, track, self.jitter_ms)
+            self._reader = asyncio.create_task(self._read(self.incoming))
 
     async def _read(self, track: MediaStreamTrack) -> None:
         with contextlib.suppress(MediaStreamError):
@@ -137,6 +146,8 @@ class WebRTCClient:
     async def close(self) -> None:
         """Hang up: close the connection (the server ends the session)."""
         self.microphone.stop()
+        if self.incoming is not None:
+            self.incoming.stop()
         await self.pc.close()
         if self._reader is not None:
             self._reader.cancel()

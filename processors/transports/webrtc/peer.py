@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from aiortc import MediaStreamTrack, RTCPeerConnection
 
 from processors.transports.webrtc.audio import OutgoingAudio
+from processors.transports.webrtc.receive import OpusReceiveTrack
 
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
 
     from processors.transports.webrtc.transport import WebRTCTransportParams
 
-__all__ = ["PeerLink"]
+__all__ = ["PeerLink", "receive_audio"]
 
 log = logging.getLogger("parley")
 
@@ -45,7 +46,7 @@ class PeerLink:
         self.lost_reason: str | None = None
         self.frames_received = 0
         """Audio frames decoded from the peer so far."""
-        self._remote: asyncio.Future[MediaStreamTrack] = asyncio.get_running_loop().create_future()
+        self._remote: asyncio.Future[OpusReceiveTrack] = asyncio.get_running_loop().create_future()
         self._channel: RTCDataChannel | None = None
         self._backlog: deque[str] = deque(maxlen=200)
         self._on_lost: list[Callable[[str], None]] = []
@@ -55,7 +56,7 @@ class PeerLink:
 
     def _track(self, track: MediaStreamTrack) -> None:
         if track.kind == "audio" and not self._remote.done():
-            self._remote.set_result(track)
+            self._remote.set_result(receive_audio(self.pc, track, self.params.jitter_ms))
 
     def _datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != "events":
@@ -91,7 +92,7 @@ class PeerLink:
         """True once the peer's audio track has arrived."""
         return self._remote.done()
 
-    async def remote_audio(self) -> MediaStreamTrack:
+    async def remote_audio(self) -> OpusReceiveTrack:
         """The peer's audio track (waits for it)."""
         return await self._remote
 
@@ -124,4 +125,23 @@ class PeerLink:
         self.outgoing.stop()
         if not self._remote.done():
             self._remote.cancel()
+        elif not self._remote.cancelled():
+            incoming = self._remote.result()
+            incoming.stop()
+            log.info(
+                "webrtc: audio in: %d packets decoded, %d lost, %d late",
+                incoming.packets,
+                incoming.lost,
+                incoming.late,
+            )
         await self.pc.close()
+
+
+def receive_audio(
+    pc: RTCPeerConnection, track: MediaStreamTrack, jitter_ms: float
+) -> OpusReceiveTrack:
+    """The low-latency track for ``track``'s receiver (see :mod:`.receive`)."""
+    transceiver = next(t for t in pc.getTransceivers() if t.receiver.track is track)
+    incoming = OpusReceiveTrack(jitter_ms=jitter_ms)
+    incoming.attach(pc, transceiver)
+    return incoming

@@ -64,6 +64,14 @@ class WebRTCTransportParams(OutputTransportParams):
         description="End the session when no audio has arrived from the peer for this long "
         "(a browser sends audio continuously, silence included).",
     )
+    jitter_ms: float = Field(
+        default=20.0,
+        ge=0,
+        le=200,
+        description="How long an incoming audio packet that arrives after a gap waits for "
+        "the missing ones before they count as lost (and are heard as silence). Packets "
+        "in order are decoded as they arrive, so on a clean link this adds nothing.",
+    )
     ice_servers: list[str] = Field(
         default_factory=list,
         description="STUN/TURN URLs for the server's peer connections; none is needed on "

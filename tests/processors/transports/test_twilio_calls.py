@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import anyio
@@ -42,25 +43,27 @@ async def wait_for(predicate, timeout_s: float = 60, poll_s: float = 0.05) -> No
             await anyio.sleep(poll_s)
 
 
-async def test_a_call_gets_media_back_marks_round_trip_and_bad_messages_do_not_end_it(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    caplog.set_level(logging.INFO, logger="parley")
-    [question] = synthesize_speech(["What is the capital of France?"])
-    sessions: list[Session] = []
-    server = twilio_server(sessions)
+async def one_call(
+    server: LiveServer,
+    sessions: list[Session],
+    question: bytes,
+    broken: list[str],
+    peer_class: Callable[..., TwilioPeer],
+    path: str,
+) -> tuple[TwilioPeer, Session]:
+    """A caller on ``path`` sends ``broken`` messages, asks ``question``, hears the whole
+    reply (its marks echoed) and hangs up; returns the peer and the call's session."""
     async with server.running() as urls:
         [url] = urls
-        assert url.endswith("/twilio")
+        assert url.endswith(path)
         async with connect(ws_url(url)) as socket, anyio.create_task_group() as tg:
-            peer = TwilioPeer(socket, playout_delay_s=0.2)
+            peer = peer_class(socket, playout_delay_s=0.2)
             tg.start_soon(peer.run)
             await peer.start()
             await wait_for(lambda: bool(sessions and records(sessions[0], "input_started")))
-            # Broken messages first: each is logged as an error, and the call goes on.
-            await peer.send_raw('{"event": "bogus", "streamSid": "MZ1"}')
-            await peer.send_raw('{"event": "media", "media": {"payload": "%%% not base64"}}')
-            await peer.send_raw("this is not JSON")
+            # Broken messages first: each is logged, and the call goes on.
+            for message in broken:
+                await peer.send_raw(message)
             await peer.speak(silence(0.5, 16000) + question + silence(1.0, 16000))
             [session] = sessions
             while not records(session, "bot_audio_stopped"):
@@ -68,9 +71,25 @@ async def test_a_call_gets_media_back_marks_round_trip_and_bad_messages_do_not_e
                 assert len(peer.received) < 100_000
             await wait_for(lambda: peer.played_s >= peer.media_s - 0.05, timeout_s=10)
             await wait_for(lambda: len(peer.of("mark")) == len(peer.marks_echoed), timeout_s=10)
-            await peer.stop()  # the caller hangs up: Twilio sends stop
+            await peer.stop()  # the caller hangs up: the carrier sends stop
             await wait_for(lambda: server.session_count == 0, timeout_s=30)
             tg.cancel_scope.cancel()
+    return peer, session
+
+
+async def test_a_call_gets_media_back_marks_round_trip_and_bad_messages_do_not_end_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="parley")
+    [question] = synthesize_speech(["What is the capital of France?"])
+    sessions: list[Session] = []
+    server = twilio_server(sessions)
+    broken = [
+        '{"event": "bogus", "streamSid": "MZ1"}',
+        '{"event": "media", "media": {"payload": "%%% not base64"}}',
+        "this is not JSON",
+    ]
+    peer, session = await one_call(server, sessions, question, broken, TwilioPeer, "/twilio")
     errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("unknown event 'bogus'" in e for e in errors), errors
     assert any("not valid base64" in e for e in errors), errors

@@ -41,6 +41,9 @@ pytestmark = [
     ),
 ]
 CASCADE = ROOT / "pipelines" / "cascade-local.toml"
+# The fake microphone plays from the moment the page asks for it; the pipeline hears it
+# only once its models have loaded (the 'ready' event), several seconds on a loaded machine.
+LEAD_IN_S = 8.0
 RATE = 48000
 SCREENSHOT = os.environ.get("PARLEY_TALK_SCREENSHOT")  # e.g. docs/talk-page.png
 
@@ -147,7 +150,7 @@ async def test_the_bot_answers_in_the_browser(tmp_path: Path) -> None:
 
     config = load_pipeline_file(CASCADE, ['transport.backend="webrtc"'])
     [question] = synthesize_speech(["What is the capital of France?"])
-    mic = _microphone(tmp_path / "question.wav", 2.0, question, 12.0)
+    mic = _microphone(tmp_path / "question.wav", LEAD_IN_S, question, 12.0)
 
     def answered(events: list[dict[str, Any]]) -> bool:
         return bool(_of(events, "latency")) and bool(_of(events, "bot_stopped"))
@@ -185,7 +188,7 @@ async def test_a_barge_in_from_the_browser_stops_the_bot(tmp_path: Path) -> None
     )
     # The user talks again 5 s after the request ends, while the bot tells its story; on a
     # loaded machine the story may pause between sentences just then, so once more later.
-    mic = _microphone(tmp_path / "barge.wav", 2.0, story, 5.0, stop, 4.0, stop, 5.0)
+    mic = _microphone(tmp_path / "barge.wav", LEAD_IN_S, story, 5.0, stop, 4.0, stop, 5.0)
 
     def cut(events: list[dict[str, Any]]) -> bool:
         return any(e["interrupted"] for e in _of(events, "bot_stopped"))
@@ -195,7 +198,7 @@ async def test_a_barge_in_from_the_browser_stops_the_bot(tmp_path: Path) -> None
     # headphones.
     async with serve(_run_session_for(config), config_params(config)) as server:
         seen = await asyncio.to_thread(
-            _talk, server.url, mic, tmp_path / "profile", cut, 180, "&aec=0", 22.0
+            _talk, server.url, mic, tmp_path / "profile", cut, 180, "&aec=0", 20.0 + LEAD_IN_S
         )
         await server.wait_sessions(0)
     events = seen["events"]
@@ -237,3 +240,67 @@ def _last_loud_s(pcm: bytes, rate: int, threshold: int = 500) -> float:
     hop = rate // 50
     loud = np.flatnonzero(x[: x.size // hop * hop].reshape(-1, hop).max(axis=1) > threshold)
     return float((loud[-1] + 1) * 0.02) if loud.size else 0.0
+
+
+_INBOUND_AUDIO_STATS = """
+const done = arguments[arguments.length - 1];
+window.parley.pc.getStats().then((report) => {
+  for (const s of report.values()) {
+    if (s.type === "inbound-rtp" && s.kind === "audio") {
+      done({delay: s.jitterBufferDelay, emitted: s.jitterBufferEmittedCount,
+            target: s.jitterBufferTargetDelay, minimum: s.jitterBufferMinimumDelay,
+            received: s.packetsReceived});
+      return;
+    }
+  }
+  done(null);
+});
+"""
+
+
+def _open_and_close_the_tab(url: str, microphone: Path, profile: Path) -> dict[str, Any]:
+    """Talk for a few seconds, read the browser's audio jitter buffer, then close the tab.
+
+    The tab goes without a hang-up: the browser process ends with the connection open.
+    """
+    from selenium.webdriver.common.by import By
+
+    with _chromium(microphone, profile) as driver:
+        driver.get(url)
+        driver.find_element(By.ID, "talk").click()
+        deadline = time.monotonic() + 60
+        while not _of(_events(driver), "ready"):
+            assert time.monotonic() < deadline, f"the page saw only {_events(driver)}"
+            time.sleep(0.2)
+        time.sleep(5.0)  # the echo flows both ways
+        stats: dict[str, Any] = driver.execute_async_script(_INBOUND_AUDIO_STATS)
+        driver.close()  # the tab, then the browser with it (the context manager quits)
+    return stats
+
+
+async def test_a_closed_tab_ends_its_session_and_leaves_nothing(tmp_path: Path) -> None:
+    """No hang-up: the tab closes mid-conversation; the server notices and cleans up.
+
+    It also reads what the browser's adaptive jitter buffer (NetEq) held of the echoed
+    audio on this loopback link (printed; ``benchmarks/RESULTS.md`` quotes it).
+    """
+    from benchmarks.webrtc.echo import run_echo_session
+    from processors.transports.webrtc import WebRTCTransportParams
+
+    from .webrtc_helpers import Census, settled_census, tone
+
+    mic = _microphone(tmp_path / "hum.wav", tone(300, 20.0))
+    async with serve(run_echo_session, WebRTCTransportParams(media_timeout_s=3.0)) as server:
+        baseline = Census.take()
+        stats = await asyncio.to_thread(_open_and_close_the_tab, server.url, mic, tmp_path / "p")
+        await server.wait_sessions(0, timeout_s=30)
+        [(_, reason)] = server.sessions.ended
+        # Chromium says goodbye (RTCP BYE) as the tab closes, which ends the audio track;
+        # had it not, the connection's state or the media timeout would end the session.
+        ends = ("audio track ended", "peer connection is", "no audio from the peer")
+        assert any(end in reason for end in ends), reason
+        census = await settled_census(baseline)
+        assert census == baseline, f"left behind: {census} (before: {baseline})"
+    assert stats and stats["received"] > 100, stats
+    held_ms = 1000 * stats["delay"] / stats["emitted"]
+    print(f"browser jitter buffer on loopback: {held_ms:.1f} ms on average ({stats})")
