@@ -26,6 +26,7 @@ from benchmarks.soak.client import health
 __all__ = [
     "IdleMemory",
     "Level",
+    "child_pids",
     "idle_memory",
     "ramp",
     "run_level",
@@ -79,7 +80,8 @@ class Level:
         }
 
 
-def _children(pid: int) -> list[int]:
+def child_pids(pid: int) -> list[int]:
+    """The process ids of the direct children of process ``pid``."""
     found: list[int] = []
     try:
         tasks = os.listdir(f"/proc/{pid}/task")
@@ -97,14 +99,14 @@ def _children(pid: int) -> list[int]:
 def tree_rss_mib(pid: int) -> tuple[float, float]:
     """Resident memory of process ``pid`` alone and with all its descendants, in MiB."""
     own = status_mib(pid, "VmRSS")
-    total, todo = own, _children(pid)
+    total, todo = own, child_pids(pid)
     while todo:
         child = todo.pop()
         try:
             total += status_mib(child, "VmRSS")
         except (OSError, RuntimeError):  # gone meanwhile, or a zombie
             continue
-        todo += _children(child)
+        todo += child_pids(child)
     return own, total
 
 
