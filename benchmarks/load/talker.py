@@ -125,7 +125,8 @@ class Talker:
             self.error = f"{type(exc).__name__}: {exc}"
         for record in self.records:
             if record.status == "no reply" and record.error is None:
-                record.error = self.error or "no reply before the turn timeout"
+                late = "no audio" if record.voice_to_voice_s is None else "audio but no end"
+                record.error = self.error or f"{late} before the turn timeout"
         return self.records
 
     async def _speak_all(self) -> None:
