@@ -167,6 +167,7 @@ async def _run(
             spread_s=args.spread,
             turn_timeout_s=args.turn_timeout,
             report=report,
+            pid=pid,
         )
     return {"idle": memory, "levels": ramped}
 

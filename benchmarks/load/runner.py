@@ -32,6 +32,7 @@ __all__ = [
     "run_level",
     "script",
     "spoken_turns",
+    "tree_cpu_s",
     "tree_rss_mib",
     "wait_no_sessions",
 ]
@@ -57,6 +58,8 @@ class Level:
     turns: list[TurnRecord] = field(default_factory=list)
     seconds: float = 0.0
     load_average: float = 0.0
+    server_cpu_s: float | None = None
+    """CPU seconds the server (and its children) spent during the level."""
 
     @property
     def voice_to_voice(self) -> dict[str, Any]:
@@ -74,6 +77,7 @@ class Level:
             "sessions": self.sessions,
             "seconds": self.seconds,
             "load_average": self.load_average,
+            "server_cpu_s": self.server_cpu_s,
             "voice_to_voice_s": self.voice_to_voice,
             "unanswered": self.unanswered,
             "turns": [asdict(t) for t in self.turns],
@@ -96,17 +100,37 @@ def child_pids(pid: int) -> list[int]:
     return found
 
 
+def _tree(pid: int) -> list[int]:
+    found, todo = [pid], child_pids(pid)
+    while todo:
+        child = todo.pop()
+        found.append(child)
+        todo += child_pids(child)
+    return found
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user and system) of process ``pid`` and its live descendants."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for each in _tree(pid):
+        try:
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone meanwhile
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+    return total
+
+
 def tree_rss_mib(pid: int) -> tuple[float, float]:
     """Resident memory of process ``pid`` alone and with all its descendants, in MiB."""
     own = status_mib(pid, "VmRSS")
-    total, todo = own, child_pids(pid)
-    while todo:
-        child = todo.pop()
+    total = own
+    for child in _tree(pid)[1:]:
         try:
             total += status_mib(child, "VmRSS")
         except (OSError, RuntimeError):  # gone meanwhile, or a zombie
             continue
-        todo += child_pids(child)
     return own, total
 
 
@@ -199,16 +223,23 @@ async def run_level(
     turns: int,
     spread_s: float,
     turn_timeout_s: float,
+    pid: int | None = None,
 ) -> Level:
-    """``sessions`` talkers at once, talker ``i`` starting ``i * spread_s / sessions`` late."""
+    """``sessions`` talkers at once, talker ``i`` starting ``i * spread_s / sessions`` late.
+
+    With the server's ``pid``, its CPU time during the level is measured too.
+    """
     talkers = [Talker(url, script(pool, i, turns), turn_timeout_s) for i in range(sessions)]
     level = Level(sessions)
+    cpu_before = tree_cpu_s(pid) if pid is not None else 0.0
     started = time.monotonic()
     async with anyio.create_task_group() as tg:
         for i, talker in enumerate(talkers):
             tg.start_soon(talker.run, i * spread_s / sessions)
     level.seconds = time.monotonic() - started
     level.load_average = os.getloadavg()[0]
+    if pid is not None:
+        level.server_cpu_s = tree_cpu_s(pid) - cpu_before
     level.turns = [record for talker in talkers for record in talker.records]
     return level
 
@@ -222,12 +253,19 @@ async def ramp(
     spread_s: float,
     turn_timeout_s: float,
     report: Report,
+    pid: int | None = None,
 ) -> list[Level]:
     """Run each level in turn, waiting for the server to be empty between them."""
     results = []
     for sessions in levels:
         level = await run_level(
-            url, sessions, pool, turns=turns, spread_s=spread_s, turn_timeout_s=turn_timeout_s
+            url,
+            sessions,
+            pool,
+            turns=turns,
+            spread_s=spread_s,
+            turn_timeout_s=turn_timeout_s,
+            pid=pid,
         )
         results.append(level)
         report(format_level(level))
@@ -244,9 +282,12 @@ def format_level(level: Level) -> str:
         figures = f"p50 {v2v['p50']:5.2f} s  p90 {v2v['p90']:5.2f} s  max {v2v['max']:5.2f} s"
     errors = sorted({t.error for t in level.turns if t.error})
     tail = f"  errors: {'; '.join(errors)}" if errors else ""
+    cpu = ""
+    if level.server_cpu_s is not None and level.turns:
+        cpu = f"  server CPU {level.server_cpu_s / len(level.turns):4.1f} s/turn"
     return (
         f"{level.sessions:>2} sessions: {figures}  turns {v2v['n']}/{len(level.turns)}"
-        f"  load {level.load_average:4.1f}{tail}"
+        f"{cpu}  load {level.load_average:4.1f}{tail}"
     )
 
 
