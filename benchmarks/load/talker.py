@@ -24,7 +24,16 @@ import anyio
 from benchmarks.latency.corpus import Item
 from framework.audio.resample import resample
 
-__all__ = ["CHUNK_S", "SESSION_UPDATE", "TalkTurn", "Talker", "TurnRecord", "turn_of"]
+__all__ = [
+    "CHUNK_S",
+    "SESSION_UPDATE",
+    "TalkTurn",
+    "Talker",
+    "TurnRecord",
+    "configure",
+    "describe",
+    "turn_of",
+]
 
 RATE = 24000
 CHUNK_S = 0.02
@@ -122,7 +131,7 @@ class Talker:
                     await self._speak_all()
                     tg.cancel_scope.cancel()
         except Exception as exc:  # reported in the records, never raised
-            self.error = f"{type(exc).__name__}: {exc}"
+            self.error = describe(exc)
         for record in self.records:
             if record.status == "no reply" and record.error is None:
                 late = "no audio" if record.voice_to_voice_s is None else "audio but no end"
@@ -180,6 +189,13 @@ class Talker:
             elif kind == "response.done" and current.first_audio_at is not None:
                 record.status = str(event["response"]["status"])
                 current.done.set()
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: message`` of an error, or of each error inside an exception group."""
+    if isinstance(exc, BaseExceptionGroup):
+        return "; ".join(sorted({describe(inner) for inner in exc.exceptions}))
+    return f"{type(exc).__name__}: {exc}"
 
 
 async def configure(ws: Any, timeout_s: float) -> None:
