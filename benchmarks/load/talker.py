@@ -5,8 +5,10 @@ transcription) and streams 24 kHz PCM16 like a microphone: one 20 ms chunk
 every 20 ms, the turn's audio when it has one to say and silence otherwise. A
 turn's *voice-to-voice* time runs from the moment the chunk holding the last
 sample of its speech was sent to the first ``response.output_audio.delta``
-received after it. The next turn starts ``gap_s`` after the reply ends
-(``response.done``), as in the latency benchmark's corpus.
+received after it. The reply's audio is taken as played from its first delta
+on, in real time: the next turn starts ``gap_s`` after both the reply's end
+(``response.done``) and the end of its playback, as a user who listens to the
+whole reply would, and as the latency benchmark's corpus places its turns.
 """
 
 from __future__ import annotations
@@ -102,6 +104,7 @@ class _Turn:
         self.sent = 0
         self.speech_end_at: float | None = None
         self.first_audio_at: float | None = None
+        self.audio_bytes = 0
         self.done = anyio.Event()
 
 
@@ -146,6 +149,9 @@ class Talker:
             with anyio.move_on_after(self.turn_timeout_s):
                 await current.done.wait()
             self._current = None
+            if current.first_audio_at is not None:  # the reply plays out in real time
+                played = current.first_audio_at + current.audio_bytes / (2 * RATE)
+                await anyio.sleep(max(0.0, played - time.monotonic()))
             await anyio.sleep(turn.gap_s)
 
     async def _send(self, ws: Any) -> None:
@@ -177,9 +183,11 @@ class Talker:
                 continue
             record = current.record
             if kind == "response.output_audio.delta":
-                if current.speech_end_at is not None and current.first_audio_at is None:
+                if current.first_audio_at is None and current.speech_end_at is not None:
                     current.first_audio_at = time.monotonic()
                     record.voice_to_voice_s = current.first_audio_at - current.speech_end_at
+                if current.first_audio_at is not None:
+                    current.audio_bytes += len(base64.b64decode(event["delta"]))
             elif kind == "response.output_audio_transcript.delta":
                 record.reply += event["delta"]
             elif kind == "conversation.item.input_audio_transcription.completed":
