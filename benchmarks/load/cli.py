@@ -80,6 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--spread", type=float, default=2.0, help="first turns spread over this many s (2)"
     )
+    parser.add_argument(
+        "--silence-ms", type=int, default=500, help="server VAD silence that ends a turn (500)"
+    )
     parser.add_argument("--target", type=float, default=1.0, help="voice-to-voice p50 goal, s")
     parser.add_argument("--turn-timeout", type=float, default=60.0, help="per-turn timeout, s")
     parser.add_argument("--max-minutes", type=float, default=45.0, help="whole-run bound")
@@ -104,6 +107,8 @@ def check_args(args: argparse.Namespace) -> tuple[list[int], list[int]]:
         raise LoadArgsError(f"--turn-timeout {args.turn_timeout}: must be 1..600 s")
     if not 0 < args.max_minutes <= LIMITS["minutes"]:
         raise LoadArgsError(f"--max-minutes {args.max_minutes}: must be 0..{LIMITS['minutes']}")
+    if not 100 <= args.silence_ms <= 5000:
+        raise LoadArgsError(f"--silence-ms {args.silence_ms}: must be 100..5000")
     if not 0 < args.target <= 60:
         raise LoadArgsError(f"--target {args.target}: must be 0..60 s")
     if args.url is not None:
@@ -151,7 +156,7 @@ async def _run(
     pool = spoken_turns(load_corpus(folder))
     report = print
     with anyio.fail_after(args.max_minutes * 60):
-        warm = await Talker(url, [pool[0]], args.turn_timeout).run()
+        warm = await Talker(url, [pool[0]], args.turn_timeout, args.silence_ms).run()
         if warm[0].voice_to_voice_s is None:
             raise RuntimeError(f"the warm-up turn got no reply: {warm[0].error}")
         report(f"warm-up turn: voice-to-voice {warm[0].voice_to_voice_s:.2f} s")
@@ -168,6 +173,7 @@ async def _run(
             turn_timeout_s=args.turn_timeout,
             report=report,
             pid=pid,
+            silence_ms=args.silence_ms,
         )
     return {"idle": memory, "levels": ramped}
 

@@ -19,7 +19,14 @@ import anyio
 
 from benchmarks.latency.corpus import Corpus
 from benchmarks.latency.stats import summarize
-from benchmarks.load.talker import Talker, TalkTurn, TurnRecord, configure, turn_of
+from benchmarks.load.talker import (
+    SILENCE_MS,
+    Talker,
+    TalkTurn,
+    TurnRecord,
+    configure,
+    turn_of,
+)
 from benchmarks.soak.cli import status_mib
 from benchmarks.soak.client import health
 
@@ -224,12 +231,15 @@ async def run_level(
     spread_s: float,
     turn_timeout_s: float,
     pid: int | None = None,
+    silence_ms: int = SILENCE_MS,
 ) -> Level:
     """``sessions`` talkers at once, talker ``i`` starting ``i * spread_s / sessions`` late.
 
     With the server's ``pid``, its CPU time during the level is measured too.
     """
-    talkers = [Talker(url, script(pool, i, turns), turn_timeout_s) for i in range(sessions)]
+    talkers = [
+        Talker(url, script(pool, i, turns), turn_timeout_s, silence_ms) for i in range(sessions)
+    ]
     level = Level(sessions)
     cpu_before = tree_cpu_s(pid) if pid is not None else 0.0
     started = time.monotonic()
@@ -254,6 +264,7 @@ async def ramp(
     turn_timeout_s: float,
     report: Report,
     pid: int | None = None,
+    silence_ms: int = SILENCE_MS,
 ) -> list[Level]:
     """Run each level in turn, waiting for the server to be empty between them."""
     results = []
@@ -266,6 +277,7 @@ async def ramp(
             spread_s=spread_s,
             turn_timeout_s=turn_timeout_s,
             pid=pid,
+            silence_ms=silence_ms,
         )
         results.append(level)
         report(format_level(level))

@@ -28,31 +28,38 @@ from framework.audio.resample import resample
 
 __all__ = [
     "CHUNK_S",
-    "SESSION_UPDATE",
+    "SILENCE_MS",
     "TalkTurn",
     "Talker",
     "TurnRecord",
     "configure",
     "describe",
+    "session_update",
     "turn_of",
 ]
 
 RATE = 24000
 CHUNK_S = 0.02
 CHUNK_BYTES = int(RATE * CHUNK_S) * 2
-SESSION_UPDATE = {
-    "type": "session.update",
-    "session": {
-        "type": "realtime",
-        "audio": {
-            "input": {
-                "format": {"type": "audio/pcm", "rate": RATE},
-                "transcription": {"model": "whisper-1"},
-                "turn_detection": {"type": "server_vad"},
-            }
+SILENCE_MS = 500
+"""Silence that ends a turn under server VAD: the protocol's default."""
+
+
+def session_update(silence_ms: int = SILENCE_MS) -> dict[str, Any]:
+    """The ``session.update`` a talker sends: server VAD, input transcription, 24 kHz PCM."""
+    return {
+        "type": "session.update",
+        "session": {
+            "type": "realtime",
+            "audio": {
+                "input": {
+                    "format": {"type": "audio/pcm", "rate": RATE},
+                    "transcription": {"model": "whisper-1"},
+                    "turn_detection": {"type": "server_vad", "silence_duration_ms": silence_ms},
+                }
+            },
         },
-    },
-}
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,9 +118,16 @@ class _Turn:
 class Talker:
     """One session speaking ``turns`` in order; :meth:`run` returns when all are done."""
 
-    def __init__(self, url: str, turns: list[TalkTurn], turn_timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        turns: list[TalkTurn],
+        turn_timeout_s: float = 60.0,
+        silence_ms: int = SILENCE_MS,
+    ) -> None:
         """Speak to the Realtime server at ``url`` (``ws://127.0.0.1:PORT/v1/realtime``)."""
         self.url = url
+        self.silence_ms = silence_ms
         self.turns = turns
         self.turn_timeout_s = turn_timeout_s
         self.records: list[TurnRecord] = []
@@ -127,7 +141,7 @@ class Talker:
         await anyio.sleep(start_after_s)
         try:
             async with websockets.connect(self.url, max_size=None, open_timeout=60) as ws:
-                await configure(ws, self.turn_timeout_s)
+                await configure(ws, self.turn_timeout_s, self.silence_ms)
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(self._send, ws)
                     tg.start_soon(self._receive, ws)
@@ -206,10 +220,11 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
-async def configure(ws: Any, timeout_s: float) -> None:
-    """Wait for ``session.created``, send :data:`SESSION_UPDATE`, wait for ``session.updated``."""
+async def configure(ws: Any, timeout_s: float, silence_ms: int = SILENCE_MS) -> None:
+    """Wait for ``session.created``, send :func:`session_update`, wait for ``session.updated``."""
+    update = session_update(silence_ms)
     with anyio.fail_after(timeout_s):
-        for expected, then in (("session.created", SESSION_UPDATE), ("session.updated", None)):
+        for expected, then in (("session.created", update), ("session.updated", None)):
             while True:
                 event = json.loads(await ws.recv())
                 if event["type"] == "error":

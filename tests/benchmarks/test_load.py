@@ -53,6 +53,7 @@ def test_a_loopback_url_is_accepted_and_its_path_checked() -> None:
         (["--turns", "0"], "--turns"),
         (["--turns", str(LIMITS["turns"] + 1)], "--turns"),
         (["--spread", "-1"], "--spread"),
+        (["--silence-ms", "50"], "--silence-ms"),
         (["--turn-timeout", "0"], "--turn-timeout"),
         (["--max-minutes", str(LIMITS["minutes"] + 1)], "--max-minutes"),
         (["--no-idle", "--no-ramp"], "nothing to do"),
