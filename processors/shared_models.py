@@ -12,12 +12,9 @@ it, so its models stay loaded between sessions instead of being loaded and
 freed again and again (which also leaves the C heap fragmented and the process
 ever larger); otherwise (``parley run``) the model is closed at once.
 
-A model whose instances hold per-stream state and cannot be shared at all (the
-Silero VAD's recurrent state) is *borrowed* instead (:meth:`ModelCache.borrow`):
-the caller gets an idle instance of its key, or a new one, for itself alone, and
-gives it back with :meth:`ModelCache.give_back`; a kept cache keeps given-back
-instances for the next caller (who resets their state), so a server holds as many
-as it ever served at once instead of creating and destroying one per session.
+A model's per-stream state never lives in the shared object: a stage keeps
+its own (the Silero VAD's recurrent state, a Whisper pass's decoder state),
+or the model rebuilds it cheaply for each caller (llama.cpp's KV cache, below).
 
 Sharing is safe only for what the model allows:
 
@@ -80,7 +77,6 @@ class ModelCache:
         self._loading: dict[Hashable, threading.Lock] = {}
         self._load_lock = threading.Lock()
         self._keepers = 0
-        self._idle: dict[Hashable, list[Any]] = {}
 
     def acquire(
         self, key: Hashable, load: Callable[[], T], close: Callable[[T], None] | None = None
@@ -115,25 +111,6 @@ class ModelCache:
                 del self._entries[entry.key]
         self._close(entry)
 
-    def borrow(self, key: Hashable, load: Callable[[], T]) -> T:
-        """An instance of ``key`` for the caller alone: an idle one, or ``load()``; blocking.
-
-        The caller resets its state. Pair with :meth:`give_back`.
-        """
-        with self._lock:
-            idle = self._idle.get(key)
-            if idle:
-                model: T = idle.pop()
-                return model
-        with self._load_lock:
-            return load()
-
-    def give_back(self, key: Hashable, model: object) -> None:
-        """Return a borrowed instance: kept for the next borrower while the cache is kept."""
-        with self._lock:
-            if self._keepers > 0:
-                self._idle.setdefault(key, []).append(model)
-
     def release_model(self, model: object) -> None:
         """:meth:`release` the entry holding ``model`` (nothing if none does)."""
         with self._lock:
@@ -156,7 +133,6 @@ class ModelCache:
                     unused = [e for e in self._entries.values() if e.users <= 0]
                     for entry in unused:
                         del self._entries[entry.key]
-                    self._idle.clear()
             for entry in unused:
                 self._close(entry)
 
@@ -164,11 +140,6 @@ class ModelCache:
         """The keys of the shared models loaded now."""
         with self._lock:
             return list(self._entries)
-
-    def idle(self, key: Hashable) -> int:
-        """How many given-back instances of ``key`` wait for a borrower."""
-        with self._lock:
-            return len(self._idle.get(key, ()))
 
     def users(self, key: Hashable) -> int:
         """How many stages use the model of ``key`` now (0 if it is not loaded)."""

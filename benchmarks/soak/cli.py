@@ -19,7 +19,7 @@ import anyio
 
 from benchmarks.soak.client import SessionOutcome, Speaker, health, question_audio
 
-__all__ = ["CycleResult", "ServerProcess", "main", "run_soak", "stop_process"]
+__all__ = ["CycleResult", "ServerProcess", "main", "run_soak", "status_mib", "stop_process"]
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 QUESTION = "What is the capital of France?"
@@ -43,7 +43,8 @@ def _log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def _status_mib(pid: int, key: str) -> float:
+def status_mib(pid: int, key: str) -> float:
+    """A size field of /proc/PID/status (VmRSS, VmHWM...) in MiB."""
     with open(f"/proc/{pid}/status", encoding="ascii") as f:
         for line in f:
             if line.startswith(key + ":"):
@@ -116,10 +117,10 @@ async def _settle(server: ServerProcess, timeout_s: float) -> float:
     with anyio.fail_after(timeout_s):
         while (await health("127.0.0.1", server.port))["sessions"]:  # noqa: ASYNC110 (another process)
             await anyio.sleep(0.2)
-        previous = _status_mib(server.pid, "VmRSS")
+        previous = status_mib(server.pid, "VmRSS")
         while True:
             await anyio.sleep(1.0)
-            current = _status_mib(server.pid, "VmRSS")
+            current = status_mib(server.pid, "VmRSS")
             if abs(current - previous) < 1.0:
                 return current
             previous = current
@@ -138,7 +139,7 @@ async def _cycle(
     async def watch_peak() -> None:
         nonlocal peak
         while True:
-            peak = max(peak, _status_mib(server.pid, "VmRSS"))
+            peak = max(peak, status_mib(server.pid, "VmRSS"))
             await anyio.sleep(0.5)
 
     async with anyio.create_task_group() as tg:

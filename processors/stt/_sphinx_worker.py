@@ -93,6 +93,11 @@ class SphinxProcess:
         """The child's process id."""
         return self._proc.pid
 
+    @property
+    def alive(self) -> bool:
+        """Whether the child still runs and the client is open."""
+        return not self._closed.is_set() and self._proc.poll() is None
+
     def start(self) -> None:
         """Begin an utterance (ending one left open by a failure first)."""
         self._call(b"S")

@@ -16,8 +16,12 @@ language model.
 
 PocketSphinx keeps Python's GIL while it decodes, which from a thread would
 stall the event loop for the whole end of an utterance; the decoder runs in a
-child process instead (:mod:`processors.stt._sphinx_worker`), one per stage,
-stopped when the task ends. Its CPU time is counted in ``cpu_s``. A child that
+child process instead (:mod:`processors.stt._sphinx_worker`, ~100 MiB each).
+Stages with the same options share a pool of them
+(:mod:`processors.stt._sphinx_pool`): a stage takes a decoder for one turn and
+gives it back at the turn's end, so a server runs as many decoder processes as
+turns it decoded at once, and an idle session none. Its CPU time is counted in
+``cpu_s``. A child that
 dies (killed, crashed) fails the turn it was decoding; the stage then starts a
 new one and decodes the turn again (see :class:`~processors.stt.base.STTProcessor`).
 A process that stops answering (stopped, deadlocked) is killed after
@@ -33,14 +37,19 @@ accurate one.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
+import anyio
+import anyio.to_thread
 from pydantic import Field
 
+from processors.shared_models import MODELS, SharedModel
 from processors.stt.base import SAMPLE_RATE, STTParams, STTProcessor, TurnAudio
 
 if TYPE_CHECKING:
+    from processors.stt._sphinx_pool import DecoderPool
     from processors.stt._sphinx_worker import SphinxProcess
 
 __all__ = ["PocketSphinxSTT", "PocketSphinxSTTParams"]
@@ -86,35 +95,47 @@ class PocketSphinxSTT(STTProcessor[PocketSphinxSTTParams]):
     ) -> None:
         """Create the stage; the decoder loads when the pipeline starts."""
         super().__init__(params or PocketSphinxSTTParams(), name=name)
-        self._decoder: SphinxProcess | None = None
+        self._pool: SharedModel[DecoderPool] | None = None
+        self._decoder: SphinxProcess | None = None  # the decoder of the turn in progress
         self._cmn: str | None = None  # the latest decoder's cepstral mean
 
     def load(self) -> None:
-        """Start the decoder process with the bundled model (blocking, ~0.5-1 s)."""
-        if self._decoder is not None:
+        """Get the process's decoder pool and one decoder ready in it (blocking, ~0.5-1 s)."""
+        if self._pool is not None:
             return
-        from processors.stt._sphinx_worker import SphinxProcess
+        from processors.stt._sphinx_pool import DecoderPool
 
         options: dict[str, Any] = {"loglevel": "FATAL", "samprate": SAMPLE_RATE}
         if self.params.fast_final:
             options.update(fwdflat=False, bestpath=False)
         options.update(self.params.decoder_options)
-        if self._cmn is not None:  # a restart: go on from the voice adapted to so far
-            options["cmninit"] = self._cmn
-        self._decoder = SphinxProcess(options, call_timeout_s=self.params.call_timeout_s)
+        timeout = self.params.call_timeout_s
+        key = ("pocketsphinx", json.dumps(options, sort_keys=True), timeout)
+        entry = MODELS.acquire(key, lambda: DecoderPool(options, timeout), DecoderPool.close)
+        try:
+            entry.model.warm(self._cmn)
+        except BaseException:
+            MODELS.release(entry)
+            raise
+        self._pool = entry
 
     @property
     def worker_pid(self) -> int | None:
-        """Process id of the decoder's child process (None when none runs)."""
-        decoder = self._decoder
-        return decoder.pid if decoder is not None else None
+        """Process id of the decoder of the turn in progress, else of the next turn's."""
+        decoder, entry = self._decoder, self._pool
+        if decoder is not None:
+            return decoder.pid
+        return entry.model.next_pid if entry is not None else None
 
     def release(self) -> None:
-        """Stop the decoder process."""
+        """Stop a decoder left mid-turn and give the pool back."""
         decoder, self._decoder = self._decoder, None
-        if decoder is not None:
+        entry, self._pool = self._pool, None
+        if decoder is not None and entry is not None:  # a turn cut short: not worth keeping
             self._cmn = decoder.cmn or self._cmn
-            decoder.close()
+            entry.model.discard(decoder)
+        if entry is not None:
+            MODELS.release(entry)
 
     def cpu_time(self) -> float:
         """CPU time of the calling thread plus the decoder process's."""
@@ -122,8 +143,24 @@ class PocketSphinxSTT(STTProcessor[PocketSphinxSTTParams]):
         return time.thread_time() + (decoder.cpu_s if decoder is not None else 0.0)
 
     async def decode_turn(self, turn: TurnAudio) -> str:
-        """Feed audio as it arrives; read partial hypotheses; end the utterance at the end."""
-        decoder = self._live()
+        """Take a decoder for the turn, feed it as audio arrives, give it back at the end."""
+        pool = self._live()
+        decoder = await anyio.to_thread.run_sync(pool.take, self._cmn)
+        self._decoder = decoder
+        try:
+            text = await self._decode(turn, decoder)
+        except BaseException:
+            if self._decoder is decoder:  # else release() has discarded it already
+                self._decoder = None
+                with anyio.CancelScope(shield=True):
+                    await anyio.to_thread.run_sync(pool.discard, decoder)  # failed or cut
+            raise
+        self._decoder = None
+        self._cmn = decoder.cmn or self._cmn
+        pool.put(decoder)
+        return text
+
+    async def _decode(self, turn: TurnAudio, decoder: SphinxProcess) -> str:
         step = self.params.interim_interval_ms * SAMPLE_RATE // 1000 * 2
         await self.run_decoder(turn, decoder.start)
         fed = 0
@@ -144,7 +181,8 @@ class PocketSphinxSTT(STTProcessor[PocketSphinxSTTParams]):
                 await turn.wait_until(lambda: turn.unread > 0)
         return await self.run_decoder(turn, decoder.finish)
 
-    def _live(self) -> SphinxProcess:
-        if self._decoder is None:
+    def _live(self) -> DecoderPool:
+        if self._pool is None:
             raise RuntimeError("the PocketSphinx decoder is not loaded")
-        return self._decoder
+        pool: DecoderPool = self._pool.model
+        return pool

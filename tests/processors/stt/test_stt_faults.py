@@ -164,23 +164,29 @@ def test_a_pocketsphinx_process_lost_mid_turn_is_restarted_and_the_turn_kept(
     assert as_without_faults(speech[:2], c.finals)  # the turn kept, decoded as well
 
 
-def test_a_pocketsphinx_process_killed_between_turns_is_found_by_the_next_turn(
+def test_a_pocketsphinx_process_killed_between_turns_is_replaced_by_the_next_turn(
     speech: list[Utterance],
 ) -> None:
     turns = split_turns(spoken_turns(speech[:2]))
+    pids: list[int] = []
 
     async def drive(c: Conversation) -> None:
         await c.turn(turns[0], 1)
+        pids.append(c.pid)
         os.kill(c.pid, signal.SIGKILL)
         await c.turn(turns[1], 2)
+        pids.append(c.pid)
         await c.task.stop_when_done()
 
     c, reason = converse(lambda: Conversation(PocketSphinxSTT(name="stt")), drive)
     assert reason is EndReason.ENDED
-    [error] = errors_of(c.task, "stt")
-    assert "failed to transcribe turn 2" in error.message and not error.fatal
+    # The pool skips a decoder it sees dead; one that dies as it is lent fails the turn's
+    # first call, and the turn is decoded again on a new process.
+    errors = errors_of(c.task, "stt")
+    assert len(errors) == c.stt.restarts <= 1 and not any(e.fatal for e in errors)
     print(f"\nafter the kill: {c.finals}")
-    assert c.stt.restarts == 1 and as_without_faults(speech[:2], c.finals)
+    assert pids[0] != pids[1]
+    assert as_without_faults(speech[:2], c.finals)
 
 
 def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
