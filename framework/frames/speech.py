@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from framework.frames.base import SystemFrame
 
 __all__ = [
+    "BotAudioPauseFrame",
+    "BotAudioResumeFrame",
     "BotStartedSpeakingFrame",
     "BotStoppedSpeakingFrame",
     "UserPausedSpeakingFrame",
@@ -64,3 +66,21 @@ class BotStoppedSpeakingFrame(SystemFrame):
 
     interrupted: bool = False
     played_s: float = 0.0
+
+
+@dataclass(slots=True, kw_only=True)
+class BotAudioPauseFrame(SystemFrame):
+    """Hold the bot's audio: the user may be barging in, and it is not known yet.
+
+    The output transport writes no more audio from its next chunk on and keeps
+    the rest of the reply. A :class:`BotAudioResumeFrame` plays it on from there;
+    an interruption drops it (the words not played count as not heard). After
+    ``timeout_s`` without either, the audio plays on by itself.
+    """
+
+    timeout_s: float = 5.0
+
+
+@dataclass(slots=True, kw_only=True)
+class BotAudioResumeFrame(SystemFrame):
+    """Play the bot's audio held by :class:`BotAudioPauseFrame` on from where it stopped."""

@@ -14,7 +14,10 @@ the stretch's anchor plus ``k`` chunks, so lateness never accumulates; the
 schedule is re-anchored to *now* after the queue ran dry). It announces the bot
 speaking both ways, holds each :class:`~framework.frames.TTSTextFrame` until its
 audio has played, and on an interruption stops within one chunk and passes on
-only the words that were heard.
+only the words that were heard. A :class:`~framework.frames.BotAudioPauseFrame`
+(a possible barge-in) holds the audio from the next chunk on, keeping the rest,
+until a :class:`~framework.frames.BotAudioResumeFrame`, an interruption or the
+pause's timeout.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from framework import Capabilities, Direction, Frame, Processor, handles
 from framework.frames import (
+    BotAudioPauseFrame,
+    BotAudioResumeFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     ControlFrame,
@@ -322,6 +327,8 @@ class OutputTransport(Processor):
         self._user_floor = False
         self._floor_free: anyio.Event | None = None
         self._interruptions = 0  # a chunk waited for across an interruption is not played
+        self._paused: anyio.Event | None = None  # set on resume; None when not paused
+        self._pause_deadline_ns = 0
 
     # ------------------------------------------------------------ for subclasses
 
@@ -400,6 +407,7 @@ class OutputTransport(Processor):
         cut = held is not None or dropped_audio or bool(self._pending) or unplayed > 0
         self._interruptions += 1
         self._reset()  # before any await: the worker may go on meanwhile
+        self._lift_pause()
         if text:
             await self.push(TTSTextFrame(text=text), DOWN)
         await self._stop_speaking(interrupted=cut, unplayed_s=unplayed)
@@ -453,6 +461,46 @@ class OutputTransport(Processor):
         with anyio.move_on_after(self.params.max_hold_s):
             await self._floor_free.wait()
         self._scheduled = False  # the schedule starts when the reply does
+
+    @handles(BotAudioPauseFrame)
+    async def _pause(self, frame: BotAudioPauseFrame, direction: Direction) -> None:
+        if direction is DOWN:
+            if self._paused is None:
+                self._paused = anyio.Event()
+            self._pause_deadline_ns = time.monotonic_ns() + int(frame.timeout_s * 1e9)
+        await self.push(frame, direction)
+
+    @handles(BotAudioResumeFrame)
+    async def _resume(self, frame: BotAudioResumeFrame, direction: Direction) -> None:
+        if direction is DOWN:
+            self._lift_pause()
+        await self.push(frame, direction)
+
+    def _lift_pause(self) -> None:
+        paused, self._paused = self._paused, None
+        if paused is not None:
+            paused.set()
+
+    async def _hold_while_paused(self) -> int:
+        """Write nothing until the pause is lifted (or times out); the new schedule's start.
+
+        The audio not played stays queued; the schedule restarts at the end of the pause.
+        """
+        paused, interruptions = self._paused, self._interruptions
+        if paused is not None:
+            if self._speaking:  # the end of the last sample written
+                self.report_event("bot_audio_paused", self._audio_end_ns)
+            with anyio.move_on_after(
+                max(0.0, (self._pause_deadline_ns - time.monotonic_ns()) / 1e9)
+            ):
+                await paused.wait()
+            if self._paused is paused:  # timed out
+                self._paused = None
+            if self._speaking and interruptions == self._interruptions:  # not cut off
+                self.report_event("bot_audio_resumed", time.monotonic_ns())
+        now = time.monotonic_ns()
+        self._anchor_ns, self._anchor_samples, self._scheduled = now, 0, True
+        return now
 
     @handles(OutputAudioFrame)
     async def _audio(self, frame: OutputAudioFrame, direction: Direction) -> None:
@@ -545,6 +593,8 @@ class OutputTransport(Processor):
             due = now
         elif due > now:
             await anyio.sleep((due - now) / 1e9)
+        if self._paused is not None:
+            due = await self._hold_while_paused()
         if interruptions != self._interruptions or not self._pending:
             return
         size = 2 * self._chunk_samples
