@@ -201,7 +201,7 @@ class InterruptionProcessor(Processor):
     Place it right after the speech-to-text stage, with a turn processor built
     with ``barge_in_start_ms=params.onset_ms`` before it. Events for the log:
     ``barge_in`` (the bot is stopped: ``reason`` and ``text``) and
-    ``barge_in_ignored`` (``reason`` backchannel or no words, and ``text``).
+    ``barge_in_ignored`` (``reason``: backchannel, no words or too few words; ``text``).
     """
 
     Params: ClassVar[type[InterruptionParams]] = InterruptionParams
@@ -331,7 +331,10 @@ class InterruptionProcessor(Processor):
     # ------------------------------------------------------------ decisions
 
     def _why_not(self, text: str) -> str:
-        return "backchannel" if words_of(text) else "no words"
+        words = words_of(text)
+        if not words:
+            return "no words"
+        return "backchannel" if is_backchannel(words, self._phrases) else "too few words"
 
     async def _confirm(self, reason: str, text: str) -> None:
         """A barge-in: stop the bot, then let the turn's held frames go on."""
