@@ -230,10 +230,11 @@ def parse_pipeline(data: Mapping[str, Any], *, source: str = "<pipeline>") -> Pi
 def _interruption(data: Mapping[str, Any], architecture: str, source: str) -> InterruptionParams:
     """The ``[interruption]`` table; a speech-to-speech pipeline keeps the time rule."""
     table = data.get("interruption")
-    if architecture == "cascade":
-        return _validate(InterruptionParams, {} if table is None else table, source, "interruption")
-    params = _validate(InterruptionParams, table or {"rule": "speech"}, source, "interruption")
-    if params.rule != "speech":
+    default = {} if architecture == "cascade" else {"rule": "speech"}
+    params: InterruptionParams = _validate(
+        InterruptionParams, default if table is None else table, source, "interruption"
+    )
+    if architecture != "cascade" and params.rule != "speech":
         raise ConfigError(
             f"{source}: interruption.rule: a {architecture} pipeline has no transcript to "
             f'decide barge-in on; use rule = "speech" (or leave [interruption] out)'
