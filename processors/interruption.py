@@ -27,7 +27,9 @@ a sound with no words at all (a cough, a door: the bot goes on)::
   the bot all the same (a transcriber too slow to keep up must not leave the bot
   paused while the user talks).
 
-Turns that begin while the bot is silent pass through untouched.
+"Over the bot" includes a silence in the middle of a reply (the next sentence is
+still being synthesised: ``BotStoppedSpeakingFrame.mid_reply``). Turns that begin
+while the bot is silent otherwise pass through untouched.
 """
 
 from __future__ import annotations
@@ -248,7 +250,7 @@ class InterruptionProcessor(Processor):
 
     @handles(BotStoppedSpeakingFrame)
     async def _bot_stopped(self, frame: BotStoppedSpeakingFrame, direction: Direction) -> None:
-        self._bot_speaking = False
+        self._bot_speaking = frame.mid_reply  # between two sentences it keeps the floor
         await self.push(frame, direction)
 
     # ------------------------------------------------------------ the user's turn

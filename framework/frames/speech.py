@@ -62,10 +62,15 @@ class BotStartedSpeakingFrame(SystemFrame):
 
 @dataclass(slots=True, kw_only=True)
 class BotStoppedSpeakingFrame(SystemFrame):
-    """The output transport stopped playing bot audio. ``interrupted`` if it was cut off."""
+    """The output transport stopped playing bot audio. ``interrupted`` if it was cut off.
+
+    ``mid_reply``: the audio ran out before the end of the reply (the next sentence
+    is still being synthesised); the bot still has the floor.
+    """
 
     interrupted: bool = False
     played_s: float = 0.0
+    mid_reply: bool = False
 
 
 @dataclass(slots=True, kw_only=True)

@@ -42,10 +42,12 @@ from framework.frames import (
     EndFrame,
     InputAudioFrame,
     InterruptionFrame,
+    LLMResponseEndFrame,
     LLMResponseStartFrame,
     OutputAudioFrame,
     StartFrame,
     TTSStartedFrame,
+    TTSStoppedFrame,
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
@@ -328,6 +330,7 @@ class OutputTransport(Processor):
         self._floor_free: anyio.Event | None = None
         self._interruptions = 0  # a chunk waited for across an interruption is not played
         self._paused: anyio.Event | None = None  # set on resume; None when not paused
+        self._in_reply = False  # between a reply's start and end markers
         self._pause_deadline_ns = 0
 
     # ------------------------------------------------------------ for subclasses
@@ -408,6 +411,7 @@ class OutputTransport(Processor):
         self._interruptions += 1
         self._reset()  # before any await: the worker may go on meanwhile
         self._lift_pause()
+        self._in_reply = False
         if text:
             await self.push(TTSTextFrame(text=text), DOWN)
         await self._stop_speaking(interrupted=cut, unplayed_s=unplayed)
@@ -528,7 +532,18 @@ class OutputTransport(Processor):
         if direction is DOWN:
             self._markers_seen = True
             self._reply_pending = True
+            self._in_reply = True
         await self._ordered(frame, direction)
+
+    @handles(LLMResponseEndFrame, TTSStoppedFrame)
+    async def _reply_end(self, frame: Frame, direction: Direction) -> None:
+        if direction is UP:
+            await self._pass_up(frame)
+            return
+        await self._finish_playback(release=True)
+        self._in_reply = False  # before a stop is announced: the reply is over
+        await self.push(frame, direction)
+        await self._idle_tail()
 
     @handles(EndFrame)
     async def _end(self, frame: EndFrame, direction: Direction) -> None:
@@ -679,7 +694,11 @@ class OutputTransport(Processor):
         end_ns = self._audio_end_ns
         self.report_event("bot_audio_stopped", end_ns, interrupted=interrupted, played_s=played_s)
         for direction in (DOWN, UP):
-            frame = BotStoppedSpeakingFrame(interrupted=interrupted, played_s=played_s)
+            frame = BotStoppedSpeakingFrame(
+                interrupted=interrupted,
+                played_s=played_s,
+                mid_reply=self._in_reply and not interrupted,
+            )
             await self.push(frame, direction)
         if not self._markers_seen:
             self._reply_pending = True

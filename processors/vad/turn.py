@@ -149,8 +149,9 @@ class TurnProcessor(Processor):
 
     With ``barge_in_start_ms`` set, barge-in is decided after speech-to-text, on
     the user's words (:class:`processors.interruption.InterruptionProcessor`):
-    while the bot speaks, a user turn starts after that much speech and
-    interrupts nothing itself (docs/turn-taking.md, "Interruptions").
+    while the bot speaks (or is silent in the middle of a reply,
+    ``BotStoppedSpeakingFrame.mid_reply``), a user turn starts after that much
+    speech and interrupts nothing itself (docs/turn-taking.md, "Interruptions").
 
     The analysis runs inline: Silero costs about 0.1 ms per 32 ms window, far
     below a frame's budget (measured in docs/vad.md).
@@ -295,7 +296,9 @@ class TurnProcessor(Processor):
 
     @handles(BotStoppedSpeakingFrame)
     async def _bot_stopped(self, frame: BotStoppedSpeakingFrame, direction: Direction) -> None:
-        self._bot_speaking = False
+        # Barge-in decided on the words: between two sentences of a reply the bot still
+        # has the floor, and speech there is judged by the same rules.
+        self._bot_speaking = frame.mid_reply and self.barge_in_start_ms is not None
         await self.push(frame, direction)
 
     @handles(SettingsUpdateFrame)
@@ -456,7 +459,13 @@ class TurnProcessor(Processor):
         await self.push(started, DOWNSTREAM)
 
     async def _maybe_barge_in(self, window_s: float) -> None:
-        """The bot began talking during a user turn: interrupt once the user persists."""
+        """The bot began talking during a user turn: interrupt once the user persists.
+
+        Not when barge-in is decided on the words: the output holds a reply while the
+        user holds the floor, and pauses it during a turn that began over the bot.
+        """
+        if self.barge_in_start_ms is not None:
+            return
         if not (self._bot_speaking and self._allow_interruptions) or self._interrupted_turn:
             return
         self._barge_s += window_s

@@ -15,6 +15,7 @@ from framework.frames import (
     BotAudioPauseFrame,
     BotAudioResumeFrame,
     BotStartedSpeakingFrame,
+    BotStoppedSpeakingFrame,
     Frame,
     InterimTranscriptionFrame,
     InterruptionFrame,
@@ -245,6 +246,28 @@ async def test_turns_pass_untouched_when_the_rule_does_not_apply(case: str) -> N
         "TranscriptionFrame",
     ]
     assert not h.down(InterruptionFrame, BotAudioPauseFrame)
+
+
+@pytest.mark.parametrize("mid_reply", [True, False])
+async def test_a_silence_in_the_middle_of_a_reply_still_is_the_bots_floor(mid_reply: bool) -> None:
+    h = Harness()
+
+    async def script(h: Harness) -> None:
+        await h.bot_starts()
+        await h.tail.inject(BotStoppedSpeakingFrame(mid_reply=mid_reply), UP)
+        await h.user(UserStartedSpeakingFrame(), UserStoppedSpeakingFrame())
+        await h.user(TranscriptionFrame(text="Okay."))
+
+    await _run(h, script)
+    if mid_reply:  # the next sentence is coming: "okay" is a backchannel to it
+        assert h.turn() == []
+        assert h.down(BotAudioPauseFrame) and h.down(BotAudioResumeFrame)
+    else:  # the reply is over: "okay" is a turn of its own
+        assert h.turn() == [
+            "UserStartedSpeakingFrame",
+            "UserStoppedSpeakingFrame",
+            "TranscriptionFrame",
+        ]
 
 
 async def test_pause_bot_false_leaves_the_bot_talking_until_the_words_decide() -> None:

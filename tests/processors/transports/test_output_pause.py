@@ -13,6 +13,8 @@ from framework.frames import (
     BotAudioResumeFrame,
     BotStoppedSpeakingFrame,
     InterruptionFrame,
+    LLMResponseEndFrame,
+    LLMResponseStartFrame,
     TTSTextFrame,
 )
 from framework.processor import Processor
@@ -92,6 +94,26 @@ async def test_an_interruption_during_a_pause_keeps_only_the_words_played() -> N
     assert stop.interrupted
     heard = [f.text for f in tap.frames(TTSTextFrame)]
     assert heard == [" ".join(words.split()[: played * 10 // 50])]
+
+
+async def test_a_stop_inside_a_reply_says_more_is_coming() -> None:
+    sink, tap = Sink(), Tap()
+
+    async def drive(task: object) -> None:
+        await task.queue_frame(LLMResponseStartFrame())  # type: ignore[attr-defined]
+        await task.queue_frames(tone_frames(0.1, rate=24000))  # type: ignore[attr-defined]
+        with anyio.fail_after(10):
+            while not tap.frames(BotStoppedSpeakingFrame):
+                await anyio.sleep(0.01)
+        await task.queue_frames(tone_frames(0.1, rate=24000))  # type: ignore[attr-defined]
+        await task.queue_frame(LLMResponseEndFrame())  # type: ignore[attr-defined]
+        with anyio.fail_after(10):
+            while len(tap.frames(BotStoppedSpeakingFrame)) < 2:
+                await anyio.sleep(0.01)
+        await task.stop_when_done()  # type: ignore[attr-defined]
+
+    await run_task([Processor(), sink, tap], during=drive)
+    assert [f.mid_reply for f in tap.frames(BotStoppedSpeakingFrame)] == [True, False]
 
 
 async def test_a_pause_nobody_lifts_ends_after_its_timeout() -> None:
