@@ -3,8 +3,9 @@
 The built-in corpus of ``parley bench`` has few barge-ins, and its replies are
 short enough that the bot often finishes (or pauses between sentences) before
 a barge-in takes effect. This corpus asks for a story each time, with a system
-prompt for long replies, then speaks over the bot ``delay_s`` after its reply
-starts:
+prompt for long replies, then speaks over the bot 0.2 s after its reply starts
+(the speech itself 0.3 s later: the corpus pads each clip), inside the reply's
+first clause even when a loaded CPU synthesises the next one late:
 
 * barge-ins that open with a short word ("Wait, ...", "Stop.", "No, ...") and
   ones that open with a longer phrase;
@@ -54,17 +55,17 @@ NOT_A_BARGE_IN = ("Yeah.", "Uh-huh.", "Okay.", "Ahem.")
 
 SCRIPT: dict[str, list[Line]] = {
     **{
-        f"short-{k}": [Line("normal", STORY), Line("barge_in", text, delay_s=1.0)]
+        f"short-{k}": [Line("normal", STORY), Line("barge_in", text, delay_s=0.2)]
         for k, text in enumerate(SHORT_WORD, start=1)
     },
     **{
-        f"long-{k}": [Line("normal", STORY), Line("barge_in", text, delay_s=1.0)]
+        f"long-{k}": [Line("normal", STORY), Line("barge_in", text, delay_s=0.2)]
         for k, text in enumerate(LONG_OPENING, start=1)
     },
     **{
         f"over-{k}": [
             Line("normal", STORY),
-            Line("normal", text, trigger="during_reply", delay_s=1.0),
+            Line("normal", text, trigger="during_reply", delay_s=0.2),
         ]
         for k, text in enumerate(NOT_A_BARGE_IN, start=1)
     },
