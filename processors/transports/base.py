@@ -327,10 +327,10 @@ class OutputTransport(Processor):
         self._markers_seen = False
         self._arrival: anyio.Event | None = None
         self._user_floor = False
-        self._floor_free: anyio.Event | None = None
-        self._interruptions = 0  # a chunk waited for across an interruption is not played
         self._paused: anyio.Event | None = None  # set on resume; None when not paused
         self._in_reply = False  # between a reply's start and end markers
+        self._floor_free: anyio.Event | None = None
+        self._interruptions = 0  # a chunk waited for across an interruption is not played
         self._pause_deadline_ns = 0
 
     # ------------------------------------------------------------ for subclasses
@@ -485,10 +485,12 @@ class OutputTransport(Processor):
         if paused is not None:
             paused.set()
 
-    async def _hold_while_paused(self) -> int:
-        """Write nothing until the pause is lifted (or times out); the new schedule's start.
+    async def _hold_while_paused(self) -> None:
+        """Write nothing more until the pause is lifted (or times out).
 
-        The audio not played stays queued; the schedule restarts at the end of the pause.
+        Called after a chunk is written, so the audio stops at most one chunk after
+        the pause came. The audio not played stays queued; the schedule restarts at
+        the end of the pause.
         """
         paused, interruptions = self._paused, self._interruptions
         if paused is not None:
@@ -502,9 +504,7 @@ class OutputTransport(Processor):
                 self._paused = None
             if self._speaking and interruptions == self._interruptions:  # not cut off
                 self.report_event("bot_audio_resumed", time.monotonic_ns())
-        now = time.monotonic_ns()
-        self._anchor_ns, self._anchor_samples, self._scheduled = now, 0, True
-        return now
+        self._scheduled = False  # the next chunk starts a new schedule, from now
 
     @handles(OutputAudioFrame)
     async def _audio(self, frame: OutputAudioFrame, direction: Direction) -> None:
@@ -608,8 +608,6 @@ class OutputTransport(Processor):
             due = now
         elif due > now:
             await anyio.sleep((due - now) / 1e9)
-        if self._paused is not None:
-            due = await self._hold_while_paused()
         if interruptions != self._interruptions or not self._pending:
             return
         size = 2 * self._chunk_samples
@@ -634,6 +632,8 @@ class OutputTransport(Processor):
             await self.push(BotStartedSpeakingFrame(), DOWN)
             await self.push(BotStartedSpeakingFrame(), UP)
             await self.on_speaking_changed(True, due)
+        if self._paused is not None:  # a possible barge-in: hold the rest of the reply
+            await self._hold_while_paused()
 
     async def _finish_playback(self, *, release: bool, confirm: bool = True) -> None:
         """Play what is buffered, wait until it has played, then pass on the held text.
