@@ -328,10 +328,10 @@ class OutputTransport(Processor):
         self._arrival: anyio.Event | None = None
         self._user_floor = False
         self._paused: anyio.Event | None = None  # set on resume; None when not paused
+        self._pause_deadline_ns = 0
         self._in_reply = False  # between a reply's start and end markers
         self._floor_free: anyio.Event | None = None
         self._interruptions = 0  # a chunk waited for across an interruption is not played
-        self._pause_deadline_ns = 0
 
     # ------------------------------------------------------------ for subclasses
 
