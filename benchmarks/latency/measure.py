@@ -61,7 +61,6 @@ CASCADE_STAGES = ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfa", "output", 
 S2S_STAGES = ("end_of_turn", "s2s_ttfa", "output", "transport")
 START_SLACK_NS = 300_000_000  # a VAD may date a start this much before the true one
 TURN_TAIL_NS = 2_000_000_000  # an interruption this long after a turn's end is still its own
-LIVE_PATH_NS = 300_000_000  # bot audio the server sent reaches a live client within this
 _NS = 1e9
 
 
@@ -235,7 +234,7 @@ def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> 
     cut = first(ix("server_bot_audio_stopped"), ss, window_end)
     stopped = None
     if cut is not None:
-        stopped = _heard_last(ix, ss, cut["t_ns"], window_end)
+        stopped = first(ix("bot_audio_stopped"), cut["t_ns"], window_end)
     stopped = stopped or first(ix("bot_audio_stopped"), ss, window_end)
     if stopped is None:
         result.notes.append("bot never stopped")
@@ -250,24 +249,6 @@ def _barge_in(ix: RecordIndex, result: TurnResult, ss: int, window_end: int) -> 
     cause = cut or stopped
     if not cause.get("interrupted", True):
         result.notes.append("the bot finished its reply before the barge-in took effect")
-
-
-def _heard_last(ix: RecordIndex, ss: int, cut_ns: int, window_end: int) -> Record | None:
-    """The client's stop after which it heard nothing more before the server's cut.
-
-    A stop before the cut that more bot audio follows (a pause in the reply) is not
-    it. One just before the cut stamp with nothing after it is: the cut is stamped
-    with the end of the last sample sent, and the client hears the audible part of
-    it end a little earlier when its tail is quiet (the server paused the bot there).
-    """
-    for stop in ix("bot_audio_stopped"):
-        if not ss <= stop["t_ns"] < window_end:
-            continue
-        if stop["t_ns"] >= cut_ns:
-            return stop
-        if first(ix("bot_started_speaking"), stop["t_ns"] + 1, cut_ns + LIVE_PATH_NS) is None:
-            return stop
-    return None
 
 
 def _reply(
