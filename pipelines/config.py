@@ -16,6 +16,10 @@ A pipeline file has a ``[pipeline]`` table and one table per stage::
 Keys of a stage table other than ``backend`` configure the chosen backend and are
 checked against its parameters model, as are the tables named after other
 backends, so a typo anywhere is an error, not a silent default.
+
+The ``[interruption]`` table holds a cascade's barge-in rules
+(:class:`processors.interruption.InterruptionParams`); a speech-to-speech
+pipeline has no transcript to decide on and may only say ``rule = "speech"``.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from pipelines import registry
+from processors.interruption import InterruptionParams
 
 __all__ = [
     "AudioConfig",
@@ -118,6 +123,7 @@ class PipelineConfig(_Strict):
     stages: dict[str, StageConfig] = Field(default_factory=dict)
     tools: list[dict[str, Any]] = Field(default_factory=list)
     serve: ServeConfig | None = None
+    interruption: InterruptionParams = Field(default_factory=InterruptionParams)
     raw: dict[str, Any] = Field(default_factory=dict, exclude=True)
 
     def stage(self, name: str) -> StageConfig:
@@ -128,7 +134,7 @@ class PipelineConfig(_Strict):
             raise ConfigError(f"{self.source}: no [{name}] table") from None
 
 
-_TOP_LEVEL = {"pipeline", "audio", "task", "tools", "serve", *registry.STAGES}
+_TOP_LEVEL = {"pipeline", "audio", "task", "tools", "serve", "interruption", *registry.STAGES}
 
 
 def load_pipeline_file(path: str | Path, overrides: Iterable[str] = ()) -> PipelineConfig:
@@ -194,6 +200,7 @@ def parse_pipeline(data: Mapping[str, Any], *, source: str = "<pipeline>") -> Pi
     audio = _validate(AudioConfig, data.get("audio", {}), source, "audio")
     task = _validate(TaskConfig, data.get("task", {}), source, "task")
     serve = _validate(ServeConfig, data["serve"], source, "serve") if "serve" in data else None
+    interruption = _interruption(data, info.architecture, source)
     tools = data.get("tools", [])
     if not isinstance(tools, list) or not all(isinstance(t, dict) for t in tools):
         raise ConfigError(f"{source}: 'tools' must be an array of tables ([[tools]])")
@@ -215,8 +222,24 @@ def parse_pipeline(data: Mapping[str, Any], *, source: str = "<pipeline>") -> Pi
         stages=stages,
         tools=tools,
         serve=serve,
+        interruption=interruption,
         raw=dict(data),
     )
+
+
+def _interruption(data: Mapping[str, Any], architecture: str, source: str) -> InterruptionParams:
+    """The ``[interruption]`` table; a speech-to-speech pipeline keeps the time rule."""
+    table = data.get("interruption")
+    default = {} if architecture == "cascade" else {"rule": "speech"}
+    params: InterruptionParams = _validate(
+        InterruptionParams, default if table is None else table, source, "interruption"
+    )
+    if architecture != "cascade" and params.rule != "speech":
+        raise ConfigError(
+            f"{source}: interruption.rule: a {architecture} pipeline has no transcript to "
+            f'decide barge-in on; use rule = "speech" (or leave [interruption] out)'
+        )
+    return params
 
 
 def _parse_stage(stage: str, table: Any, source: str) -> StageConfig:

@@ -3,8 +3,8 @@
 :func:`build_stage` makes one stage's processor from its ``[stage]`` table;
 :func:`build_session` assembles a whole runnable conversation around a transport:
 
-    cascade:  transport.in -> vad -> stt -> user context -> llm -> tts -> transport.out
-              -> assistant context
+    cascade:  transport.in -> vad -> stt -> interruption -> user context -> llm -> tts
+              -> transport.out -> assistant context
     s2s:      transport.in -> vad -> realtime -> transport.out -> assistant context
 """
 
@@ -73,6 +73,7 @@ def build_session(
     ``transport`` provides ``input()`` and ``output()`` processors (a file transport,
     a WebSocket session). The user and assistant context aggregators share one context.
     """
+    from processors.interruption import InterruptionProcessor
     from processors.llm.context import AssistantContextAggregator, LLMContext, UserContextAggregator
     from processors.toolset import ToolSet
 
@@ -84,12 +85,20 @@ def build_session(
     shared = {"context": context, "tools": tools}
     middle: list[Processor]
     if config.pipeline.architecture == "cascade":
-        stages["vad"] = build_stage(config, "vad")
+        rules = config.interruption
+        on_words = rules.rule == "words"
+        # Barge-in on the words: the turn processor only starts the turn, and the
+        # interruption stage after speech-to-text decides (docs/turn-taking.md).
+        onset = {"barge_in_start_ms": rules.onset_ms} if on_words else {}
+        stages["vad"] = build_stage(config, "vad", **onset)
         stages["stt"] = build_stage(config, "stt")
+        if on_words:
+            stages["interruption"] = InterruptionProcessor(rules, name="interruption")
         stages["user_context"] = UserContextAggregator(context)
         stages["llm"] = build_stage(config, "llm", **shared)
         stages["tts"] = build_stage(config, "tts")
-        middle = [stages[k] for k in ("vad", "stt", "user_context", "llm", "tts")]
+        order = ("vad", "stt", "interruption", "user_context", "llm", "tts")
+        middle = [stages[k] for k in order if k in stages]
     else:
         if "vad" in config.stages:
             stages["vad"] = build_stage(config, "vad")

@@ -29,6 +29,8 @@ from framework.frames.llm import (
     LLMRunFrame,
 )
 from framework.frames.speech import (
+    BotAudioPauseFrame,
+    BotAudioResumeFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     UserPausedSpeakingFrame,
@@ -46,6 +48,8 @@ from framework.frames.text import (
 
 __all__ = [
     "AudioFrame",
+    "BotAudioPauseFrame",
+    "BotAudioResumeFrame",
     "BotStartedSpeakingFrame",
     "BotStoppedSpeakingFrame",
     "CancelFrame",

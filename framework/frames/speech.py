@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from framework.frames.base import SystemFrame
 
 __all__ = [
+    "BotAudioPauseFrame",
+    "BotAudioResumeFrame",
     "BotStartedSpeakingFrame",
     "BotStoppedSpeakingFrame",
     "UserPausedSpeakingFrame",
@@ -60,7 +62,30 @@ class BotStartedSpeakingFrame(SystemFrame):
 
 @dataclass(slots=True, kw_only=True)
 class BotStoppedSpeakingFrame(SystemFrame):
-    """The output transport stopped playing bot audio. ``interrupted`` if it was cut off."""
+    """The output transport stopped playing bot audio. ``interrupted`` if it was cut off.
+
+    ``mid_reply``: the audio ran out before the end of the reply (the next sentence
+    is still being synthesised); the bot still has the floor.
+    """
 
     interrupted: bool = False
     played_s: float = 0.0
+    mid_reply: bool = False
+
+
+@dataclass(slots=True, kw_only=True)
+class BotAudioPauseFrame(SystemFrame):
+    """Hold the bot's audio: the user may be barging in, and it is not known yet.
+
+    The output transport writes no more audio from its next chunk on and keeps
+    the rest of the reply. A :class:`BotAudioResumeFrame` plays it on from there;
+    an interruption drops it (the words not played count as not heard). After
+    ``timeout_s`` without either, the audio plays on by itself.
+    """
+
+    timeout_s: float = 5.0
+
+
+@dataclass(slots=True, kw_only=True)
+class BotAudioResumeFrame(SystemFrame):
+    """Play the bot's audio held by :class:`BotAudioPauseFrame` on from where it stopped."""

@@ -17,7 +17,10 @@ streams of a process share one timer (a chunk is written at most one pacer tick
 after it is due, never before). It announces the bot
 speaking both ways, holds each :class:`~framework.frames.TTSTextFrame` until its
 audio has played, and on an interruption stops within one chunk and passes on
-only the words that were heard.
+only the words that were heard. A :class:`~framework.frames.BotAudioPauseFrame`
+(a possible barge-in) holds the audio from the next chunk on, keeping the rest,
+until a :class:`~framework.frames.BotAudioResumeFrame`, an interruption or the
+pause's timeout.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from framework import Capabilities, Direction, Frame, Processor, handles
 from framework.frames import (
+    BotAudioPauseFrame,
+    BotAudioResumeFrame,
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
     ControlFrame,
@@ -40,10 +45,12 @@ from framework.frames import (
     EndFrame,
     InputAudioFrame,
     InterruptionFrame,
+    LLMResponseEndFrame,
     LLMResponseStartFrame,
     OutputAudioFrame,
     StartFrame,
     TTSStartedFrame,
+    TTSStoppedFrame,
     TTSTextFrame,
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
@@ -323,6 +330,9 @@ class OutputTransport(Processor):
         self._markers_seen = False
         self._arrival: anyio.Event | None = None
         self._user_floor = False
+        self._paused: anyio.Event | None = None  # set on resume; None when not paused
+        self._pause_deadline_ns = 0
+        self._in_reply = False  # between a reply's start and end markers
         self._floor_free: anyio.Event | None = None
         self._interruptions = 0  # a chunk waited for across an interruption is not played
         self._pacer: Pacer | None = None
@@ -411,6 +421,8 @@ class OutputTransport(Processor):
         cut = held is not None or dropped_audio or bool(self._pending) or unplayed > 0
         self._interruptions += 1
         self._reset()  # before any await: the worker may go on meanwhile
+        self._lift_pause()
+        self._in_reply = False
         if text:
             await self.push(TTSTextFrame(text=text), DOWN)
         await self._stop_speaking(interrupted=cut, unplayed_s=unplayed)
@@ -465,6 +477,46 @@ class OutputTransport(Processor):
             await self._floor_free.wait()
         self._scheduled = False  # the schedule starts when the reply does
 
+    @handles(BotAudioPauseFrame)
+    async def _pause(self, frame: BotAudioPauseFrame, direction: Direction) -> None:
+        if direction is DOWN:
+            if self._paused is None:
+                self._paused = anyio.Event()
+            self._pause_deadline_ns = time.monotonic_ns() + int(frame.timeout_s * 1e9)
+        await self.push(frame, direction)
+
+    @handles(BotAudioResumeFrame)
+    async def _resume(self, frame: BotAudioResumeFrame, direction: Direction) -> None:
+        if direction is DOWN:
+            self._lift_pause()
+        await self.push(frame, direction)
+
+    def _lift_pause(self) -> None:
+        paused, self._paused = self._paused, None
+        if paused is not None:
+            paused.set()
+
+    async def _hold_while_paused(self) -> None:
+        """Write nothing more until the pause is lifted (or times out).
+
+        Called after a chunk is written, so the audio stops at most one chunk after
+        the pause came. The audio not played stays queued; the schedule restarts at
+        the end of the pause.
+        """
+        paused, interruptions = self._paused, self._interruptions
+        if paused is not None:
+            if self._speaking:  # the end of the last sample written
+                self.report_event("bot_audio_paused", self._audio_end_ns)
+            with anyio.move_on_after(
+                max(0.0, (self._pause_deadline_ns - time.monotonic_ns()) / 1e9)
+            ):
+                await paused.wait()
+            if self._paused is paused:  # timed out
+                self._paused = None
+            if self._speaking and interruptions == self._interruptions:  # not cut off
+                self.report_event("bot_audio_resumed", time.monotonic_ns())
+        self._scheduled = False  # the next chunk starts a new schedule, from now
+
     @handles(OutputAudioFrame)
     async def _audio(self, frame: OutputAudioFrame, direction: Direction) -> None:
         if direction is UP:
@@ -491,7 +543,18 @@ class OutputTransport(Processor):
         if direction is DOWN:
             self._markers_seen = True
             self._reply_pending = True
+            self._in_reply = True
         await self._ordered(frame, direction)
+
+    @handles(LLMResponseEndFrame, TTSStoppedFrame)
+    async def _reply_end(self, frame: Frame, direction: Direction) -> None:
+        if direction is UP:
+            await self._pass_up(frame)
+            return
+        await self._finish_playback(release=True)
+        self._in_reply = False  # before a stop is announced: the reply is over
+        await self.push(frame, direction)
+        await self._idle_tail()
 
     @handles(EndFrame)
     async def _end(self, frame: EndFrame, direction: Direction) -> None:
@@ -584,6 +647,8 @@ class OutputTransport(Processor):
             await self.push(BotStartedSpeakingFrame(), DOWN)
             await self.push(BotStartedSpeakingFrame(), UP)
             await self.on_speaking_changed(True, due)
+        if self._paused is not None:  # a possible barge-in: hold the rest of the reply
+            await self._hold_while_paused()
 
     async def _finish_playback(self, *, release: bool, confirm: bool = True) -> None:
         """Play what is buffered, wait until it has played, then pass on the held text.
@@ -642,7 +707,11 @@ class OutputTransport(Processor):
         end_ns = self._audio_end_ns
         self.report_event("bot_audio_stopped", end_ns, interrupted=interrupted, played_s=played_s)
         for direction in (DOWN, UP):
-            frame = BotStoppedSpeakingFrame(interrupted=interrupted, played_s=played_s)
+            frame = BotStoppedSpeakingFrame(
+                interrupted=interrupted,
+                played_s=played_s,
+                mid_reply=self._in_reply and not interrupted,
+            )
             await self.push(frame, direction)
         if not self._markers_seen:
             self._reply_pending = True

@@ -302,14 +302,21 @@ class SpeechSegmenter:
         return window.confidence >= p.threshold and window.dbfs >= p.min_volume_dbfs
 
     def update(
-        self, window: VADWindow, *, min_start_ms: float = 0.0, stop_ms: float | None = None
+        self,
+        window: VADWindow,
+        *,
+        min_start_ms: float = 0.0,
+        stop_ms: float | None = None,
+        start_ms: float | None = None,
     ) -> SpeechEvent | None:
         """Take the next window; return the start or end it completes, if any.
 
         ``min_start_ms`` raises the speech needed for a start above ``start_ms``
-        (the turn processor uses it while the bot speaks); ``stop_ms``, when
-        given, replaces ``params.stop_ms`` for this window (the turn processor
-        sets it from the end-of-turn model's verdict).
+        (the turn processor uses it while the bot speaks); ``stop_ms`` and
+        ``start_ms``, when given, replace ``params.stop_ms`` and ``params.start_ms``
+        for this window (the turn processor sets the first from the end-of-turn
+        model's verdict, the second while the bot speaks and a later stage
+        decides barge-in).
         """
         run = self._run
         duration = window.end_s - window.start_s
@@ -327,7 +334,8 @@ class SpeechSegmenter:
             run.silence_s = 0.0
             run.speech_s += duration
             run.last_speech_end_s = window.end_s
-            needed = max(self.params.start_ms, min_start_ms) / 1000.0
+            start = self.params.start_ms if start_ms is None else start_ms
+            needed = max(start, min_start_ms) / 1000.0
             if run.speech_s + 1e-9 >= needed:
                 self._speaking = True
                 return SpeechEvent("start", run.start_s, window.end_s)

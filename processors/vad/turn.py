@@ -52,7 +52,9 @@ class TurnParams(VADParams):
         le=5000,
         description=(
             "While the bot speaks, user speech must last this long (and at least start_ms) "
-            "before it counts as a turn and interrupts the bot, so clicks and noise do not."
+            "before it counts as a turn and interrupts the bot, so clicks and noise do not. "
+            "Not used while the bot speaks when a later stage decides barge-in on the "
+            "user's words (the cascades' [interruption] rule = 'words')."
         ),
     )
     interrupt_on_start: bool = Field(
@@ -145,6 +147,12 @@ class TurnProcessor(Processor):
     interrupts too when ``interrupt_on_start`` is set. Nothing interrupts when the
     task's ``StartFrame`` says ``allow_interruptions=False``.
 
+    With ``barge_in_start_ms`` set, barge-in is decided after speech-to-text, on
+    the user's words (:class:`processors.interruption.InterruptionProcessor`):
+    while the bot speaks (or is silent in the middle of a reply,
+    ``BotStoppedSpeakingFrame.mid_reply``), a user turn starts after that much
+    speech and interrupts nothing itself (docs/turn-taking.md, "Interruptions").
+
     The analysis runs inline: Silero costs about 0.1 ms per 32 ms window, far
     below a frame's budget (measured in docs/vad.md).
 
@@ -165,14 +173,20 @@ class TurnProcessor(Processor):
         *,
         analyzer: VADAnalyzer | None = None,
         smart_turn: SmartTurnModel | None = None,
+        barge_in_start_ms: float | None = None,
         name: str | None = None,
     ) -> None:
         """Create the processor.
 
         ``analyzer`` overrides the backend named by ``params.vad``; ``smart_turn``
         the end-of-turn model (default: one Smart Turn model shared in the process).
+        ``barge_in_start_ms`` leaves barge-in to a stage after speech-to-text (see
+        the class docstring); None keeps the time rule (``min_interruption_ms``).
         """
         super().__init__(name=name)
+        if barge_in_start_ms is not None and not 0 < barge_in_start_ms <= 5000:
+            raise ValueError(f"barge_in_start_ms must be in (0, 5000], got {barge_in_start_ms!r}")
+        self.barge_in_start_ms = barge_in_start_ms
         self.params = params or TurnParams()
         self._analyzer = analyzer
         self._smart_turn = smart_turn
@@ -282,7 +296,9 @@ class TurnProcessor(Processor):
 
     @handles(BotStoppedSpeakingFrame)
     async def _bot_stopped(self, frame: BotStoppedSpeakingFrame, direction: Direction) -> None:
-        self._bot_speaking = False
+        # Barge-in decided on the words: between two sentences of a reply the bot still
+        # has the floor, and speech there is judged by the same rules.
+        self._bot_speaking = frame.mid_reply and self.barge_in_start_ms is not None
         await self.push(frame, direction)
 
     @handles(SettingsUpdateFrame)
@@ -321,9 +337,13 @@ class TurnProcessor(Processor):
 
     async def _windows(self, windows: list[VADWindow], rate: int) -> None:
         for window in windows:
-            min_start_ms = self.params.min_interruption_ms if self._bot_speaking else 0.0
+            min_start_ms, start_ms = 0.0, None
+            if self._bot_speaking and self.barge_in_start_ms is not None:
+                start_ms = self.barge_in_start_ms
+            elif self._bot_speaking:
+                min_start_ms = self.params.min_interruption_ms
             event = self._segmenter.update(
-                window, min_start_ms=min_start_ms, stop_ms=self._stop_ms()
+                window, min_start_ms=min_start_ms, stop_ms=self._stop_ms(), start_ms=start_ms
             )
             if event is None:
                 if self._segmenter.speaking and self._segmenter.is_speech(window):
@@ -429,7 +449,9 @@ class TurnProcessor(Processor):
         self._forget_verdict()
         self._interrupted_turn = False
         self._barge_s = 0.0
-        if self._allow_interruptions and (self._bot_speaking or self.params.interrupt_on_start):
+        if self._bot_speaking and self.barge_in_start_ms is not None:
+            self._interrupted_turn = True  # decided downstream, on the words
+        elif self._allow_interruptions and (self._bot_speaking or self.params.interrupt_on_start):
             self._interrupted_turn = True
             await self.broadcast_interruption()
         started = UserStartedSpeakingFrame(speech_start_ns=self._to_ns(event.speech_s))
@@ -437,7 +459,13 @@ class TurnProcessor(Processor):
         await self.push(started, DOWNSTREAM)
 
     async def _maybe_barge_in(self, window_s: float) -> None:
-        """The bot began talking during a user turn: interrupt once the user persists."""
+        """The bot began talking during a user turn: interrupt once the user persists.
+
+        Not when barge-in is decided on the words: the output holds a reply while the
+        user holds the floor, and pauses it during a turn that began over the bot.
+        """
+        if self.barge_in_start_ms is not None:
+            return
         if not (self._bot_speaking and self._allow_interruptions) or self._interrupted_turn:
             return
         self._barge_s += window_s

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -106,3 +107,29 @@ def test_file_errors(tmp_path: Path) -> None:
     broken.write_text("[pipeline\nname=1")
     with pytest.raises(ConfigError, match="broken.toml: not valid TOML"):
         load_pipeline_file(broken)
+
+
+def test_the_interruption_table_defaults_validates_and_overrides() -> None:
+    cascade = Path(__file__).resolve().parents[2] / "pipelines" / "cascade-local.toml"
+    config = load_pipeline_file(cascade, ["interruption.min_words=2"])
+    assert config.interruption.rule == "words"
+    assert config.interruption.min_words == 2
+    assert "yeah" in config.interruption.backchannels
+    base = tomllib.loads(cascade.read_text())
+    del base["interruption"]
+    assert parse_pipeline(base).interruption.min_words == 1  # absent: the defaults
+    with pytest.raises(ConfigError, match=r"unknown key 'interruption.min_word'.*min_words"):
+        parse_pipeline({**base, "interruption": {"min_word": 2}}, source="my.toml")
+    with pytest.raises(ConfigError, match=r"interruption.min_words"):
+        parse_pipeline({**base, "interruption": {"min_words": 0}}, source="my.toml")
+
+
+def test_a_speech_to_speech_pipeline_keeps_the_time_rule() -> None:
+    s2s = {
+        "pipeline": {"name": "t", "architecture": "s2s"},
+        "transport": {"backend": "file"},
+        "realtime": {"backend": "openai"},
+    }
+    assert parse_pipeline(s2s).interruption.rule == "speech"
+    with pytest.raises(ConfigError, match=r"no transcript to decide barge-in on.*speech"):
+        parse_pipeline({**s2s, "interruption": {"rule": "words"}}, source="my.toml")

@@ -207,6 +207,33 @@ async def test_click_while_bot_speaks_does_not_interrupt(speech: list[Utterance]
     assert h.down(UserStartedSpeakingFrame) == []
 
 
+async def test_with_barge_in_decided_later_a_short_word_over_the_bot_starts_a_turn(
+    speech: list[Utterance],
+) -> None:
+    """barge_in_start_ms: the same 0.25 s fragment starts a turn, and interrupts nothing."""
+    u = speech[0]
+    a = round((u.start_s) * RATE) * 2
+    fragment = u.pcm[a : a + round(0.25 * RATE) * 2]
+    h = Harness()
+    h.turn.barge_in_start_ms = 96.0
+
+    async def script(h: Harness) -> None:
+        await h.bot(True)
+        await h.feed(_silence(0.5) + fragment + _silence(0.6))
+
+    await _run(h, script)
+    assert h.down(InterruptionFrame) == []
+    assert h.up(InterruptionFrame) == []
+    (started,) = h.down(UserStartedSpeakingFrame)
+    assert abs(started.speech_start_ns - h.at(0.5)) < TOLERANCE_NS
+    assert len(h.down(UserStoppedSpeakingFrame)) == 1
+
+
+def test_barge_in_start_ms_is_checked() -> None:
+    with pytest.raises(ValueError, match="barge_in_start_ms"):
+        TurnProcessor(barge_in_start_ms=0)
+
+
 async def test_no_interruption_when_the_task_disallows_it(speech: list[Utterance]) -> None:
     u = speech[0]
     h = Harness(allow_interruptions=False)
