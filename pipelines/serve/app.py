@@ -60,6 +60,7 @@ from pipelines.serve.health import WorkerLoad
 from pipelines.serve.memory import fix_mmap_threshold, trim_free_memory
 from pipelines.serve.metrics import ServeMetrics, make_metrics
 from pipelines.serve.options import ServerOptions, parse_options
+from pipelines.serve.preload import preload_models
 from pipelines.serve.protocol import error_event
 from pipelines.serve.redact import redacting
 from pipelines.serve.telemetry import FrameWatch, ObservedConnection, SessionTelemetry
@@ -279,6 +280,8 @@ async def serve(
         async with contextlib.AsyncExitStack() as stack:
             if owned_tracing and tracing is not None:
                 stack.callback(tracing.shutdown)
+            if opts.eager_start:  # else the first session to need them loads them
+                await preload_models(config, opts, start_gate)
             try:
                 server = await stack.enter_async_context(
                     ws_serve(
