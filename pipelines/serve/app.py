@@ -18,7 +18,8 @@ close code 4000, as OpenAI answers since the beta's shutdown. The server binds
 127.0.0.1 by default.
 
 Each connection runs its own pipeline, but the models are the process's
-(:mod:`processors.shared_models`, kept loaded while the server runs): the
+(:mod:`processors.shared_models`, loaded before the server listens and kept
+loaded while it runs: :mod:`pipelines.serve.preload`): the
 language model serves one generation at a time, Whisper and Piper run
 concurrently, and Silero VAD instances are reused by later sessions. At most
 ``max_sessions`` connections are served at once: one more is refused before the
