@@ -18,7 +18,8 @@ close code 4000, as OpenAI answers since the beta's shutdown. The server binds
 127.0.0.1 by default.
 
 Each connection runs its own pipeline, but the models are the process's
-(:mod:`processors.shared_models`, kept loaded while the server runs): the
+(:mod:`processors.shared_models`, loaded before the server listens and kept
+loaded while it runs: :mod:`pipelines.serve.preload`): the
 language model serves one generation at a time, Whisper and Piper run
 concurrently, and Silero VAD instances are reused by later sessions. At most
 ``max_sessions`` connections are served at once: one more is refused before the
@@ -60,6 +61,7 @@ from pipelines.serve.health import WorkerLoad
 from pipelines.serve.memory import fix_mmap_threshold, trim_free_memory
 from pipelines.serve.metrics import ServeMetrics, make_metrics
 from pipelines.serve.options import ServerOptions, parse_options
+from pipelines.serve.preload import preload_models
 from pipelines.serve.protocol import error_event
 from pipelines.serve.redact import redacting
 from pipelines.serve.telemetry import FrameWatch, ObservedConnection, SessionTelemetry
@@ -279,6 +281,8 @@ async def serve(
         async with contextlib.AsyncExitStack() as stack:
             if owned_tracing and tracing is not None:
                 stack.callback(tracing.shutdown)
+            if opts.eager_start:  # else the first session to need them loads them
+                await preload_models(config, opts, start_gate)
             try:
                 server = await stack.enter_async_context(
                     ws_serve(

@@ -82,8 +82,8 @@ class ServerOptions(BaseModel):
     )
     eager_start: bool = Field(
         default=True,
-        description="Start each session's pipeline (load its models) on connect; False "
-        "waits for the first event that needs it (audio, a response).",
+        description="Load the models before listening and start each session's pipeline "
+        "on connect; False waits for the first event that needs it (audio, a response).",
     )
     start_timeout_s: float = Field(
         default=120.0, gt=0, description="How long a session waits for its models to load."

@@ -59,7 +59,7 @@ async def running_server(
         tg.start_soon(
             functools.partial(serve, config, "127.0.0.1", 0, token, options, on_ready=on_ready)
         )
-        with anyio.fail_after(30):
+        with anyio.fail_after(180):  # the server loads its models before it listens
             await ready.wait()
         try:
             yield f"ws://127.0.0.1:{bound[0]}/v1"
