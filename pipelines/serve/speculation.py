@@ -152,10 +152,12 @@ class SpeculationHandling:
     # ------------------------------------------------------------ turn events
 
     async def vad_paused(self, frame: UserPausedSpeakingFrame) -> bool:
-        """A pause in a VAD turn; True sends it on to the STT (which transcribes)."""
+        """A pause in a VAD turn that will be answered; True sends it on to the STT."""
+        td = self.turn_detection
         if not (
             self.options.speculate
-            and self.turn_detection is not None
+            and td is not None
+            and td.create_response  # no reply will follow: nothing to prepare
             and self.stt_turn_open
             and self.turn_by_vad
             and self.vad_item_id is not None
