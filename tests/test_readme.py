@@ -14,7 +14,7 @@ README = (ROOT / "README.md").read_text(encoding="utf-8")
 def test_readme_python_examples_run(tmp_path: Path) -> None:
     """Each Python block runs as written; the voice one on a question spoken by Piper."""
     from framework.audio import write_wav
-    from processors.vad.measure import synthesize_speech
+    from tests.speech import synthesize_speech
 
     blocks = re.findall(r"```python\n(.*?)```", README, flags=re.S)
     assert len(blocks) >= 2, "the README lost its Python examples"

@@ -21,8 +21,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from benchmarks.speech import speech_bounds
 from framework.audio import resample
-from processors.vad.measure import speech_bounds
 
 __all__ = ["KINDS", "SENTENCES", "TRAILING_S", "Clip", "build_clips", "speak"]
 

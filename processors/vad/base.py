@@ -6,7 +6,7 @@ speech confidence in ``[0, 1]`` and the window's level. A :class:`SpeechSegmente
 turns those windows into speech starts and ends using :class:`VADParams`
 (``start_ms`` of speech to start, ``stop_ms`` of silence to stop). Both are plain
 synchronous objects: the turn processor drives them, and so do the measurements
-in :mod:`processors.vad.measure`.
+in :mod:`benchmarks.vad.measure`.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from benchmarks.latency.scenario import ScenarioParams, ScenarioTransport
 from pipelines.config import load_pipeline_file
 from pipelines.factory import build_session
 from processors.recording.events import EventLog
-from processors.vad.measure import speech_bounds, synthesize_speech
+from tests.speech import speech_bounds, synthesize_speech
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
 

@@ -18,7 +18,7 @@ from framework.audio import read_wav, write_wav
 from pipelines.cli import main as parley
 from pipelines.config import load_pipeline_file
 from pipelines.run import build_file_session
-from processors.vad.measure import speech_bounds, synthesize_speech
+from tests.speech import speech_bounds, synthesize_speech
 
 pytestmark = pytest.mark.anyio
 RATE = 16000

@@ -20,8 +20,8 @@ from pipelines.config import load_pipeline_file
 from pipelines.factory import Session
 from pipelines.talk import LiveServer
 from processors.recording.events import EventLog
-from processors.vad.measure import synthesize_speech
 from tests.pipelines.talk_clients import PlainClient, TwilioPeer, connect, level, silence, ws_url
+from tests.speech import synthesize_speech
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models, pytest.mark.slow]
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"

@@ -52,7 +52,7 @@ class Sink(Processor):
 
 @pytest.fixture(scope="module")
 def question() -> bytes:
-    from processors.vad.measure import synthesize_speech
+    from tests.speech import synthesize_speech
 
     return synthesize_speech(["Could you book a table for two at seven tonight?"])[0]
 

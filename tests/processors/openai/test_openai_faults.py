@@ -34,7 +34,7 @@ QUESTIONS = ("Could you book a table for two at seven tonight?", "What is the we
 
 @pytest.fixture(scope="module")
 def questions() -> list[bytes]:
-    from processors.vad.measure import synthesize_speech
+    from tests.speech import synthesize_speech
 
     return list(synthesize_speech(list(QUESTIONS)))
 

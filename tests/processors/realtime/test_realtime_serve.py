@@ -42,7 +42,7 @@ LONG = "Please remind me to call my sister after lunch, and then book a table fo
 
 @pytest.fixture(scope="module")
 def speech() -> dict[str, bytes]:
-    from processors.vad.measure import synthesize_speech
+    from tests.speech import synthesize_speech
 
     clips = synthesize_speech([QUESTION, LONG])
     return {"question": clips[0], "long": clips[1]}

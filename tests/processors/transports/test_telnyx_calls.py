@@ -21,9 +21,9 @@ from pipelines.talk import LiveServer
 from processors.recording.events import EventLog
 from processors.transports.serializers import AudioIn, CallStarted, ProtocolError
 from processors.transports.serializers.telnyx import TelnyxSerializer
-from processors.vad.measure import synthesize_speech
 from tests.pipelines.talk_clients import TelnyxPeer
 from tests.processors.transports.test_twilio_calls import one_call, records
+from tests.speech import synthesize_speech
 
 FAST = Path(__file__).resolve().parents[3] / "pipelines" / "cascade-local-fast.toml"
 

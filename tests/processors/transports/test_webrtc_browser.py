@@ -25,8 +25,8 @@ from framework import PipelineRunner
 from framework.audio import resample, write_wav
 from pipelines.config import load_pipeline_file
 from pipelines.factory import build_session
-from processors.vad.measure import synthesize_speech
 from tests.pipelines.test_run_cascade import _transcribe_wav
+from tests.speech import synthesize_speech
 
 from .webrtc_helpers import ROOT, config_params, loud_seconds, serve
 

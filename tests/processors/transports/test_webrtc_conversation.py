@@ -16,8 +16,8 @@ from pipelines.config import load_pipeline_file
 from pipelines.factory import build_session
 from processors.transports.webrtc.audio import WIRE_RATE
 from processors.transports.webrtc.client import WebRTCClient
-from processors.vad.measure import synthesize_speech
 from tests.pipelines.test_run_cascade import _transcribe_wav
+from tests.speech import synthesize_speech
 
 from .webrtc_helpers import ROOT, Census, config_params, loud_seconds, serve, settled_census
 

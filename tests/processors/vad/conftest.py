@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from processors.vad.measure import SENTENCES, Utterance, synthesize_speech, utterances
+from tests.speech import SENTENCES, Utterance, synthesize_speech, utterances
 
 
 @pytest.fixture(scope="session")

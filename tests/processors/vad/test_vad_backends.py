@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from benchmarks.vad.measure import run_vad
 from framework.audio import float32_to_pcm16, resample
 from processors.vad import (
     SileroVAD,
@@ -17,7 +18,7 @@ from processors.vad import (
     WebRTCVAD,
     create_analyzer,
 )
-from processors.vad.measure import Utterance, make_noise, run_vad
+from tests.speech import Utterance, make_noise
 
 RATE = 16000
 BACKENDS = ["silero", "webrtc"]

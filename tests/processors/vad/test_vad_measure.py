@@ -5,15 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.speech import Utterance, make_noise, mix_at_snr
+from benchmarks.vad.measure import backends, score_noise, score_speech
 from processors.vad import SileroVAD, TurnParams, VADParams
-from processors.vad.measure import (
-    Utterance,
-    backends,
-    make_noise,
-    mix_at_snr,
-    score_noise,
-    score_speech,
-)
 
 pytestmark = pytest.mark.models
 

@@ -9,8 +9,8 @@ import pytest
 
 from processors.shared_models import MODELS
 from processors.vad import SileroVAD
-from processors.vad.measure import Utterance
 from processors.vad.silero import silero_model_path
+from tests.speech import Utterance
 
 pytestmark = pytest.mark.models
 

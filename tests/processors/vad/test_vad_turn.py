@@ -24,8 +24,8 @@ from framework.frames import (
     UserStoppedSpeakingFrame,
 )
 from processors.vad import TurnParams, TurnProcessor
-from processors.vad.measure import Utterance, make_noise
 from tests.framework.helpers import Injector, Recorder, wait_until
+from tests.speech import Utterance, make_noise
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
 
