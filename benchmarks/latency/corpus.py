@@ -44,10 +44,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 __all__ = [
-    "Conversation",
     "Corpus",
+    "CorpusConversation",
     "CorpusError",
-    "Item",
+    "CorpusItem",
     "ManifestLine",
     "Word",
     "load_corpus",
@@ -182,7 +182,7 @@ class ManifestLine(BaseModel):
 
 
 @dataclass(frozen=True)
-class Item:
+class CorpusItem:
     """A validated corpus item with its audio (mono PCM16 at :attr:`sample_rate`)."""
 
     conversation: str
@@ -214,20 +214,20 @@ class Item:
 
 
 @dataclass(frozen=True)
-class Conversation:
+class CorpusConversation:
     """The items of one conversation, in order."""
 
     name: str
-    items: tuple[Item, ...]
+    items: tuple[CorpusItem, ...]
 
     @property
     def turns(self) -> int:
         """Number of user turns (items with speech)."""
         return sum(1 for item in self.items if item.is_speech)
 
-    def head(self, turns: int) -> Conversation:
+    def head(self, turns: int) -> CorpusConversation:
         """The conversation cut after its first ``turns`` user turns."""
-        kept: list[Item] = []
+        kept: list[CorpusItem] = []
         count = 0
         for item in self.items:
             if item.is_speech:
@@ -235,7 +235,7 @@ class Conversation:
                     break
                 count += 1
             kept.append(item)
-        return Conversation(self.name, tuple(kept))
+        return CorpusConversation(self.name, tuple(kept))
 
 
 @dataclass(frozen=True)
@@ -243,11 +243,11 @@ class Corpus:
     """A loaded corpus: its conversations and an identity for reports."""
 
     path: Path
-    conversations: tuple[Conversation, ...]
+    conversations: tuple[CorpusConversation, ...]
     digest: str
     source: str = "user"
 
-    def conversation(self, name: str) -> Conversation:
+    def conversation(self, name: str) -> CorpusConversation:
         """The conversation called ``name``."""
         for conversation in self.conversations:
             if conversation.name == name:
@@ -299,7 +299,7 @@ def parse_manifest(text: str, source: str = "manifest.jsonl") -> list[ManifestLi
     return lines
 
 
-def _load_item(line: ManifestLine, number: int, folder: Path, source: str) -> Item:
+def _load_item(line: ManifestLine, number: int, folder: Path, source: str) -> CorpusItem:
     from framework.audio import is_wav, read_wav, to_mono
 
     where = f"{source} line {number}, field 'audio'"
@@ -333,7 +333,7 @@ def _load_item(line: ManifestLine, number: int, folder: Path, source: str) -> It
         "during_reply" if line.kind in DURING_REPLY_KINDS else "after_reply"
     )
     default_reply = speech and line.kind not in NO_REPLY_KINDS
-    return Item(
+    return CorpusItem(
         conversation=line.conversation,
         turn=line.turn,
         kind=line.kind,
@@ -366,14 +366,15 @@ def load_corpus(folder: str | Path, *, source: str = "user") -> Corpus:
     numbers = _line_numbers(text)
     items = [_load_item(line, numbers[i], root, str(manifest)) for i, line in enumerate(lines)]
     order: list[str] = []
-    grouped: dict[str, list[Item]] = {}
+    grouped: dict[str, list[CorpusItem]] = {}
     for item in items:
         if item.conversation not in grouped:
             order.append(item.conversation)
             grouped[item.conversation] = []
         grouped[item.conversation].append(item)
     conversations = tuple(
-        Conversation(name, tuple(sorted(grouped[name], key=lambda it: it.turn))) for name in order
+        CorpusConversation(name, tuple(sorted(grouped[name], key=lambda it: it.turn)))
+        for name in order
     )
     digest = hashlib.sha256(text.encode("utf-8"))
     for item in items:

@@ -28,7 +28,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks.latency.corpus import Conversation, Corpus
+from benchmarks.latency.corpus import Corpus, CorpusConversation
 from benchmarks.latency.measure import measure_conversation
 from benchmarks.latency.scenario import ScenarioParams, ScenarioTransport
 from benchmarks.latency.turntaking import record_context
@@ -43,7 +43,7 @@ class BenchPlan:
     """What to run: pipeline files, conversations, and where to write."""
 
     pipelines: list[Path]
-    conversations: list[Conversation]
+    conversations: list[CorpusConversation]
     out_dir: Path
     scenario: ScenarioParams = field(default_factory=ScenarioParams)
     corpus: Corpus | None = None
@@ -141,7 +141,7 @@ async def _watch_signals(control: _Control, scope: anyio.CancelScope) -> None:
 
 async def _run_conversation(
     config: Any,
-    conversation: Conversation,
+    conversation: CorpusConversation,
     plan: BenchPlan,
     control: _Control,
     on_item: Callable[[int, Any], None] | None,

@@ -46,7 +46,7 @@ from processors.transports.base import (
 )
 
 if TYPE_CHECKING:
-    from benchmarks.latency.corpus import Conversation, Item
+    from benchmarks.latency.corpus import CorpusConversation, CorpusItem
 
 __all__ = ["ScenarioInput", "ScenarioOutput", "ScenarioParams", "ScenarioTransport"]
 
@@ -118,7 +118,7 @@ class _Shared:
 @dataclass
 class _Placed:
     index: int
-    item: Item
+    item: CorpusItem
     start: int  # first sample, in input samples from the origin
     pcm: bytes
 
@@ -134,7 +134,7 @@ class ScenarioTransport:
 
     def __init__(
         self,
-        conversation: Conversation,
+        conversation: CorpusConversation,
         params: ScenarioParams | None = None,
         *,
         name: str | None = None,
@@ -340,7 +340,7 @@ def _mix(current: _Placed | None, k: int, n: int) -> bytes:
     return chunk + bytes(2 * n - len(chunk))
 
 
-def _convert_all(items: tuple[Item, ...], rate: int) -> list[bytes]:
+def _convert_all(items: tuple[CorpusItem, ...], rate: int) -> list[bytes]:
     from framework.audio import resample
 
     return [

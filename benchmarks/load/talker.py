@@ -23,7 +23,7 @@ from typing import Any
 
 import anyio
 
-from benchmarks.latency.corpus import Item
+from benchmarks.latency.corpus import CorpusItem
 from framework.audio.resample import resample
 
 __all__ = [
@@ -73,7 +73,7 @@ class TalkTurn:
     transcript: str
 
 
-def turn_of(item: Item, default_gap_s: float = 0.5) -> TalkTurn:
+def turn_of(item: CorpusItem, default_gap_s: float = 0.5) -> TalkTurn:
     """A corpus speech item as a :class:`TalkTurn` (resampled to 24 kHz)."""
     if not item.is_speech or item.speech_end_s is None:
         raise ValueError(f"{item.conversation} turn {item.turn} has no speech to play")

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import pytest
 
-from benchmarks.latency.corpus import Conversation, Item
+from benchmarks.latency.corpus import CorpusConversation, CorpusItem
 from benchmarks.latency.scenario import ScenarioParams, ScenarioTransport
 from pipelines.config import load_pipeline_file
 from pipelines.factory import build_session
@@ -30,10 +30,10 @@ STORY = "Please tell me a long story about a dragon and a knight."
 PAD = bytes(2 * int(0.3 * RATE))
 
 
-def _item(turn: int, text: str, pcm: bytes, *, over_the_bot: bool, reply: bool) -> Item:
+def _item(turn: int, text: str, pcm: bytes, *, over_the_bot: bool, reply: bool) -> CorpusItem:
     clip = PAD + pcm + PAD
     start, end = speech_bounds(clip, RATE)
-    return Item(
+    return CorpusItem(
         conversation="interruptions",
         turn=turn,
         kind="barge_in" if over_the_bot and reply else "normal",
@@ -73,7 +73,7 @@ class Run:
 
 async def _converse(said: str, *, reply: bool, overrides: tuple[str, ...] = ()) -> Run:
     story, over = synthesize_speech([STORY, said])
-    conversation = Conversation(
+    conversation = CorpusConversation(
         "interruptions",
         (
             _item(1, STORY, story, over_the_bot=False, reply=True),

@@ -15,7 +15,7 @@ import anyio
 import numpy as np
 import pytest
 
-from benchmarks.latency.corpus import Conversation, Item
+from benchmarks.latency.corpus import CorpusConversation, CorpusItem
 from benchmarks.latency.measure import measure_conversation
 from benchmarks.latency.scenario import ScenarioParams, ScenarioTransport
 from framework import Direction, Pipeline, PipelineTask, Processor, TaskParams, handles
@@ -69,7 +69,7 @@ class ToneBot(Processor):
         await self.push(OutputAudioFrame(audio=tone, sample_rate=24000))
 
 
-def _item(turn: int, kind: str, **extra: Any) -> Item:
+def _item(turn: int, kind: str, **extra: Any) -> CorpusItem:
     pcm = bytes(2 * int(0.3 * RATE)) + sine_wave(300, RATE, 0.6) + bytes(2 * int(0.3 * RATE))
     fields: dict[str, Any] = dict(
         conversation="tones",
@@ -87,11 +87,11 @@ def _item(turn: int, kind: str, **extra: Any) -> Item:
         reply_expected=True,
     )
     fields.update(extra)
-    return Item(**fields)
+    return CorpusItem(**fields)
 
 
 async def test_turns_follow_the_bot_and_speech_times_are_exact() -> None:
-    conversation = Conversation(
+    conversation = CorpusConversation(
         "tones", (_item(1, "normal"), _item(2, "barge_in", delay_s=0.3), _item(3, "normal"))
     )
     params = ScenarioParams(lead_in_s=0.2, gap_s=0.4, tail_s=0.3, record=True, max_duration_s=30)

@@ -26,7 +26,7 @@ from tests.processors.llm.test_llm_faults import Chat
 from tests.processors.openai.audio_server import AudioServer
 from tests.processors.openai.fault_proxy import FaultProxy
 from tests.processors.openai.test_llm_openai import params as llm_params
-from tests.processors.stt.test_stt_faults import Conversation
+from tests.processors.stt.test_stt_faults import STTHarness
 from tests.processors.tts.test_tts_faults import FIRST, SECOND, Speaker, check_skipped_piece
 
 QUESTIONS = ("Could you book a table for two at seven tonight?", "What is the weather in Paris?")
@@ -52,7 +52,7 @@ def turn(pcm: bytes, t0_ns: int) -> list[Frame]:
 def test_stt_requests_dropped_or_failing_are_made_again_and_the_turns_kept(
     audio_server: AudioServer, questions: list[bytes]
 ) -> None:
-    async def drive(c: Conversation) -> None:
+    async def drive(c: STTHarness) -> None:
         audio_server.fail_next("transcriptions", "drop", times=2)
         await c.turn(turn(questions[0], 0), 1)
         audio_server.fail_next("transcriptions", "500", times=2)
@@ -60,7 +60,7 @@ def test_stt_requests_dropped_or_failing_are_made_again_and_the_turns_kept(
         await c.task.stop_when_done()
 
     settings = OpenAISTTParams(model="whisper-1", base_url=audio_server.url)
-    c, reason = converse(lambda: Conversation(OpenAISTT(settings, name="stt")), drive)
+    c, reason = converse(lambda: STTHarness(OpenAISTT(settings, name="stt")), drive)
     assert reason is EndReason.ENDED
     errors = errors_of(c.task, "stt")
     assert errors == c.task.errors and [e.fatal for e in errors] == [False, False]

@@ -90,7 +90,7 @@ def as_without_faults(speech: list[Utterance], texts: list[str], **turns: int) -
     )
 
 
-class Conversation(Harness):
+class STTHarness(Harness):
     """An STT stage (and ``then``, the stages after it) in a task; turns fed as fast as can be."""
 
     def __init__(
@@ -144,7 +144,7 @@ def test_a_pocketsphinx_process_lost_mid_turn_is_restarted_and_the_turn_kept(
     turns = split_turns(spoken_turns(speech[:2]))
     pids: list[int] = []
 
-    async def drive(c: Conversation) -> None:
+    async def drive(c: STTHarness) -> None:
         pids.append(c.pid)
         await c.kill_mid_turn(turns[0], sig)
         await wait_for(lambda: c.finals)
@@ -153,7 +153,7 @@ def test_a_pocketsphinx_process_lost_mid_turn_is_restarted_and_the_turn_kept(
         await c.task.stop_when_done()
 
     params = PocketSphinxSTTParams(call_timeout_s=3.0)
-    c, reason = converse(lambda: Conversation(PocketSphinxSTT(params, name="stt")), drive)
+    c, reason = converse(lambda: STTHarness(PocketSphinxSTT(params, name="stt")), drive)
     assert reason is EndReason.ENDED
     [error] = c.task.errors
     assert errors_of(c.task, "stt") == [error] and not error.fatal
@@ -170,7 +170,7 @@ def test_a_pocketsphinx_process_killed_between_turns_is_replaced_by_the_next_tur
     turns = split_turns(spoken_turns(speech[:2]))
     pids: list[int] = []
 
-    async def drive(c: Conversation) -> None:
+    async def drive(c: STTHarness) -> None:
         await c.turn(turns[0], 1)
         pids.append(c.pid)
         os.kill(c.pid, signal.SIGKILL)
@@ -178,7 +178,7 @@ def test_a_pocketsphinx_process_killed_between_turns_is_replaced_by_the_next_tur
         pids.append(c.pid)
         await c.task.stop_when_done()
 
-    c, reason = converse(lambda: Conversation(PocketSphinxSTT(name="stt")), drive)
+    c, reason = converse(lambda: STTHarness(PocketSphinxSTT(name="stt")), drive)
     assert reason is EndReason.ENDED
     # The pool skips a decoder it sees dead; one that dies as it is lent fails the turn's
     # first call, and the turn is decoded again on a new process.
@@ -196,7 +196,7 @@ def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
     turns = split_turns(spoken_turns(speech))
     killed: list[int] = []
 
-    async def killer(stt: PocketSphinxSTT, c: Conversation) -> None:
+    async def killer(stt: PocketSphinxSTT, c: STTHarness) -> None:
         while not c.task.finished:
             pid = stt.worker_pid
             if pid is not None and pid not in killed:
@@ -204,7 +204,7 @@ def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
                 killed.append(pid)
             await anyio.sleep(0.005)
 
-    async def drive(c: Conversation) -> None:
+    async def drive(c: STTHarness) -> None:
         async with anyio.create_task_group() as tg:
             tg.start_soon(killer, c.stt, c)
             for turn in turns:  # the task ends before the turns run out
@@ -216,7 +216,7 @@ def test_a_pocketsphinx_process_that_keeps_dying_ends_the_conversation(
             await wait_for(lambda: c.task.finished, 60)
 
     params = PocketSphinxSTTParams(max_failures_in_a_row=2)
-    c, reason = converse(lambda: Conversation(PocketSphinxSTT(params, name="stt")), drive)
+    c, reason = converse(lambda: STTHarness(PocketSphinxSTT(params, name="stt")), drive)
     assert reason is EndReason.ERROR
     errors = errors_of(c.task, "stt")
     assert errors == c.task.errors and len(errors) >= 3
@@ -231,12 +231,12 @@ def test_pocketsphinx_killed_under_the_end_policy_ends_the_task_cleanly(
     """With ``error_policy="end"`` the first error ends the conversation, turn transcribed."""
     [turn] = split_turns(spoken_turns(speech[:1]))
 
-    async def drive(c: Conversation) -> None:
+    async def drive(c: STTHarness) -> None:
         await c.kill_mid_turn(turn)
         await wait_for(lambda: c.task.finished, 60)
 
     end = TaskParams(error_policy="end")
-    c, reason = converse(lambda: Conversation(PocketSphinxSTT(name="stt"), end), drive)
+    c, reason = converse(lambda: STTHarness(PocketSphinxSTT(name="stt"), end), drive)
     assert reason is EndReason.ENDED
     [error] = errors_of(c.task, "stt")
     assert not error.fatal and "exited with code -9" in error.message
@@ -269,7 +269,7 @@ def test_a_whisper_pass_that_raises_is_recovered_and_the_next_turn_answered(
 ) -> None:
     turns = split_turns(spoken_turns(speech[:2]))
 
-    async def drive(c: Conversation) -> None:
+    async def drive(c: STTHarness) -> None:
         model = c.stt.model  # type: ignore[attr-defined]
         real = model.model
         model.model = _RaisingOnce(real, nth=1)  # the first pass of turn 1
@@ -280,7 +280,7 @@ def test_a_whisper_pass_that_raises_is_recovered_and_the_next_turn_answered(
         await c.turn(turns[1], 2)
         await c.task.stop_when_done()
 
-    c, reason = converse(lambda: Conversation(WhisperSTT(name="stt")), drive)
+    c, reason = converse(lambda: STTHarness(WhisperSTT(name="stt")), drive)
     assert reason is EndReason.ENDED
     [error] = errors_of(c.task, "stt")
     assert c.task.errors == [error] and not error.fatal
@@ -307,11 +307,11 @@ def test_a_cascade_answers_through_a_killed_stt_process_and_a_failed_llm_reply(
     user, assistant = context_pair("You are a helpful voice assistant. Answer in a sentence.")
     llm = LlamaCppLLM(name="llm")
 
-    def cascade() -> Conversation:
+    def cascade() -> STTHarness:
         then = [user, llm, PiperTTS(name="tts")]
-        return Conversation(PocketSphinxSTT(name="stt"), then=then, after=[assistant])
+        return STTHarness(PocketSphinxSTT(name="stt"), then=then, after=[assistant])
 
-    async def drive(c: Conversation) -> None:
+    async def drive(c: STTHarness) -> None:
         await c.kill_mid_turn(turns[0])
         await wait_for(c.ended(1), 90)
         with failing_calls(llm.model._ctx, "decode", after=3, error="decode failed (injected)"):
