@@ -9,22 +9,19 @@ __all__ = ["Capabilities"]
 
 @dataclass(frozen=True, slots=True)
 class Capabilities:
-    """Flags a processor declares in its ``capabilities`` class attribute.
+    """Flags a processor declares in its ``capabilities`` attribute.
 
-    Pipelines, the benchmark and the server read these instead of testing types:
-    for example a realtime processor with ``server_vad`` can own turn-taking, and
-    one with ``truncation`` can cut its conversation at the audio actually played.
+    A class declares what every instance can do; an instance whose settings
+    decide (a realtime stage that detects turns only when configured to) sets
+    its own in ``__init__``. The pipeline factory reads them to assemble a
+    pipeline, and the latency benchmark to tell how a pipeline's reply is made.
     """
 
-    streaming: bool = False
-    """Produces output incrementally (tokens, audio chunks, partial transcripts)."""
     interim_results: bool = False
-    """Emits interim transcriptions before the final one."""
+    """Emits interim transcriptions while the user speaks, before the final one."""
     server_vad: bool = False
-    """Detects speech itself and emits the user speaking frames."""
-    truncation: bool = False
-    """Can cut its conversation history at the point playback was interrupted."""
+    """Detects the user's turns itself: it needs no VAD stage in front of it."""
     tools: bool = False
-    """Runs function calls declared in the pipeline."""
+    """Runs the tool calls a pipeline declares (its ``[[tools]]``)."""
     speech_to_speech: bool = False
     """Hears audio and answers with audio in one stage."""

@@ -116,7 +116,7 @@ class Processor:
     :meth:`on_cancel`, :meth:`on_interruption`, :meth:`setup`, :meth:`cleanup`.
     """
 
-    capabilities: ClassVar[Capabilities] = Capabilities()
+    capabilities: Capabilities = Capabilities()
     """What this processor can do; see :class:`~framework.capabilities.Capabilities`."""
 
     _handler_names: ClassVar[dict[type[Frame], str]] = {}

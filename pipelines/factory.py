@@ -6,20 +6,29 @@
     cascade:  transport.in -> vad -> stt -> interruption -> user context -> llm -> tts
               -> transport.out -> assistant context
     s2s:      transport.in -> vad -> realtime -> transport.out -> assistant context
+
+What a stage can do decides what the pipeline gets (see
+:class:`~framework.capabilities.Capabilities`): a realtime stage that does not
+detect the user's turns itself (``server_vad``) gets the pipeline's ``[vad]`` in
+front and cannot go without one; declared ``[[tools]]`` need a replying stage
+that runs them (``tools``); a speech-to-speech pipeline's realtime stage must
+hear and answer by itself (``speech_to_speech``), and :func:`architecture_of`
+tells from the stages, not from the file, how a pipeline's replies are made.
 """
 
 from __future__ import annotations
 
 import inspect
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from framework import Pipeline, PipelineTask, Processor, TaskParams
 from framework.observer import Observer
 from pipelines import registry
-from pipelines.config import PipelineConfig
+from pipelines.config import Architecture, ConfigError, PipelineConfig
 
-__all__ = ["Session", "build_session", "build_stage", "task_params"]
+__all__ = ["Session", "architecture_of", "build_session", "build_stage", "task_params"]
 
 
 def build_stage(config: PipelineConfig, stage: str, **shared: Any) -> Any:
@@ -48,6 +57,44 @@ def task_params(config: PipelineConfig) -> TaskParams:
         idle_timeout_s=config.task.idle_timeout_s,
         name=config.pipeline.name,
     )
+
+
+def architecture_of(stages: Iterable[Processor]) -> Architecture:
+    """``"s2s"`` when one of ``stages`` hears and answers by itself, else ``"cascade"``."""
+    return "s2s" if any(s.capabilities.speech_to_speech for s in stages) else "cascade"
+
+
+def _speech_to_speech_stages(config: PipelineConfig, **shared: Any) -> dict[str, Processor]:
+    """The realtime stage, behind the pipeline's ``[vad]`` when there is one.
+
+    A realtime stage that does not detect turns itself needs that ``[vad]``: without
+    it nothing would ever tell the stage that the user spoke.
+    """
+    realtime: Processor = build_stage(config, "realtime", **shared)
+    if not realtime.capabilities.speech_to_speech:
+        raise ConfigError(
+            f"{config.source}: {realtime.name} does not hear and answer by itself "
+            "(no speech_to_speech capability): it cannot be an s2s pipeline's [realtime]"
+        )
+    stages: dict[str, Processor] = {}
+    if "vad" in config.stages:
+        stages["vad"] = build_stage(config, "vad")
+    elif not realtime.capabilities.server_vad:
+        raise ConfigError(
+            f"{config.source}: {realtime.name} does not detect the user's turns "
+            "(turn_detection local): add a [vad] table, or let the server detect turns"
+        )
+    stages["realtime"] = realtime
+    return stages
+
+
+def _check_tools(config: PipelineConfig, replier: Processor) -> None:
+    """Declared ``[[tools]]`` need a replying stage that runs them."""
+    if config.tools and not replier.capabilities.tools:
+        raise ConfigError(
+            f"{config.source}: [[tools]] are declared but {replier.name} cannot run tools; "
+            "remove them or choose a backend that runs tools"
+        )
 
 
 @dataclass
@@ -100,10 +147,9 @@ def build_session(
         order = ("vad", "stt", "interruption", "user_context", "llm", "tts")
         middle = [stages[k] for k in order if k in stages]
     else:
-        if "vad" in config.stages:
-            stages["vad"] = build_stage(config, "vad")
-        stages["realtime"] = build_stage(config, "realtime", **shared)
+        stages.update(_speech_to_speech_stages(config, **shared))
         middle = [stages[k] for k in ("vad", "realtime") if k in stages]
+    _check_tools(config, stages["llm"] if "llm" in stages else stages["realtime"])
     stages["assistant_context"] = AssistantContextAggregator(context)
     pipeline = Pipeline(
         [transport.input(), *middle, transport.output(), stages["assistant_context"]],

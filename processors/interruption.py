@@ -41,7 +41,7 @@ from typing import ClassVar, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from framework import Capabilities, Direction, Frame, Processor, handles
+from framework import Direction, Frame, Processor, handles
 from framework.frames import (
     BotAudioPauseFrame,
     BotAudioResumeFrame,
@@ -207,7 +207,6 @@ class InterruptionProcessor(Processor):
     """
 
     Params: ClassVar[type[InterruptionParams]] = InterruptionParams
-    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(self, params: InterruptionParams | None = None, *, name: str | None = None):
         """Create the stage; ``params`` defaults to the defaults of the ``[interruption]`` table."""

@@ -147,7 +147,7 @@ async def _run_conversation(
     on_item: Callable[[int, Any], None] | None,
     kind: str = "file",
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    from pipelines.factory import build_session
+    from pipelines.factory import architecture_of, build_session
     from processors.recording.events import EventLog
 
     name = config.pipeline.name + ("" if kind == "file" else f"@{kind}")
@@ -166,10 +166,10 @@ async def _run_conversation(
                 def watch(task: Any) -> None:
                     control.task = task
 
-                records, client_task, server_task = await run_over_webrtc(
+                records, client_task, session = await run_over_webrtc(
                     config, conversation, params, log_, on_item=on_item, on_task=watch
                 )
-                reason, task = client_task.end_reason, server_task
+                reason, task = client_task.end_reason, session.task
             else:
                 session = build_session(config, transport, observers=[log_])
                 control.task = task = session.task
@@ -184,7 +184,9 @@ async def _run_conversation(
     if live:
         log_.records = records  # the merged records, both sides on one clock
         log_.write_jsonl(events_path)
-    result = measure_conversation(records, config.pipeline.architecture)
+    # what the stages can do says how a reply is made: one speech-to-speech stage or a chain
+    architecture = architecture_of(session.stages.values())
+    result = measure_conversation(records, architecture)
     interrupted = reason.value != "ended"
     turns = [t.as_dict() for t in result.turns]
     if interrupted and turns and not turns[-1]["replied"]:
@@ -196,6 +198,7 @@ async def _run_conversation(
     summary.update(
         pipeline=name,
         conversation=conversation.name,
+        architecture=architecture,
         end=reason.value,
         process_cpu_s=round(cpu_s, 4),
         children_cpu_s=round(child_s, 4),
@@ -303,9 +306,8 @@ def remeasure(out_dir: Path) -> Path:
         if record["type"] == "turn":
             continue
         if record["type"] == "conversation" and record.get("events_file"):
-            result = measure_conversation(
-                read_jsonl(out_dir / record["events_file"]), architectures[record["pipeline"]]
-            )
+            architecture = record.get("architecture") or architectures[record["pipeline"]]
+            result = measure_conversation(read_jsonl(out_dir / record["events_file"]), architecture)
             for turn in result.turns:
                 out.append({"type": "turn", "pipeline": record["pipeline"], **turn.as_dict()})
             kept = {k: record[k] for k in record if k not in result.as_dict()}

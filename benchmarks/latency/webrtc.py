@@ -327,7 +327,7 @@ async def run_over_webrtc(
 ) -> tuple[list[dict[str, Any]], Any, Any]:
     """Play ``conversation`` over WebRTC into ``config``'s pipeline.
 
-    Returns the records, the client's scenario task and the server's pipeline task.
+    Returns the records, the client's scenario task and the server's session.
 
     ``log_`` (an :class:`~processors.recording.events.EventLog`) observes both
     sides; the records returned are merged (see :func:`merge_records`) and hold the
@@ -373,7 +373,7 @@ async def run_over_webrtc(
         await runner.cleanup()
     if server.session is None:
         raise RuntimeError("the WebRTC server never started a session for the client")
-    return records, client_task, server.session.task
+    return records, client_task, server.session
 
 
 async def _play(

@@ -34,7 +34,6 @@ from typing import Any, ClassVar, Protocol
 from pydantic import BaseModel, ConfigDict
 
 from framework import (
-    Capabilities,
     Direction,
     Pipeline,
     PipelineTask,
@@ -111,7 +110,6 @@ class _SessionStage(Processor):
     """A stage of a server session's pipeline: it reports to the session's hooks."""
 
     Params: ClassVar[type[SessionStageParams]] = SessionStageParams
-    capabilities: ClassVar[Capabilities] = Capabilities()
     default_name: ClassVar[str] = "serve.stage"
 
     def __init__(

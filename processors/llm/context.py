@@ -23,7 +23,6 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from framework.capabilities import Capabilities
 from framework.frames.base import Direction, Frame
 from framework.frames.lifecycle import InterruptionFrame
 from framework.frames.llm import (
@@ -218,7 +217,6 @@ class UserContextAggregator(Processor):
     """
 
     Params: ClassVar[type[UserContextAggregatorParams]] = UserContextAggregatorParams
-    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(
         self,
@@ -369,7 +367,6 @@ class AssistantContextAggregator(Processor):
     """
 
     Params: ClassVar[type[AssistantContextAggregatorParams]] = AssistantContextAggregatorParams
-    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(
         self,

@@ -58,7 +58,6 @@ import anyio.from_thread
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
-from framework.capabilities import Capabilities
 from framework.frames.base import Direction, Frame
 from framework.frames.lifecycle import CancelFrame, InterruptionFrame
 from framework.frames.llm import LLMMessagesFrame
@@ -153,7 +152,6 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
     """
 
     Params: ClassVar[type[LlamaCppLLMParams]] = LlamaCppLLMParams
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
 
     def __init__(
         self,

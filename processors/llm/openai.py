@@ -98,7 +98,7 @@ class OpenAILLM(LLMProcessor[ChatReply]):
     """
 
     Params: ClassVar[type[OpenAILLMParams]] = OpenAILLMParams
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, tools=True)
+    capabilities = Capabilities(tools=True)
     model_kind: ClassVar[str] = "client"
     load_is_fatal: ClassVar[bool] = True  # a missing key: the error names the variable
 

@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
@@ -94,9 +95,8 @@ class OpenAIRealtime(Processor):
     """
 
     Params: ClassVar[type[OpenAIRealtimeParams]] = OpenAIRealtimeParams
-    capabilities: ClassVar[Capabilities] = Capabilities(
-        streaming=True, server_vad=True, truncation=True, tools=True, speech_to_speech=True
-    )
+    capabilities = Capabilities(server_vad=True, tools=True, speech_to_speech=True)
+    """What the stage can do; an instance detects turns only when its settings say so."""
 
     def __init__(
         self,
@@ -109,13 +109,7 @@ class OpenAIRealtime(Processor):
         """Create the processor; nothing connects before the Start frame."""
         super().__init__(name=name)
         self.params = params = params or OpenAIRealtimeParams()
-        self.capabilities = Capabilities(  # type: ignore[misc]  # server_vad only when configured
-            streaming=True,
-            server_vad=params.server_turns,
-            truncation=True,
-            tools=True,
-            speech_to_speech=True,
-        )
+        self.capabilities = replace(type(self).capabilities, server_vad=params.server_turns)
         self._context = context
         if tools is None:
             declared = list(getattr(context, "tools", None) or [])

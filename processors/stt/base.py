@@ -42,7 +42,6 @@ import anyio
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
-from framework.capabilities import Capabilities
 from framework.frames.audio import InputAudioFrame
 from framework.frames.base import Direction
 from framework.frames.lifecycle import EndFrame, MetricSample, MetricsFrame, StartFrame
@@ -193,7 +192,6 @@ class STTProcessor(Processor, Generic[P]):
     """
 
     Params: ClassVar[type[STTParams]] = STTParams
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True, interim_results=True)
 
     def __init__(self, params: P | None = None, *, name: str | None = None) -> None:
         """Create the stage; the model loads when the pipeline starts."""

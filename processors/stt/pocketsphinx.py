@@ -45,6 +45,7 @@ import anyio
 import anyio.to_thread
 from pydantic import Field
 
+from framework.capabilities import Capabilities
 from processors.shared_models import MODELS, SharedModel
 from processors.stt.base import SAMPLE_RATE, STTParams, STTProcessor, TurnAudio
 
@@ -89,6 +90,7 @@ class PocketSphinxSTT(STTProcessor[PocketSphinxSTTParams]):
     """Streaming speech-to-text with PocketSphinx; see the module docstring."""
 
     Params: ClassVar[type[STTParams]] = PocketSphinxSTTParams
+    capabilities = Capabilities(interim_results=True)
 
     def __init__(
         self, params: PocketSphinxSTTParams | None = None, *, name: str | None = None

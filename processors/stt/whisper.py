@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 from pydantic import Field
 
+from framework.capabilities import Capabilities
 from processors.stt.base import SAMPLE_RATE, STTParams, STTProcessor, TurnAudio
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class WhisperSTT(STTProcessor[WhisperSTTParams]):
     """Speech-to-text with Whisper (tiny.en by default) on CTranslate2; see the module docstring."""
 
     Params: ClassVar[type[STTParams]] = WhisperSTTParams
+    capabilities = Capabilities(interim_results=True)
 
     def __init__(self, params: WhisperSTTParams | None = None, *, name: str | None = None) -> None:
         """Create the stage; the model loads (or is shared) when the pipeline starts."""

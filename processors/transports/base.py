@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 import anyio
 from pydantic import BaseModel, ConfigDict, Field
 
-from framework import Capabilities, Direction, Frame, Processor, handles
+from framework import Direction, Frame, Processor, handles
 from framework.frames import (
     BotAudioPauseFrame,
     BotAudioResumeFrame,
@@ -145,7 +145,6 @@ class InputTransport(Processor):
     """
 
     Params: ClassVar[type[InputTransportParams]] = InputTransportParams
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
 
     def __init__(self, params: InputTransportParams | None = None, *, name: str | None = None):
         """Create the transport; ``params`` defaults to :attr:`Params` defaults."""
@@ -306,7 +305,6 @@ class OutputTransport(Processor):
     """
 
     Params: ClassVar[type[OutputTransportParams]] = OutputTransportParams
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
 
     def __init__(self, params: OutputTransportParams | None = None, *, name: str | None = None):
         """Create the transport; ``params`` defaults to :attr:`Params` defaults."""

@@ -39,7 +39,6 @@ import anyio.lowlevel
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
-from framework.capabilities import Capabilities
 from framework.frames.audio import OutputAudioFrame
 from framework.frames.base import Direction, Frame
 from framework.frames.control import TTSStartedFrame, TTSStoppedFrame
@@ -107,7 +106,6 @@ class TTSProcessor(Processor, Generic[P]):
     """
 
     Params: ClassVar[type[TTSParams]] = TTSParams
-    capabilities: ClassVar[Capabilities] = Capabilities(streaming=True)
 
     def __init__(self, params: P | None = None, *, name: str | None = None) -> None:
         """Create the stage; the voice loads when the pipeline starts."""

@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Literal
 import anyio
 from pydantic import Field, ValidationError, model_validator
 
-from framework import Capabilities, Direction, Frame, Processor, handles
+from framework import Direction, Frame, Processor, handles
 from framework.audio import resample, to_mono
 from framework.frames import (
     BotStartedSpeakingFrame,
@@ -165,7 +165,6 @@ class TurnProcessor(Processor):
     """
 
     Params: ClassVar[type[TurnParams]] = TurnParams
-    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(
         self,
