@@ -15,16 +15,21 @@ Without pipelines it runs ``cascade-local`` and ``realtime-local``, plus
 from __future__ import annotations
 
 import argparse
-import os
 import time
-import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-__all__ = ["default_pipelines", "main"]
+from benchmarks.latency.selection import (
+    choose_conversations,
+    default_pipelines,
+    load_chosen_corpus,
+    overrides_for,
+)
+from benchmarks.options import add_corpus_options
 
-LOCAL = ("cascade-local", "realtime-local")
+__all__ = ["main"]
+
 _CORPUS_HELP = """\
 your own recordings (--corpus DIR): DIR/manifest.jsonl, one JSON object per item, e.g.
   {"conversation": "c1", "turn": 1, "kind": "normal", "audio": "c1-1.wav",
@@ -34,18 +39,7 @@ kind: normal | barge_in (talks over the bot, delay_s after it starts) | noise (s
 | one_word | backchannel (over the bot, expects no reply) | short_barge_in ("Wait, ...").
 Optional: gap_s, delay_s, words, pauses, trigger, reply_expected.
 """
-CLOUD = ("cascade-openai", "realtime-openai")
 TRANSPORTS = ("file", "webrtc")
-
-
-def default_pipelines() -> list[str]:
-    """The shipped pipelines a bench runs when none is named."""
-    names = list(LOCAL)
-    if os.environ.get("OPENAI_API_KEY"):
-        names += CLOUD
-    from pipelines.shipped import SHIPPED
-
-    return [n for n in names if (SHIPPED / f"{n}.toml").is_file()]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -57,36 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_CORPUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "pipelines",
-        nargs="*",
-        help="pipeline files or shipped names (default: cascade-local realtime-local, "
-        "and the OpenAI ones when OPENAI_API_KEY is set)",
-    )
-    parser.add_argument("--quick", action="store_true", help="one short conversation (~1 min)")
-    parser.add_argument(
-        "--corpus", type=Path, help="folder with manifest.jsonl and WAVs (default: built-in)"
-    )
-    parser.add_argument(
-        "--out", type=Path, help="output folder (default: bench-results/<date-time>)"
-    )
-    parser.add_argument(
-        "--turns", type=int, help="play only the first N user turns of each conversation"
-    )
-    parser.add_argument(
-        "--conversation",
-        action="append",
-        default=[],
-        help="run only this conversation of the corpus (repeatable)",
-    )
-    parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a pipeline setting (e.g. llm.n_threads=1) in every pipeline that has "
-        "that table",
-    )
+    add_corpus_options(parser, out_default="bench-results/<date-time>")
     parser.add_argument(
         "--transport",
         default="file",
@@ -94,7 +59,6 @@ def _parser() -> argparse.ArgumentParser:
         "to a live server on 127.0.0.1, so the network path counts), or both: file,webrtc",
     )
     parser.add_argument("--audio", action="store_true", help="save a stereo WAV per conversation")
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return parser
 
 
@@ -174,50 +138,6 @@ def _write_reports(
     return results
 
 
-def _overrides_for(path: Path, overrides: Sequence[str]) -> list[str]:
-    """The overrides whose top-level table exists in the pipeline file."""
-    try:
-        tables = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError):
-        return list(overrides)
-    return [o for o in overrides if o.split("=", 1)[0].split(".", 1)[0].strip() in tables]
-
-
-def _load_corpus(args: argparse.Namespace, console: Any) -> Any:
-    from benchmarks.latency.corpus import load_corpus
-
-    if args.corpus is not None:
-        return load_corpus(args.corpus)
-    from benchmarks.latency.generate import builtin_corpus
-
-    with console.status("preparing the built-in corpus (generated once with Piper, cached)"):
-        folder = builtin_corpus()
-    return load_corpus(folder, source="builtin")
-
-
-def _conversations(corpus: Any, args: argparse.Namespace) -> list[Any]:
-    from benchmarks.latency.corpus import CorpusError
-    from benchmarks.latency.script import QUICK
-
-    chosen = list(corpus.conversations)
-    if args.conversation:
-        names = {c.name for c in chosen}
-        unknown = [n for n in args.conversation if n not in names]
-        if unknown:
-            raise CorpusError(f"no conversation {unknown[0]!r}; the corpus has {sorted(names)}")
-        chosen = [c for c in chosen if c.name in args.conversation]
-    elif corpus.source == "builtin":
-        quick = [c for c in chosen if c.name == QUICK]
-        chosen = quick if args.quick else [c for c in chosen if c.name != QUICK]
-    elif args.quick:
-        chosen = chosen[:1]
-    if args.turns is not None:
-        chosen = [c.head(args.turns) for c in chosen]
-    if args.quick and args.turns is None and corpus.source != "builtin":
-        chosen = [c.head(3) for c in chosen]
-    return [c for c in chosen if c.items]
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``parley bench``; returns the exit code (130 when interrupted)."""
     import sys
@@ -228,8 +148,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args_list and args_list[0] == "report":
         return _report_again(args_list[1:])
     args = _parser().parse_args(args_list)
-    if args.turns is not None and args.turns < 1:
-        _parser().error("--turns must be at least 1")
     transports = [t.strip() for t in args.transport.split(",") if t.strip()]
     unknown = [t for t in transports if t not in TRANSPORTS]
     if unknown or not transports:
@@ -251,8 +169,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             console.print(f"parley bench: no pipeline file {path}")
             return 2
     try:
-        corpus = _load_corpus(args, console)
-        conversations = _conversations(corpus, args)
+        corpus = load_chosen_corpus(args.corpus, console)
+        conversations = choose_conversations(
+            corpus, args.conversation, quick=args.quick, turns=args.turns
+        )
     except CorpusError as exc:
         print(f"parley bench: {exc}", file=sys.stderr)  # one line, however wide the terminal
         return 2
@@ -300,7 +220,7 @@ def _run(
         corpus=corpus,
         save_audio=args.audio,
         settings=settings,
-        overrides={p: _overrides_for(p, args.set) for p in paths},
+        overrides={p: overrides_for(p, args.set) for p in paths},
         transports=args.transport,
     )
     out.mkdir(parents=True, exist_ok=True)

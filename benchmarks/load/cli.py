@@ -26,6 +26,7 @@ from benchmarks.load.runner import (
     wait_no_sessions,
 )
 from benchmarks.load.talker import Talker
+from benchmarks.options import add_server_options
 from benchmarks.soak.cli import ServerProcess
 
 __all__ = ["LIMITS", "LoadArgsError", "check_args", "check_url", "main"]
@@ -68,8 +69,7 @@ def check_url(url: str) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Load benchmark of parley serve.")
-    parser.add_argument("--pipeline", default="cascade-local", help="cascade pipeline to serve")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_server_options(parser)
     parser.add_argument("--url", help="a running server (ws://127.0.0.1:PORT/v1/realtime)")
     parser.add_argument("--server-pid", type=int, help="its process id, for --idle with --url")
     parser.add_argument("--levels", default="1,2,3,4,5,6", help="sessions talking at once")
@@ -87,7 +87,6 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--turn-timeout", type=float, default=60.0, help="per-turn timeout, s")
     parser.add_argument("--max-minutes", type=float, default=45.0, help="whole-run bound")
     parser.add_argument("--corpus", type=Path, help="corpus folder (default: the built-in one)")
-    parser.add_argument("--json", type=Path, help="write every figure here as JSON")
     return parser
 
 

@@ -17,6 +17,7 @@ from typing import IO, Any
 
 import anyio
 
+from benchmarks.options import add_server_options
 from benchmarks.soak.client import SessionOutcome, Speaker, health, question_audio
 
 __all__ = ["CycleResult", "ServerProcess", "main", "run_soak", "status_mib", "stop_process"]
@@ -196,8 +197,7 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmarks.soak", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--pipeline", default="cascade-local", help="cascade pipeline to serve")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    add_server_options(parser)
     parser.add_argument("--cycles", type=int, default=10, help="cycles (default 10)")
     parser.add_argument("--sessions", type=int, default=20, help="sessions per cycle (20)")
     parser.add_argument(
@@ -207,7 +207,6 @@ def _parser() -> argparse.ArgumentParser:
         "--tolerance", type=float, default=0.10, help="allowed growth after cycle 1 (0.10)"
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="per-step timeout, s")
-    parser.add_argument("--json", type=Path, help="write every figure here as JSON")
     return parser
 
 

@@ -24,6 +24,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from benchmarks.latency.selection import (
+    choose_conversations,
+    default_pipelines,
+    load_chosen_corpus,
+    overrides_for,
+)
+from benchmarks.options import add_corpus_options
 from benchmarks.sweep.cells import CellOutput, CellSpec
 from benchmarks.sweep.grid import Configuration, GridError, configurations, parse_grid
 
@@ -38,9 +45,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog="example: parley bench sweep cascade-local-fast --quick "
         "--grid vad.complete_stop_ms=150,200,300 --grid stt.backend=whisper,pocketsphinx",
     )
-    parser.add_argument(
-        "pipelines", nargs="*", help="pipeline files or shipped names (default: as parley bench)"
-    )
+    add_corpus_options(parser, out_default="bench-results/sweep-<date-time>")
     parser.add_argument(
         "--grid",
         action="append",
@@ -49,26 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         help="a setting and the values to try (repeatable: the sweep runs every combination)",
     )
     parser.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="a setting applied in every configuration (repeatable)",
-    )
-    parser.add_argument("--quick", action="store_true", help="the short built-in conversation")
-    parser.add_argument("--corpus", type=Path, help="folder with manifest.jsonl and WAVs")
-    parser.add_argument(
-        "--conversation", action="append", default=[], help="only this conversation (repeatable)"
-    )
-    parser.add_argument("--turns", type=int, help="only the first N user turns of each")
-    parser.add_argument("--out", type=Path, help="output folder (default: bench-results/sweep-…)")
-    parser.add_argument(
         "--ray",
         metavar="auto|local|ADDRESS",
         help="run the cells as Ray tasks, one per node at a time: 'auto' joins this machine's "
         "cluster, 'local' starts one for the sweep, or a cluster address (needs .[sweep])",
     )
-    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return parser
 
 
@@ -91,14 +81,13 @@ def variants(
     ``parley bench --set``), so configurations that differ only there are one variant.
     Raises ConfigError naming the file and the setting that does not validate.
     """
-    from benchmarks.latency.cli import _overrides_for
     from pipelines.config import load_pipeline_file
 
     found: dict[tuple[Path, tuple[str, ...]], Variant] = {}
     for configuration in grid:
         for path in paths:
-            applied = _overrides_for(path, configuration.overrides)
-            overrides = _overrides_for(path, [*base, *applied])
+            applied = overrides_for(path, configuration.overrides)
+            overrides = overrides_for(path, [*base, *applied])
             config = load_pipeline_file(path, overrides)
             label = " ".join(applied) or "as configured"
             found.setdefault(
@@ -148,15 +137,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``parley bench sweep``; 0 when every cell finished, 1 if some failed, 130 stopped."""
     parser = _parser()
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    if args.turns is not None and args.turns < 1:
-        parser.error("--turns must be at least 1")
     try:
         grid = configurations(parse_grid(args.grid))
     except GridError as exc:
         parser.error(str(exc))
     from rich.console import Console
 
-    from benchmarks.latency.cli import _conversations, _load_corpus, default_pipelines
     from benchmarks.latency.corpus import CorpusError
     from pipelines.config import ConfigError
 
@@ -176,8 +162,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"parley bench sweep: {exc}", file=sys.stderr)
         return 2
     try:
-        corpus = _load_corpus(args, console)
-        names = [c.name for c in _conversations(corpus, args)]
+        corpus = load_chosen_corpus(args.corpus, console)
+        chosen_conversations = choose_conversations(
+            corpus, args.conversation, quick=args.quick, turns=args.turns
+        )
+        names = [c.name for c in chosen_conversations]
     except CorpusError as exc:
         print(f"parley bench sweep: {exc}", file=sys.stderr)
         return 2
