@@ -21,6 +21,8 @@ import anyio
 import anyio.lowlevel
 from anyio.abc import TaskGroup
 
+from benchmarks.overhead.goal import CountGoal
+
 __all__ = ["IMPLS", "BareChain"]
 
 Impl = Literal["asyncio.Queue", "anyio stream"]
@@ -58,8 +60,7 @@ class BareChain:
         self.last_ns = 0
         self.end_ns = 0
         self._put: Put | None = None
-        self._goal = 0
-        self._goal_event: anyio.Event | None = None
+        self._goal = CountGoal()
         self._end_event = anyio.Event()
 
     async def start(self, tg: TaskGroup) -> None:
@@ -91,12 +92,7 @@ class BareChain:
 
     def expect(self, total: int) -> anyio.Event:
         """An event set once ``total`` items have arrived in all."""
-        event = anyio.Event()
-        if self.audio_count >= total:
-            event.set()
-        else:
-            self._goal, self._goal_event = total, event
-        return event
+        return self._goal.expect(self.audio_count, total)
 
     async def _sink(self, get: Get) -> None:
         while True:
@@ -111,6 +107,4 @@ class BareChain:
             self.last_ns = now
             if self.t0s:
                 self.latencies.append(now - self.t0s.popleft())
-            if self._goal_event is not None and self.audio_count >= self._goal:
-                self._goal_event.set()
-                self._goal_event = None
+            self._goal.counted(self.audio_count)

@@ -23,6 +23,7 @@ from typing import Any
 import anyio
 from anyio.abc import TaskGroup
 
+from benchmarks.overhead.goal import CountGoal
 from framework import Direction, Frame, Pipeline, PipelineTask, Processor, TaskParams
 from framework.frames import (
     AudioFrame,
@@ -290,17 +291,11 @@ class StampSink(Processor):
         self.end_ns = 0
         self.interruption_ns = 0
         self.started = anyio.Event()
-        self._goal = 0
-        self._goal_event: anyio.Event | None = None
+        self._goal = CountGoal()
 
     def expect(self, total: int) -> anyio.Event:
         """An event set once ``total`` audio frames have arrived in all."""
-        event = anyio.Event()
-        if self.audio_count >= total:
-            event.set()
-        else:
-            self._goal, self._goal_event = total, event
-        return event
+        return self._goal.expect(self.audio_count, total)
 
     async def receive(self, frame: Frame, direction: Direction) -> None:
         now = perf_counter_ns()
@@ -309,9 +304,7 @@ class StampSink(Processor):
             self.last_ns = now
             if self.t0s:
                 self._record(now - self.t0s.popleft())
-            if self._goal_event is not None and self.audio_count >= self._goal:
-                self._goal_event.set()
-                self._goal_event = None
+            self._goal.counted(self.audio_count)
             return
         if isinstance(frame, InterruptionFrame):
             self.interruption_ns = now
