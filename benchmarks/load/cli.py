@@ -27,7 +27,7 @@ from benchmarks.load.runner import (
 )
 from benchmarks.load.talker import Talker
 from benchmarks.options import add_server_options
-from benchmarks.soak.cli import ServerProcess
+from benchmarks.serve_process import ServerProcess
 
 __all__ = ["LIMITS", "LoadArgsError", "check_args", "check_url", "main"]
 

@@ -27,7 +27,7 @@ from benchmarks.load.talker import (
     configure,
     turn_of,
 )
-from benchmarks.soak.cli import status_mib
+from benchmarks.serve_process import status_mib
 from benchmarks.soak.client import health
 
 __all__ = [

@@ -18,7 +18,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from benchmarks.soak.cli import stop_process
+from benchmarks.serve_process import stop_process
 from pipelines.serve.redact import REDACTED, redact, redacting
 
 REPO = Path(__file__).resolve().parents[3]
