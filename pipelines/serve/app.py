@@ -267,7 +267,7 @@ async def serve(
             return
         if telemetry is not None:
             if tracing is not None:
-                telemetry.trace = tracing.session(session.config.id, model)
+                telemetry.trace = tracing.session(session.state.config.id, model)
             session.task.add_observer(FrameWatch(telemetry))
         drain.sessions.add(session)
         try:
