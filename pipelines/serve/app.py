@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gc
 import hmac
 import json
@@ -47,10 +48,11 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
@@ -66,9 +68,21 @@ from pipelines.serve.protocol import error_event
 from pipelines.serve.redact import redacting
 from pipelines.serve.telemetry import FrameWatch, ObservedConnection, SessionTelemetry
 from pipelines.serve.tracing import Tracing, tracing_from_env
+from pipelines.shipped import resolve_pipeline
 from processors.shared_models import MODELS
 
-__all__ = ["TOKEN_ENV", "ServeError", "SessionCount", "serve", "serve_main", "serve_pipeline_file"]
+if TYPE_CHECKING:
+    from pipelines.serve.session import Connection
+
+__all__ = [
+    "TOKEN_ENV",
+    "ServeError",
+    "SessionCount",
+    "running_server",
+    "serve",
+    "serve_main",
+    "serve_pipeline_file",
+]
 
 log = logging.getLogger("parley.serve")
 SHUTDOWN_TIMEOUT_S = 15.0
@@ -210,12 +224,15 @@ async def serve(
     on_ready: Callable[[str, int], None] | None = None,
     drain_signals: Sequence[signal.Signals] = (),
     tracing: Tracing | None = None,
+    wrap_connection: Callable[[Connection], Connection] | None = None,
 ) -> None:
     """Serve ``config``'s cascade until cancelled, or until drained after one of
     ``drain_signals`` (the CLI's SIGTERM). ``on_ready(host, port)`` gets the bound port.
 
     ``tracing`` exports each conversation's trace; by default the environment's
     OTLP endpoint, if any, receives them (:func:`~pipelines.serve.tracing.tracing_from_env`).
+    ``wrap_connection`` is the one testing hook: each session talks to the client
+    through what it returns (the tests inject faults with it; the CLI never sets it).
     """
     from websockets.asyncio.server import serve as ws_serve
 
@@ -259,6 +276,8 @@ async def serve(
             connection = ObservedConnection(connection, telemetry)
             if metrics is not None:
                 metrics.sessions.inc()
+        if wrap_connection is not None:
+            connection = wrap_connection(connection)
         try:
             session = RealtimeSession(connection, config, opts, model=model, start_gate=start_gate)
         except Exception as exc:
@@ -321,6 +340,55 @@ async def serve(
                 with anyio.move_on_after(SHUTDOWN_TIMEOUT_S, shield=True):
                     server.close()
                     await server.wait_closed()
+
+
+@asynccontextmanager
+async def running_server(
+    pipeline: str | Path | PipelineConfig = "cascade-local",
+    *,
+    overrides: Sequence[str] = (),
+    token: str | None = None,
+    tracing: Tracing | None = None,
+    wrap_connection: Callable[[Connection], Connection] | None = None,
+    **options: Any,
+) -> AsyncIterator[str]:
+    """Run a server in-process on a free port of 127.0.0.1, for tests and benchmarks.
+
+    Yields its base URL (``ws://127.0.0.1:PORT/v1``); ``options`` are
+    :class:`~pipelines.serve.options.ServerOptions` fields (``max_sessions``...).
+    When the block ends the server stops: its connections are closed (1001) and
+    every session's pipeline is cancelled, so no task, thread or socket is left.
+    """
+    if isinstance(pipeline, PipelineConfig):
+        config = pipeline
+    else:
+        config = serve_pipeline_file(resolve_pipeline(pipeline), overrides)
+    bound: list[int] = []
+    ready = anyio.Event()
+
+    def on_ready(host: str, port: int) -> None:
+        bound.append(port)
+        ready.set()
+
+    run = functools.partial(
+        serve,
+        config,
+        "127.0.0.1",
+        0,
+        token,
+        ServerOptions(**options),
+        on_ready=on_ready,
+        tracing=tracing,
+        wrap_connection=wrap_connection,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        with anyio.fail_after(180):  # the server loads its models before it listens
+            await ready.wait()
+        try:
+            yield f"ws://127.0.0.1:{bound[0]}/v1"
+        finally:
+            tg.cancel_scope.cancel()
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:

@@ -76,13 +76,6 @@ __all__ = ["Connection", "RealtimeSession"]
 
 log = logging.getLogger("parley.serve")
 _Args = TypeVarTuple("_Args")
-_DELTAS = frozenset(
-    {
-        "response.output_audio.delta",
-        "response.output_audio_transcript.delta",
-        "response.output_text.delta",
-    }
-)
 _CLOSE = "__close__"
 
 
@@ -125,7 +118,6 @@ class RealtimeSession:
         )
         self.state = SessionState(config, audio_in)
         self.closing = False
-        self.audio_deltas_sent = 0
         self._pipeline_started = False
         self._closed = anyio.Event()
         self._tg: TaskGroup | None = None
@@ -249,24 +241,16 @@ class RealtimeSession:
             self._closed.set()
 
     async def _write(self) -> None:
-        opts = self.options
         async for kind, payload in self._out_recv:
             try:
                 if kind == _CLOSE:
                     await self.connection.close(*payload)
                     return
-                if opts.delta_delay_s and kind in _DELTAS:
-                    await anyio.sleep(opts.delta_delay_s)
                 await self.connection.send(payload)
             except Exception as exc:
                 if _closed_connection(exc):
                     return
                 raise
-            if kind == "response.output_audio.delta":
-                self.audio_deltas_sent += 1
-                if opts.close_after_deltas and self.audio_deltas_sent >= opts.close_after_deltas:
-                    await self.connection.close(opts.close_code, "test knob: close_after_deltas")
-                    return
 
     def start_pipeline(self) -> None:
         """Start the pipeline (its models load) unless it already runs."""

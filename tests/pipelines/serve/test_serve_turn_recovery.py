@@ -25,7 +25,7 @@ import anyio
 import pytest
 import websockets
 
-from pipelines.serve.testing import running_server
+from pipelines.serve.app import running_server
 from pipelines.serve.turns import Turns
 from tests.pipelines.serve import scripted_llm
 from tests.pipelines.serve.helpers import (
