@@ -47,6 +47,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -296,6 +297,7 @@ async def serve(
             if telemetry is not None:
                 telemetry.finish(getattr(connection, "close_code", None))
 
+    check_port(host, port)  # before the models load: a port in use fails at once
     with redacting([token]), MODELS.keep():
         async with contextlib.AsyncExitStack() as stack:
             if owned_tracing and tracing is not None:
@@ -389,6 +391,29 @@ async def running_server(
             yield f"ws://127.0.0.1:{bound[0]}/v1"
         finally:
             tg.cancel_scope.cancel()
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`ServeError` when ``host:port`` cannot be listened on.
+
+    It binds (and closes) a socket for each address ``host`` names, with the options
+    the server's own sockets get; port 0 (any free port) always works.
+    """
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ServeError(_listen_error(host, port, exc)) from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise ServeError(_listen_error(host, port, exc)) from None
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:
