@@ -67,28 +67,29 @@ class HeldReply:
         self.ended = False
         """The reply's end (``LLMResponseEndFrame``) has reached the output."""
         self.has_audio = False
-        self._calls: list[tuple[str, tuple[Any, ...]]] = []
+        self._calls: list[Callable[[Response], None]] = []
 
     def transcript(self, text: str) -> None:
         """A spoken piece's text."""
-        self._calls.append(("transcript", (text,)))
+        self._calls.append(lambda response: response.transcript(text))
 
     def text(self, text: str) -> None:
         """Text of a text-only reply."""
-        self._calls.append(("text", (text,)))
+        self._calls.append(lambda response: response.text(text))
 
     def audio(self, pcm: bytes, sample_rate: int) -> None:
         """Synthesised audio."""
         self.has_audio = self.has_audio or bool(pcm)
-        self._calls.append(("audio", (bytes(pcm), sample_rate)))
+        data = bytes(pcm)
+        self._calls.append(lambda response: response.audio(data, sample_rate))
 
     def flush_audio(self) -> None:
         """The end of a spoken piece's synthesis."""
-        self._calls.append(("flush_audio", ()))
+        self._calls.append(Response.flush_audio)
 
     def function_call(self, call_id: str, name: str, arguments: str) -> None:
         """A function call of the model."""
-        self._calls.append(("function_call", (call_id, name, arguments)))
+        self._calls.append(lambda response: response.function_call(call_id, name, arguments))
 
     @property
     def recorded(self) -> int:
@@ -99,8 +100,8 @@ class HeldReply:
         """Make every recorded call on ``response``, in order."""
         response.llm_chunks = self.llm_chunks
         response.limit_hit = self.limit_hit
-        for name, args in self._calls:
-            getattr(response, name)(*args)
+        for call in self._calls:
+            call(response)
         self._calls.clear()
 
 
