@@ -57,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
+from websockets.typing import Subprotocol
 
 from pipelines.config import PipelineConfig, load_pipeline_file
 from pipelines.serve.drain import DRAIN_CLOSE_CODE, DRAIN_ERROR_CODE, Drain
@@ -162,8 +163,8 @@ def _metrics_response(connection: Any, metrics: ServeMetrics | None) -> Any:
     return response
 
 
-def _select_subprotocol(connection: Any, subprotocols: Sequence[str]) -> str | None:
-    return "realtime" if "realtime" in subprotocols else None
+def _select_subprotocol(connection: Any, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
+    return Subprotocol("realtime") if "realtime" in subprotocols else None
 
 
 def prepare(config: PipelineConfig, options: ServerOptions) -> tuple[PipelineConfig, ServerOptions]:
@@ -311,7 +312,7 @@ async def serve(
                         host,
                         port,
                         process_request=_process_request(token, sessions, metrics),
-                        select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
+                        select_subprotocol=_select_subprotocol,
                         max_size=opts.hard_max_message_bytes,
                         compression=None,
                         ping_interval=20,

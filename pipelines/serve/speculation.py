@@ -18,7 +18,8 @@ version of the cascade's speculation (docs/frame-flow.md). Under
   for it the turn simply goes on;
 * when the turn ends, the session commits the item as usual (``speech_stopped``,
   ``committed``, ``conversation.item.added``/``done``, the transcript events)
-  and then *adopts* the held reply: ``response.created`` and everything
+  and then *adopts* the held reply (:meth:`~pipelines.serve.replies.Replies.answer_turn`):
+  ``response.created`` and everything
   recorded so far go out at once, in the protocol's order, and the rest streams
   live. A reply that no longer fits (the session or the conversation changed
   during the pause) is withdrawn and the turn answered the ordinary way.
