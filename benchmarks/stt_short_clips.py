@@ -210,7 +210,7 @@ async def run_cascade(clips: Sequence[Clip]) -> list[Heard]:
     from framework.frames import InterimTranscriptionFrame, TranscriptionFrame
     from pipelines.config import load_pipeline_file
     from pipelines.factory import build_stage
-    from pipelines.serve.testing import resolve_pipeline
+    from pipelines.shipped import resolve_pipeline
 
     heard = [Heard(clip, None) for clip in clips]
     turn = 0
@@ -259,7 +259,7 @@ async def run_serve(speech: Sequence[Clip], non_speech: Sequence[Clip] = ()) -> 
     import websockets
 
     from framework.audio import resample
-    from pipelines.serve.testing import running_server
+    from pipelines.serve.app import running_server
 
     heard: list[Heard] = []
     async with (

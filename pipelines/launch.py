@@ -8,6 +8,7 @@ stage at it, and stops it afterwards, whatever happens in between.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -59,7 +60,14 @@ async def _wait_healthy(host: str, port: int, process: Process, timeout_s: float
 
 @asynccontextmanager
 async def start_server(serve: ServeConfig) -> AsyncIterator[str]:
-    """Run ``parley serve`` as a child process; yields its WebSocket base URL."""
+    """Run ``parley serve`` as a child process; yields its WebSocket base URL.
+
+    The child serves only this pipeline's realtime stage, without a token: a
+    ``PARLEY_SERVE_TOKEN`` in this process's environment is not passed on (the
+    child would demand it, and the realtime stage does not send it).
+    """
+    from pipelines.serve.app import TOKEN_ENV
+
     port = serve.port or _free_port(serve.host)
     command = [sys.executable, "-m", "pipelines.cli", "serve", serve.pipeline]
     command += ["--host", serve.host, "--port", str(port)]
@@ -67,7 +75,8 @@ async def start_server(serve: ServeConfig) -> AsyncIterator[str]:
         command += ["--set", item]
     for item in serve.options:
         command += ["--option", item]
-    process = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=None)
+    env = {name: value for name, value in os.environ.items() if name != TOKEN_ENV}
+    process = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=None, env=env)
     try:
         await _wait_healthy(serve.host, port, process, serve.startup_timeout_s)
         log.info("parley serve %s listening on %s:%d", serve.pipeline, serve.host, port)

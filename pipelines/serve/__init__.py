@@ -2,7 +2,7 @@
 
 :func:`serve` runs the WebSocket server (``/v1/realtime``) until cancelled,
 :func:`serve_main` is the CLI's blocking entry point, and
-:func:`pipelines.serve.testing.running_server` starts one in-process for tests.
+:func:`~pipelines.serve.app.running_server` starts one in-process (tests, benchmarks).
 
 What a session does (GA protocol, event names and required fields as in the
 official SDK's ``openai.types.realtime`` models):

@@ -40,20 +40,24 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import gc
 import hmac
 import json
 import logging
 import os
 import signal
+import socket
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 import anyio
+from websockets.typing import Subprotocol
 
 from pipelines.config import PipelineConfig, load_pipeline_file
 from pipelines.serve.drain import DRAIN_CLOSE_CODE, DRAIN_ERROR_CODE, Drain
@@ -66,9 +70,21 @@ from pipelines.serve.protocol import error_event
 from pipelines.serve.redact import redacting
 from pipelines.serve.telemetry import FrameWatch, ObservedConnection, SessionTelemetry
 from pipelines.serve.tracing import Tracing, tracing_from_env
+from pipelines.shipped import resolve_pipeline
 from processors.shared_models import MODELS
 
-__all__ = ["TOKEN_ENV", "ServeError", "SessionCount", "serve", "serve_main", "serve_pipeline_file"]
+if TYPE_CHECKING:
+    from pipelines.serve.session import Connection
+
+__all__ = [
+    "TOKEN_ENV",
+    "ServeError",
+    "SessionCount",
+    "running_server",
+    "serve",
+    "serve_main",
+    "serve_pipeline_file",
+]
 
 log = logging.getLogger("parley.serve")
 SHUTDOWN_TIMEOUT_S = 15.0
@@ -147,8 +163,8 @@ def _metrics_response(connection: Any, metrics: ServeMetrics | None) -> Any:
     return response
 
 
-def _select_subprotocol(connection: Any, subprotocols: Sequence[str]) -> str | None:
-    return "realtime" if "realtime" in subprotocols else None
+def _select_subprotocol(connection: Any, subprotocols: Sequence[Subprotocol]) -> Subprotocol | None:
+    return Subprotocol("realtime") if "realtime" in subprotocols else None
 
 
 def prepare(config: PipelineConfig, options: ServerOptions) -> tuple[PipelineConfig, ServerOptions]:
@@ -210,12 +226,15 @@ async def serve(
     on_ready: Callable[[str, int], None] | None = None,
     drain_signals: Sequence[signal.Signals] = (),
     tracing: Tracing | None = None,
+    wrap_connection: Callable[[Connection], Connection] | None = None,
 ) -> None:
     """Serve ``config``'s cascade until cancelled, or until drained after one of
     ``drain_signals`` (the CLI's SIGTERM). ``on_ready(host, port)`` gets the bound port.
 
     ``tracing`` exports each conversation's trace; by default the environment's
     OTLP endpoint, if any, receives them (:func:`~pipelines.serve.tracing.tracing_from_env`).
+    ``wrap_connection`` is the one testing hook: each session talks to the client
+    through what it returns (the tests inject faults with it; the CLI never sets it).
     """
     from websockets.asyncio.server import serve as ws_serve
 
@@ -259,6 +278,8 @@ async def serve(
             connection = ObservedConnection(connection, telemetry)
             if metrics is not None:
                 metrics.sessions.inc()
+        if wrap_connection is not None:
+            connection = wrap_connection(connection)
         try:
             session = RealtimeSession(connection, config, opts, model=model, start_gate=start_gate)
         except Exception as exc:
@@ -267,7 +288,7 @@ async def serve(
             return
         if telemetry is not None:
             if tracing is not None:
-                telemetry.trace = tracing.session(session.config.id, model)
+                telemetry.trace = tracing.session(session.state.config.id, model)
             session.task.add_observer(FrameWatch(telemetry))
         drain.sessions.add(session)
         try:
@@ -277,6 +298,7 @@ async def serve(
             if telemetry is not None:
                 telemetry.finish(getattr(connection, "close_code", None))
 
+    check_port(host, port)  # before the models load: a port in use fails at once
     with redacting([token]), MODELS.keep():
         async with contextlib.AsyncExitStack() as stack:
             if owned_tracing and tracing is not None:
@@ -290,7 +312,7 @@ async def serve(
                         host,
                         port,
                         process_request=_process_request(token, sessions, metrics),
-                        select_subprotocol=_select_subprotocol,  # type: ignore[arg-type]
+                        select_subprotocol=_select_subprotocol,
                         max_size=opts.hard_max_message_bytes,
                         compression=None,
                         ping_interval=20,
@@ -321,6 +343,78 @@ async def serve(
                 with anyio.move_on_after(SHUTDOWN_TIMEOUT_S, shield=True):
                     server.close()
                     await server.wait_closed()
+
+
+@asynccontextmanager
+async def running_server(
+    pipeline: str | Path | PipelineConfig = "cascade-local",
+    *,
+    overrides: Sequence[str] = (),
+    token: str | None = None,
+    tracing: Tracing | None = None,
+    wrap_connection: Callable[[Connection], Connection] | None = None,
+    **options: Any,
+) -> AsyncIterator[str]:
+    """Run a server in-process on a free port of 127.0.0.1, for tests and benchmarks.
+
+    Yields its base URL (``ws://127.0.0.1:PORT/v1``); ``options`` are
+    :class:`~pipelines.serve.options.ServerOptions` fields (``max_sessions``...).
+    When the block ends the server stops: its connections are closed (1001) and
+    every session's pipeline is cancelled, so no task, thread or socket is left.
+    """
+    if isinstance(pipeline, PipelineConfig):
+        config = pipeline
+    else:
+        config = serve_pipeline_file(resolve_pipeline(pipeline), overrides)
+    bound: list[int] = []
+    ready = anyio.Event()
+
+    def on_ready(host: str, port: int) -> None:
+        bound.append(port)
+        ready.set()
+
+    run = functools.partial(
+        serve,
+        config,
+        "127.0.0.1",
+        0,
+        token,
+        ServerOptions(**options),
+        on_ready=on_ready,
+        tracing=tracing,
+        wrap_connection=wrap_connection,
+    )
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run)
+        with anyio.fail_after(180):  # the server loads its models before it listens
+            await ready.wait()
+        try:
+            yield f"ws://127.0.0.1:{bound[0]}/v1"
+        finally:
+            tg.cancel_scope.cancel()
+
+
+def check_port(host: str, port: int) -> None:
+    """Raise :class:`ServeError` when ``host:port`` cannot be listened on.
+
+    It binds (and closes) a socket for each address ``host`` names, with the options
+    the server's own sockets get; port 0 (any free port) always works.
+    """
+    if port == 0:
+        return
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except OSError as exc:
+        raise ServeError(_listen_error(host, port, exc)) from None
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            try:
+                sock.bind(address)
+            except OSError as exc:
+                raise ServeError(_listen_error(host, port, exc)) from None
 
 
 def _listen_error(host: str, port: int, exc: OSError) -> str:

@@ -8,7 +8,7 @@ One clock serves both sides. The session clock counts milliseconds of all audio
 appended since the session began (``audio_start_ms``/``audio_end_ms`` are read
 on it, as OpenAI does); each pipeline frame is stamped ``origin_ns`` plus the
 time of its first sample on that clock, so a VAD's ``speech_start_ns`` converts
-back to session milliseconds exactly with :meth:`InputAudio.ms_at`.
+back to session milliseconds exactly with :meth:`InputAudioBuffer.ms_at`.
 """
 
 from __future__ import annotations
@@ -17,12 +17,12 @@ from framework.audio import Chunker, StreamResampler, alaw_decode, ulaw_decode
 from framework.frames import InputAudioFrame
 from pipelines.serve.items import BYTES_PER_MS
 
-__all__ = ["InputAudio"]
+__all__ = ["InputAudioBuffer"]
 
 _NATIVE_RATE = {"audio/pcm": 24000, "audio/pcmu": 8000, "audio/pcma": 8000}
 
 
-class InputAudio:
+class InputAudioBuffer:
     """The input buffer and its conversion to pipeline frames (see the module docstring)."""
 
     def __init__(self, pipeline_rate: int, origin_ns: int, fmt: str = "audio/pcm") -> None:

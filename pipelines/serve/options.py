@@ -1,4 +1,4 @@
-"""Settings of ``parley serve``: limits, defaults and the test knobs."""
+"""Settings of ``parley serve``: limits and defaults."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ default stays well under what 20 concurrent speakers would queue up. Raise it wi
 class ServerOptions(BaseModel):
     """Server-wide settings; every session of the server shares them.
 
-    The last group are *test knobs*: they make the server misbehave on purpose
-    (expire early, drop the connection mid-response, trickle its deltas) so
-    that clients' handling of those cases can be tested.
+    Misbehaving on purpose (dropping the connection mid-response, trickling the
+    deltas) is no option: tests wrap the connection instead (``wrap_connection``
+    of :func:`~pipelines.serve.app.serve`).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -92,25 +92,7 @@ class ServerOptions(BaseModel):
         default=3600.0,
         gt=0,
         description="Session length limit: then error session_expired and close 1001 "
-        "(OpenAI: 60 minutes). A test knob when set low.",
-    )
-    close_after_deltas: int | None = Field(
-        default=None,
-        ge=1,
-        description="Test knob: close the connection right after this many audio deltas "
-        "(counted per connection), with close_code.",
-    )
-    close_code: int = Field(
-        default=1011,
-        ge=1000,
-        le=4999,
-        description="Close code of close_after_deltas (1011 makes the SDK reconnect).",
-    )
-    delta_delay_s: float = Field(
-        default=0.0,
-        ge=0.0,
-        le=10.0,
-        description="Test knob: pause before each delta event (audio, transcript, text).",
+        "(OpenAI: 60 minutes).",
     )
 
 

@@ -60,8 +60,8 @@ async def preload_models(
         start_gate=start_gate,
     )
     await session.run()
-    if not session.ready.is_set():
-        failures = session.start_errors + [e.message for e in session.task.errors]
+    if not session.state.ready.is_set():
+        failures = session.state.start_errors + [e.message for e in session.task.errors]
         log.warning(
             "parley serve: the models did not load before serving (%s); each session "
             "will try again",

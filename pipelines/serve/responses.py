@@ -34,8 +34,9 @@ from typing import Any
 from framework.audio import StreamResampler, alaw_encode, ulaw_encode
 from pipelines.serve.items import BYTES_PER_MS, Conversation, Item, Part, audio_ms, text_tokens
 from pipelines.serve.protocol import event, new_id
+from pipelines.serve.session_config import ResponseParams, SessionConfig, ToolChoiceFunction
 
-__all__ = ["Response", "ResponseSettings"]
+__all__ = ["Response", "ResponseSettings", "model_messages", "response_settings"]
 
 Send = Callable[[dict[str, Any]], None]
 FORMAT_RATE = {"audio/pcm": 24000, "audio/pcmu": 8000, "audio/pcma": 8000}
@@ -58,6 +59,46 @@ class ResponseSettings:
     def audio(self) -> bool:
         """True when the response speaks (``["audio"]``), False for ``["text"]``."""
         return "audio" in self.modalities
+
+
+def response_settings(config: SessionConfig, params: ResponseParams) -> ResponseSettings:
+    """The settings of a response: the session's, with ``params``' overrides."""
+    s = config
+    out = params.audio.output if params.audio is not None else None
+    fmt = out.format if out is not None and out.format is not None else s.audio.output.format
+    voice = out.voice if out is not None and out.voice is not None else s.audio.output.voice
+    tools = params.tools if params.tools is not None else s.tools
+    choice = params.tool_choice if params.tool_choice is not None else s.tool_choice
+    if choice == "none":
+        tools = []
+    elif isinstance(choice, ToolChoiceFunction):
+        tools = [t for t in tools if t.name == choice.name]
+    return ResponseSettings(
+        modalities=list(params.output_modalities or s.output_modalities),
+        audio_format=fmt.model_dump(),
+        voice=voice if isinstance(voice, str) else voice.model_dump(),
+        conversation=params.conversation,
+        instructions=params.instructions if params.instructions is not None else s.instructions,
+        tools=[t.chat_tool() for t in tools],
+        max_output_tokens=(
+            params.max_output_tokens
+            if params.max_output_tokens is not None
+            else s.max_output_tokens
+        ),
+        metadata=params.metadata,
+    )
+
+
+def model_messages(instructions: str, items: list[Item]) -> list[dict[str, Any]]:
+    """The chat messages the language model answers: instructions, then the items."""
+    messages: list[dict[str, Any]] = []
+    if instructions:
+        messages.append({"role": "system", "content": instructions})
+    for item in items:
+        message = item.chat_message()
+        if message is not None:
+            messages.append(message)
+    return messages
 
 
 class Response:

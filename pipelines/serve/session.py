@@ -1,11 +1,23 @@
 """One WebSocket connection: the session state machine over a cascade pipeline.
 
-A :class:`RealtimeSession` owns the session configuration, the conversation,
-the input audio buffer, the one active :class:`~pipelines.serve.responses.Response`
-and a Parley pipeline (:mod:`pipelines.serve.stages`). Client events are read
-in order and handled by :mod:`pipelines.serve.handlers`; server events go
-through one ordered outgoing queue, written by a single task (where the test
-knobs delay deltas or drop the connection).
+A :class:`RealtimeSession` owns one :class:`~pipelines.serve.state.SessionState`
+(the session configuration, the conversation, the input audio buffer, the one
+active :class:`~pipelines.serve.responses.Response`, the user turn in progress),
+a Parley pipeline (:mod:`pipelines.serve.stages`) and the components that
+change the state:
+
+* :class:`~pipelines.serve.handlers.ClientEvents`: the client's events, read in
+  order;
+* :class:`~pipelines.serve.turns.Turns`: user turns (VAD events, STT turns,
+  commits, transcripts);
+* :class:`~pipelines.serve.replies.Replies`: responses, fed by the pipeline's
+  output, and the idle timeout;
+* :class:`~pipelines.serve.speculation.Speculator`: replies prepared at a pause.
+
+The pipeline's session processors report to the session (it implements
+:class:`~pipelines.serve.stages.SessionHooks`), which hands each report to the
+component it belongs to. Server events go through one ordered outgoing queue,
+written by a single task.
 
 Turns. Under ``server_vad``/``semantic_vad`` the turn processor's speech start
 becomes ``input_audio_buffer.speech_started`` (and cancels an active response
@@ -26,17 +38,25 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import AsyncIterable
-from typing import Any, Protocol
+from collections.abc import AsyncIterable, Callable, Coroutine
+from typing import Any, Protocol, TypeVarTuple
 
 import anyio
 from anyio.abc import TaskGroup
 
+from framework.frames import (
+    ErrorFrame,
+    FunctionCallFrame,
+    OutputAudioFrame,
+    TranscriptionFrame,
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
 from pipelines.config import PipelineConfig
-from pipelines.serve import handlers
-from pipelines.serve.audio import InputAudio
-from pipelines.serve.items import Conversation, Item, text_tokens
+from pipelines.serve.audio import InputAudioBuffer
+from pipelines.serve.handlers import ClientEvents
 from pipelines.serve.options import ServerOptions
 from pipelines.serve.protocol import (
     ProtocolError,
@@ -45,23 +65,17 @@ from pipelines.serve.protocol import (
     parse_client_event,
     protocol_error_event,
 )
-from pipelines.serve.replies import ReplyHandling
-from pipelines.serve.responses import Response
-from pipelines.serve.session_config import DEFAULT_INSTRUCTIONS, SessionConfig, default_session
-from pipelines.serve.speculation import Speculation, SpeculationHandling
-from pipelines.serve.stages import Controller, InputGate, build_pipeline
-from pipelines.serve.turns import TurnHandling
+from pipelines.serve.replies import Replies
+from pipelines.serve.session_config import DEFAULT_INSTRUCTIONS, default_session
+from pipelines.serve.speculation import Speculator
+from pipelines.serve.stages import build_pipeline
+from pipelines.serve.state import SessionState
+from pipelines.serve.turns import Turns
 
 __all__ = ["Connection", "RealtimeSession"]
 
 log = logging.getLogger("parley.serve")
-_DELTAS = frozenset(
-    {
-        "response.output_audio.delta",
-        "response.output_audio_transcript.delta",
-        "response.output_text.delta",
-    }
-)
+_Args = TypeVarTuple("_Args")
 _CLOSE = "__close__"
 
 
@@ -73,8 +87,8 @@ class Connection(Protocol):
     def __aiter__(self) -> Any: ...
 
 
-class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
-    """The state of one connection; :meth:`run` serves it until it closes."""
+class RealtimeSession:
+    """One connection's state and components; :meth:`run` serves it until it closes."""
 
     def __init__(
         self,
@@ -92,49 +106,62 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
         self.connection = connection
         self._start_gate = start_gate or anyio.Semaphore(1)
         self.options = options
-        self.pipeline_config = pipeline
-        self.config: SessionConfig = default_session(
+        config = default_session(
             model,
             max_duration_s=options.max_duration_s,
             instructions=(
                 DEFAULT_INSTRUCTIONS if options.instructions is None else options.instructions
             ),
         )
-        self.conversation = Conversation()
-        self.input = InputAudio(
-            pipeline.audio.input_sample_rate,
-            time.monotonic_ns(),
-            self.config.audio.input.format.type,
+        audio_in = InputAudioBuffer(
+            pipeline.audio.input_sample_rate, time.monotonic_ns(), config.audio.input.format.type
         )
-        self.response: Response | None = None
-        self.audio_produced = False
-        self.stt_turn_open = False
-        self.turn_by_vad = False
-        self.vad_item_id: str | None = None
-        self.deferred_auto = False
-        self.slots: deque[Item | Speculation | None] = deque()
-        self.speculation: Speculation | None = None
-        self.transcribed: dict[str, anyio.Event] = {}
-        self.ready = anyio.Event()
+        self.state = SessionState(config, audio_in)
         self.closing = False
         self._pipeline_started = False
         self._closed = anyio.Event()
-        self._idle_scope = None
-        self.start_errors: list[str] = []
-        self.audio_deltas_sent = 0
-        self._prepare_scope: anyio.CancelScope | None = None
         self._tg: TaskGroup | None = None
         self._out_send, self._out_recv = anyio.create_memory_object_stream[Any](float("inf"))
         self.task, self.stages = build_pipeline(pipeline, self)
-        self.gate: InputGate = self.stages["gate"]  # type: ignore[assignment]
-        self.controller: Controller = self.stages["controller"]  # type: ignore[assignment]
-        self.apply_turn_detection()
+        state, stages = self.state, self.stages
+        self.speculator = Speculator(
+            state, send=self.send, controller=stages.controller, enabled=options.speculate
+        )
+        self.replies = Replies(
+            state,
+            send=self.send,
+            spawn=self.start_soon,
+            controller=stages.controller,
+            speculator=self.speculator,
+            options=options,
+            wait_ready=self.wait_ready,
+        )
+        self.turns = Turns(
+            state,
+            send=self.send,
+            turn=stages.turn,
+            gate=stages.gate,
+            replies=self.replies,
+            speculator=self.speculator,
+        )
+        self.events = ClientEvents(
+            state,
+            send=self.send,
+            spawn=self.start_soon,
+            options=options,
+            turns=self.turns,
+            replies=self.replies,
+            queue_frame=self.task.queue_frame,
+            wait_ready=self.wait_ready,
+        )
+        self.turns.apply_turn_detection()
 
     # ------------------------------------------------------------------ running
 
     async def run(self) -> None:
         """Serve the connection until the client leaves or the server closes it."""
-        log.info("session %s: connected (model %s)", self.config.id, self.config.model)
+        config = self.state.config
+        log.info("session %s: connected (model %s)", config.id, config.model)
         try:
             async with anyio.create_task_group() as tg:
                 self._tg = tg
@@ -142,7 +169,7 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
                 try:
                     if self.options.eager_start and not await self._start_eagerly():
                         return
-                    self.send(event("session.created", session=self.config.to_wire()))
+                    self.send(event("session.created", session=self.state.config.to_wire()))
                     tg.start_soon(self._expire)
                     await self._reader(self.connection)
                 finally:
@@ -151,7 +178,7 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
                         await self.task.cancel("connection closed")
                     tg.cancel_scope.cancel()
         finally:
-            log.info("session %s: closed", self.config.id)
+            log.info("session %s: closed", config.id)
 
     async def _start_eagerly(self) -> bool:
         """Load the models before ``session.created``, so that it means "ready"."""
@@ -165,12 +192,9 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
             return False
         return True
 
-    @property
-    def running(self) -> bool:
-        """True once :meth:`run` serves the connection (tasks can be started)."""
-        return self._tg is not None
-
-    def start_soon(self, fn: Any, *args: Any) -> None:
+    def start_soon(
+        self, fn: Callable[[*_Args], Coroutine[Any, Any, Any]], /, *args: *_Args
+    ) -> None:
         """Run ``fn(*args)`` in the session's task group."""
         assert self._tg is not None
         self._tg.start_soon(fn, *args)
@@ -190,13 +214,13 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
                 parsed = None
                 try:
                     parsed = parse_client_event(raw, max_bytes=self.options.max_message_bytes)
-                    await handlers.dispatch(self, parsed)
+                    await self.events.dispatch(parsed)
                 except ProtocolError as exc:
                     self.send(protocol_error_event(exc))
                 except Exception as exc:
                     if _closed_connection(exc):
                         raise
-                    log.exception("session %s: failed on a client event", self.config.id)
+                    log.exception("session %s: failed on a client event", self.state.config.id)
                     self.send(
                         error_event(
                             f"The server failed on this event: {type(exc).__name__}: {exc}",
@@ -217,24 +241,16 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
             self._closed.set()
 
     async def _write(self) -> None:
-        opts = self.options
         async for kind, payload in self._out_recv:
             try:
                 if kind == _CLOSE:
                     await self.connection.close(*payload)
                     return
-                if opts.delta_delay_s and kind in _DELTAS:
-                    await anyio.sleep(opts.delta_delay_s)
                 await self.connection.send(payload)
             except Exception as exc:
                 if _closed_connection(exc):
                     return
                 raise
-            if kind == "response.output_audio.delta":
-                self.audio_deltas_sent += 1
-                if opts.close_after_deltas and self.audio_deltas_sent >= opts.close_after_deltas:
-                    await self.connection.close(opts.close_code, "test knob: close_after_deltas")
-                    return
 
     def start_pipeline(self) -> None:
         """Start the pipeline (its models load) unless it already runs."""
@@ -260,13 +276,14 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
             self.close(1011, "pipeline stopped")
 
     async def _open_start_gate(self) -> None:
+        st = self.state
         try:
             deadline = anyio.current_time() + self.options.start_timeout_s
-            while not (self.ready.is_set() or self.start_errors or self.task.errors):
+            while not (st.ready.is_set() or st.start_errors or self.task.errors):
                 if self.task.finished or anyio.current_time() >= deadline:
                     break
                 with anyio.move_on_after(0.1):
-                    await self.ready.wait()
+                    await st.ready.wait()
         finally:
             self._start_gate.release()
 
@@ -283,17 +300,18 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
 
     async def wait_ready(self, event_id: str | None = None) -> None:
         """Wait until every stage has started (models loaded)."""
-        if self.ready.is_set():
+        st = self.state
+        if st.ready.is_set():
             return
         self.start_pipeline()
         deadline = anyio.current_time() + self.options.start_timeout_s
-        while not self.start_errors and not self.task.errors:
+        while not st.start_errors and not self.task.errors:
             if anyio.current_time() >= deadline:
                 break
             with anyio.move_on_after(0.25):
-                await self.ready.wait()
+                await st.ready.wait()
                 return
-        failures = self.start_errors + [e.message for e in self.task.errors]
+        failures = st.start_errors + [e.message for e in self.task.errors]
         errors = "; ".join(failures) or "timed out"
         raise ProtocolError(
             f"The session's models failed to start: {errors}",
@@ -302,17 +320,59 @@ class RealtimeSession(TurnHandling, ReplyHandling, SpeculationHandling):
             event_id=event_id,
         )
 
+    # -------------------------------------------- the pipeline's reports (SessionHooks)
+
     def on_pipeline_ready(self) -> None:
         """Every stage started."""
-        self.ready.set()
+        self.state.ready.set()
 
-    def input_usage(self, instructions: str, items: list[Item]) -> tuple[int, int]:
-        """(text, audio) input tokens of a response's model input."""
-        text, audio = text_tokens(instructions), 0
-        for item in items:
-            t, a = item.usage()
-            text, audio = text + t, audio + a
-        return text, audio
+    async def vad_started(self, frame: UserStartedSpeakingFrame) -> bool:
+        """The VAD heard speech start (:meth:`Turns.vad_started`)."""
+        return await self.turns.vad_started(frame)
+
+    async def vad_stopped(self, frame: UserStoppedSpeakingFrame) -> None:
+        """The VAD heard speech end (:meth:`Turns.vad_stopped`)."""
+        await self.turns.vad_stopped(frame)
+
+    async def vad_paused(self, frame: UserPausedSpeakingFrame) -> bool:
+        """A pause inside a turn (:meth:`Speculator.vad_paused`)."""
+        return await self.speculator.vad_paused(frame)
+
+    async def vad_resumed(self, frame: UserResumedSpeakingFrame) -> bool:
+        """Speech after a pause (:meth:`Speculator.vad_resumed`)."""
+        return await self.speculator.vad_resumed(frame)
+
+    async def on_transcription(self, frame: TranscriptionFrame) -> None:
+        """The STT's transcript of a closed turn (:meth:`Turns.on_transcription`)."""
+        await self.turns.on_transcription(frame)
+
+    async def on_stage_error(self, frame: ErrorFrame) -> None:
+        """A stage failed (:meth:`Replies.on_stage_error`)."""
+        await self.replies.on_stage_error(frame)
+
+    def on_llm_text(self, text: str) -> bool:
+        """Model text (:meth:`Replies.on_llm_text`); True: let the TTS speak it."""
+        return self.replies.on_llm_text(text)
+
+    def on_transcript_piece(self, text: str) -> None:
+        """A spoken piece's text (:meth:`Replies.on_transcript_piece`)."""
+        self.replies.on_transcript_piece(text)
+
+    def on_audio(self, frame: OutputAudioFrame) -> None:
+        """Synthesised audio (:meth:`Replies.on_audio`)."""
+        self.replies.on_audio(frame)
+
+    def on_audio_flush(self) -> None:
+        """A spoken piece's synthesis ended (:meth:`Replies.on_audio_flush`)."""
+        self.replies.on_audio_flush()
+
+    def on_function_call(self, frame: FunctionCallFrame) -> None:
+        """A function call of the model (:meth:`Replies.on_function_call`)."""
+        self.replies.on_function_call(frame)
+
+    async def on_reply_end(self) -> None:
+        """The reply is complete (:meth:`Replies.on_reply_end`)."""
+        await self.replies.on_reply_end()
 
 
 def _closed_connection(exc: BaseException) -> bool:

@@ -112,7 +112,7 @@ class SemanticVad(_Model):
 TurnDetection = Annotated[ServerVad | SemanticVad, Field(discriminator="type")]
 
 
-class InputAudio(_Model):
+class SessionInputAudio(_Model):
     """``audio.input``."""
 
     format: AudioFormat = Field(default_factory=lambda: PCMFormat(type="audio/pcm"))
@@ -141,10 +141,10 @@ class OutputAudio(_Model):
     speed: float = Field(default=1.0, ge=0.25, le=1.5)
 
 
-class AudioConfig(_Model):
+class SessionAudioConfig(_Model):
     """``audio``."""
 
-    input: InputAudio = Field(default_factory=InputAudio)
+    input: SessionInputAudio = Field(default_factory=SessionInputAudio)
     output: OutputAudio = Field(default_factory=OutputAudio)
 
 
@@ -196,7 +196,7 @@ class SessionConfig(_Model):
     expires_at: int = 0
     output_modalities: Modalities = Field(default_factory=lambda: list(_AUDIO_ONLY))
     instructions: str = DEFAULT_INSTRUCTIONS
-    audio: AudioConfig = Field(default_factory=AudioConfig)
+    audio: SessionAudioConfig = Field(default_factory=SessionAudioConfig)
     tools: list[FunctionTool] = Field(default_factory=list)
     tool_choice: ToolChoice = "auto"
     max_output_tokens: MaxTokens = "inf"

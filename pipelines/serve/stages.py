@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol
 
 from pydantic import BaseModel, ConfigDict
@@ -64,6 +65,7 @@ from framework.frames import (
     UserStoppedSpeakingFrame,
 )
 from pipelines.config import ConfigError, PipelineConfig
+from processors.vad.turn import TurnProcessor
 
 __all__ = [
     "Controller",
@@ -72,6 +74,7 @@ __all__ = [
     "SessionHooks",
     "SessionOutput",
     "SessionStageParams",
+    "SessionStages",
     "build_pipeline",
 ]
 
@@ -258,21 +261,55 @@ def function_arguments(frame: FunctionCallFrame) -> str:
     return args if isinstance(args, str) else json.dumps(args, separators=(",", ":"))
 
 
-def build_turn(config: PipelineConfig) -> Processor:
-    """The file's ``[vad]`` turn processor, with barge-in left to the session."""
+def build_turn(config: PipelineConfig) -> TurnProcessor:
+    """The file's ``[vad]`` turn processor, with barge-in left to the session.
+
+    The session drives it (turn detection settings, pauses for speculation), so the
+    ``[vad]`` stage must be a :class:`~processors.vad.turn.TurnProcessor`.
+    """
     from pipelines.factory import build_stage
 
-    turn: Processor = build_stage(config, "vad")
-    params = getattr(turn, "params", None)
-    if params is not None and hasattr(params, "interrupt_on_start"):
-        params.interrupt_on_start = False
+    turn = build_stage(config, "vad")
+    if not isinstance(turn, TurnProcessor):
+        raise ConfigError(
+            f"{config.source}: parley serve needs a turn processor as [vad] "
+            f"(backend silero or webrtc); {type(turn).__name__} is not one"
+        )
+    turn.params.interrupt_on_start = False
     return turn
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStages:
+    """The stages of a session's pipeline, in order, each with its type."""
+
+    turn: TurnProcessor
+    gate: InputGate
+    stt: Processor
+    controller: Controller
+    llm: Processor
+    tap: LLMTap
+    tts: Processor
+    output: SessionOutput
+
+    def in_order(self) -> list[Processor]:
+        """The stages as the pipeline runs them."""
+        return [
+            self.turn,
+            self.gate,
+            self.stt,
+            self.controller,
+            self.llm,
+            self.tap,
+            self.tts,
+            self.output,
+        ]
 
 
 def build_pipeline(
     config: PipelineConfig, hooks: SessionHooks
-) -> tuple[PipelineTask, dict[str, Processor]]:
-    """The session's pipeline and task; the stages are returned by role."""
+) -> tuple[PipelineTask, SessionStages]:
+    """The session's pipeline and task, and its stages."""
     from pipelines.factory import build_stage
 
     if config.pipeline.architecture != "cascade":
@@ -280,17 +317,17 @@ def build_pipeline(
             f"{config.source}: parley serve needs a cascade pipeline (vad, stt, llm, tts); "
             f"this one is {config.pipeline.architecture!r}"
         )
-    stages: dict[str, Processor] = {
-        "turn": build_turn(config),
-        "gate": InputGate(hooks=hooks),
-        "stt": build_stage(config, "stt"),
-        "controller": Controller(hooks=hooks),
-        "llm": build_stage(config, "llm"),
-        "tap": LLMTap(hooks=hooks),
-        "tts": build_stage(config, "tts"),
-        "output": SessionOutput(hooks=hooks),
-    }
-    pipeline = Pipeline(list(stages.values()), name=f"serve.{config.pipeline.name}")
+    stages = SessionStages(
+        turn=build_turn(config),
+        gate=InputGate(hooks=hooks),
+        stt=build_stage(config, "stt"),
+        controller=Controller(hooks=hooks),
+        llm=build_stage(config, "llm"),
+        tap=LLMTap(hooks=hooks),
+        tts=build_stage(config, "tts"),
+        output=SessionOutput(hooks=hooks),
+    )
+    pipeline = Pipeline(stages.in_order(), name=f"serve.{config.pipeline.name}")
     params = TaskParams(
         audio_in_sample_rate=config.audio.input_sample_rate,
         audio_out_sample_rate=OUTPUT_RATE,

@@ -16,7 +16,7 @@ from benchmarks.latency.corpus import load_corpus
 from benchmarks.latency.generate import builtin_corpus
 from benchmarks.load.runner import spoken_turns, wait_no_sessions
 from benchmarks.load.talker import Talker, TalkTurn, configure
-from pipelines.serve.testing import running_server
+from pipelines.serve.app import running_server
 from processors.shared_models import MODELS
 from tests.pipelines.serve.helpers import cascade_config
 

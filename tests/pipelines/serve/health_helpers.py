@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import http.client
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 
 from pipelines.config import PipelineConfig
-from pipelines.serve.app import serve
-from pipelines.serve.options import ServerOptions
+from pipelines.serve.app import running_server
 from pipelines.serve.tracing import Tracing, tracing_for
 
 
@@ -52,31 +51,10 @@ async def serving(
     config: PipelineConfig, tracing: Tracing | None = None, **knobs: Any
 ) -> AsyncIterator[int]:
     """A server on a free 127.0.0.1 port (yields the port), stopped when the block ends."""
-    bound: list[int] = []
-    ready = anyio.Event()
-
-    def on_ready(host: str, port: int) -> None:
-        bound.append(port)
-        ready.set()
-
-    run = functools.partial(
-        serve,
-        config,
-        "127.0.0.1",
-        0,
-        None,
-        ServerOptions(**knobs),
-        on_ready=on_ready,
-        tracing=tracing,
-    )
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(run)
-        with anyio.fail_after(60):
-            await ready.wait()
-        try:
-            yield bound[0]
-        finally:
-            tg.cancel_scope.cancel()
+    async with running_server(config, tracing=tracing, **knobs) as url:
+        port = urlsplit(url).port
+        assert port is not None
+        yield port
 
 
 def memory_tracing() -> tuple[Tracing, Any]:

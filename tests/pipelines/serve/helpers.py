@@ -13,7 +13,7 @@ import anyio
 from pydantic import BaseModel
 
 from pipelines.config import PipelineConfig, load_pipeline_file
-from pipelines.serve.testing import resolve_pipeline
+from pipelines.shipped import resolve_pipeline
 
 
 @functools.cache

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import websockets
 
-from pipelines.serve.testing import running_server
+from pipelines.serve.app import running_server
 from tests.pipelines.serve.helpers import RawClient, cascade_config, check_event, speech_24k
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]

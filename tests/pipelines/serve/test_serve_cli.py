@@ -70,3 +70,24 @@ def test_token_file_mistakes(tmp_path: Path) -> None:
     both = tmp_path / "token.txt"
     both.write_text("abcd1234\n")
     _one_line_error(_serve("--port", "0", "--token", "x", "--token-file", str(both)), "not both")
+
+
+@pytest.mark.anyio
+async def test_a_port_in_use_fails_before_the_models_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.serve import app
+    from tests.pipelines.serve.helpers import cascade_config
+
+    loads: list[object] = []
+
+    async def preload(*args: object) -> bool:
+        loads.append(args)
+        return True
+
+    monkeypatch.setattr(app, "preload_models", preload)
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(app.ServeError, match=f"127.0.0.1:{port}: the port is in use"):
+            await app.serve(cascade_config(), "127.0.0.1", port)
+    assert loads == []

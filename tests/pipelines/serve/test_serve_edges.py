@@ -15,8 +15,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from pipelines.serve.app import SessionCount, _refuse_full
-from pipelines.serve.testing import running_server
+from pipelines.serve.app import SessionCount, _refuse_full, running_server
 from tests.pipelines.serve.helpers import RawClient, cascade_config
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ import anyio
 import pytest
 import websockets
 
-from pipelines.serve.testing import running_server
+from pipelines.serve.app import running_server
 from processors.shared_models import MODELS
 from tests.pipelines.serve.helpers import RawClient, cascade_config, speech_24k
 

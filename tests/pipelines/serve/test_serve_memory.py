@@ -14,8 +14,8 @@ import anyio
 import pytest
 
 from benchmarks.soak.client import Speaker, health, question_audio
+from pipelines.serve.app import running_server
 from pipelines.serve.session import RealtimeSession
-from pipelines.serve.testing import running_server
 from processors.shared_models import MODELS
 from tests.pipelines.serve.helpers import cascade_config
 

@@ -18,8 +18,9 @@ from websockets.exceptions import ConnectionClosed
 
 from framework.audio import resample as resample_pcm
 from framework.audio import ulaw_decode, ulaw_encode
-from pipelines.serve.testing import running_server
+from pipelines.serve.app import running_server
 from tests.pipelines.serve import scripted_llm
+from tests.pipelines.serve.faults import faults
 from tests.pipelines.serve.helpers import RawClient, b64, cascade_config, speech_24k
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
@@ -179,9 +180,8 @@ async def test_g711_mulaw_in_and_out_with_transcription(url: str) -> None:
 
 @pytest.fixture(scope="module")
 async def flaky_url() -> AsyncIterator[str]:
-    async with running_server(
-        _config(), close_after_deltas=3, close_code=1011, delta_delay_s=0.01
-    ) as base:
+    flaky = faults(close_after_deltas=3, close_code=1011, delta_delay_s=0.01)
+    async with running_server(_config(), wrap_connection=flaky) as base:
         yield base
 
 

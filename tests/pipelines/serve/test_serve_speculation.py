@@ -17,8 +17,8 @@ import anyio
 import pytest
 import websockets
 
+from pipelines.serve.app import running_server
 from pipelines.serve.session_config import SemanticVad, ServerVad
-from pipelines.serve.testing import running_server
 from pipelines.serve.turn_settings import EAGERNESS, turn_settings
 from processors.vad.smart_turn import SmartTurnModel
 from processors.vad.turn import TurnParams

@@ -25,8 +25,8 @@ import anyio
 import pytest
 import websockets
 
-from pipelines.serve.testing import running_server
-from pipelines.serve.turns import TurnHandling
+from pipelines.serve.app import running_server
+from pipelines.serve.turns import Turns
 from tests.pipelines.serve import scripted_llm
 from tests.pipelines.serve.helpers import (
     RawClient,
@@ -58,13 +58,14 @@ async def url() -> AsyncIterator[str]:
 
 def _speculate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make new sessions' turn processors emit pauses after 96 ms of silence."""
-    apply = TurnHandling.apply_turn_detection
+    apply = Turns.apply_turn_detection
 
-    def apply_and_speculate(self: TurnHandling) -> None:
-        apply(self)
-        self.stages["turn"].params.pause_ms = 96.0
+    def apply_and_speculate(self: Turns) -> bool:
+        needs_model = apply(self)
+        self.turn.params.pause_ms = 96.0
+        return needs_model
 
-    monkeypatch.setattr(TurnHandling, "apply_turn_detection", apply_and_speculate)
+    monkeypatch.setattr(Turns, "apply_turn_detection", apply_and_speculate)
 
 
 def _check_transcripts(events: list[dict[str, Any]]) -> dict[str, str]:

@@ -13,7 +13,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from pipelines.serve.testing import running_server
+from pipelines.serve.app import running_server
 from tests.pipelines.serve.helpers import RawClient, cascade_config
 
 pytestmark = pytest.mark.anyio

@@ -27,10 +27,11 @@ from framework.frames import (
     TTSTextFrame,
 )
 from pipelines.config import PipelineConfig, PipelineInfo, StageConfig
-from pipelines.serve.testing import running_server
+from pipelines.serve.app import running_server
 from processors.realtime.frames import RealtimeConnectionFrame
 from processors.realtime.openai import OpenAIRealtime, OpenAIRealtimeParams
 from processors.toolset import ToolSet
+from tests.pipelines.serve.faults import faults
 from tests.processors.realtime import serve_llm
 from tests.processors.realtime.harness import KEY_ENV, Harness, running
 
@@ -183,7 +184,8 @@ async def test_a_function_call_round_trip(speech: dict[str, bytes]) -> None:
 
 
 async def test_a_dropped_connection_resumes_in_a_new_session(speech: dict[str, bytes]) -> None:
-    async with session(close_after_deltas=4, close_code=1011) as (h, proc, events):
+    flaky = faults(close_after_deltas=4, close_code=1011)
+    async with session(wrap_connection=flaky) as (h, proc, events):
         await speak(h, speech["question"], tail_ms=600)
         await h.wait(lambda: len(h.tap_out.frames(RealtimeConnectionFrame)) >= 3, within=60)
         await h.wait(lambda: kinds(events).count("response.created") >= 2, within=60)
