@@ -36,19 +36,24 @@ def decoded_mono(frame: object) -> tuple[bytes, int]:
     """
     if not isinstance(frame, AudioFrame) or frame.format.name != "s16":
         raise TypeError(f"expected a packed s16 audio frame, got {frame!r}")
-    channels = len(frame.layout.channels)
+    channels = frame.layout.nb_channels
+    if channels == 1:  # as OpusReceiveTrack decodes: the plane is the audio (maybe padded)
+        return bytes(memoryview(frame.planes[0])[: 2 * frame.samples]), frame.sample_rate
     samples = np.frombuffer(
         memoryview(frame.planes[0]), dtype="<i2", count=frame.samples * channels
     )
     return samples[::channels].tobytes(), frame.sample_rate
 
 
+_TIME_BASES = {rate: fractions.Fraction(1, rate) for rate in OPUS_RATES}
+
+
 def _frame(pcm: bytes, rate: int, pts: int) -> AudioFrame:
-    """A mono s16 frame of ``pcm`` at ``rate``, ``pts`` in samples."""
+    """A mono s16 frame of ``pcm`` at ``rate`` (one of :data:`OPUS_RATES`), ``pts`` in samples."""
     frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
     frame.planes[0].update(pcm)
     frame.sample_rate = rate
-    frame.time_base = fractions.Fraction(1, rate)
+    frame.time_base = _TIME_BASES[rate]
     frame.pts = pts
     return frame
 

@@ -16,6 +16,7 @@ out as JSON messages on the data channel the page opens (label ``events``); see
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -160,8 +161,6 @@ class WebRTCInputTransport(InputTransport):
 
     async def produce(self) -> None:
         """Push the peer's audio as it arrives until the track ends or goes quiet."""
-        from framework.audio import StreamResampler
-
         track = await self.peer.remote_audio()
         try:
             await _drop_queued(track)
@@ -169,22 +168,31 @@ class WebRTCInputTransport(InputTransport):
             self.peer.lose("the peer's audio track ended")
             return
         self.peer.send_event("ready", input_rate=self.sample_rate)
-        rate, timeout = self.sample_rate, self.webrtc_params.media_timeout_s
-        quality = self.webrtc_params.resample_quality
+        timeout = self.webrtc_params.media_timeout_s
+        with anyio.CancelScope() as scope:
+            watchdog = Watchdog(timeout, scope.cancel)
+            try:
+                await self._hear(track, watchdog)
+            finally:
+                watchdog.stop()
+        if scope.cancelled_caught:
+            self.peer.lose(f"no audio from the peer for {timeout:g} s")
+
+    async def _hear(self, track: Any, watchdog: Watchdog) -> None:
+        """Resample the track's frames and push them in chunks, until it ends."""
+        from framework.audio import StreamResampler
+
+        rate, quality = self.sample_rate, self.webrtc_params.resample_quality
         resampler: StreamResampler | None = None
         pending = bytearray()
         chunk_bytes = 2 * self.chunk_samples
         while True:
             try:
-                with anyio.fail_after(timeout):
-                    frame = await track.recv()
-            except TimeoutError:
-                self.peer.lose(f"no audio from the peer for {timeout:g} s")
-                return
+                frame = await track.recv()
             except MediaStreamError:
                 self.peer.lose("the peer's audio track ended")
                 return
-            arrived = time.monotonic_ns()
+            arrived = watchdog.last_ns = time.monotonic_ns()
             self.peer.frames_received += 1
             pcm, frame_rate = decoded_mono(frame)
             if resampler is None or resampler.from_rate != frame_rate:
@@ -199,6 +207,38 @@ class WebRTCInputTransport(InputTransport):
     async def _error(self, frame: ErrorFrame, direction: Direction) -> None:
         self.peer.send_event("error", message=frame.message, processor=frame.processor)
         await self.push(frame, direction)
+
+
+class Watchdog:
+    """Calls ``expire`` once :attr:`last_ns` is ``timeout_s`` old: a timer per timeout, not per frame.
+
+    The reader sets :attr:`last_ns` (``time.monotonic_ns()``) at each arrival, which
+    costs an attribute write; the timer, when it fires early, re-arms itself for
+    the new deadline. :meth:`stop` disarms it.
+    """
+
+    def __init__(self, timeout_s: float, expire: Callable[[], object]) -> None:
+        """Start watching now, on the running event loop."""
+        self.last_ns = time.monotonic_ns()
+        self._timeout_ns = int(timeout_s * 1e9)
+        self._expire = expire
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(timeout_s, self._check)
+
+    def _check(self) -> None:
+        quiet_ns = time.monotonic_ns() - self.last_ns
+        if quiet_ns >= self._timeout_ns:
+            self._timer = None
+            self._expire()
+        else:
+            delay = (self._timeout_ns - quiet_ns) / 1e9
+            self._timer = self._loop.call_later(delay, self._check)
+
+    def stop(self) -> None:
+        """Disarm the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 async def _drop_queued(track: Any) -> None:
