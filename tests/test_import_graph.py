@@ -100,3 +100,11 @@ def test_dependencies_point_one_way(package: str) -> None:
         if a.split(".")[0] == package and b.split(".")[0] not in ALLOWED[package]
     )
     assert not wrong, "imports against the layering:\n" + "\n".join(wrong)
+
+
+@pytest.mark.parametrize("package", ["framework", "processors"])
+def test_no_module_imports_itself_back(package: str) -> None:
+    """Within a package too, dependencies go one way: no module reaches itself again."""
+    graph = _graph()
+    cycles = sorted(m for m in graph if m.split(".")[0] == package and m in _reachable(graph, m))
+    assert not cycles, "modules in an import cycle:\n" + "\n".join(cycles)

@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 from aiortc.mediastreams import MediaStreamError
-from pydantic import Field
 
 from framework import Direction, Frame, handles
 from framework.frames import (
@@ -38,8 +37,9 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.transports.base import InputTransport, OutputTransport, OutputTransportParams
+from processors.transports.base import InputTransport, OutputTransport
 from processors.transports.webrtc.audio import OPUS_RATES, WIRE_RATE, decoded_mono
+from processors.transports.webrtc.params import WebRTCTransportParams
 from processors.transports.webrtc.peer import PeerLink
 
 if TYPE_CHECKING:
@@ -54,50 +54,6 @@ __all__ = [
 ]
 
 DOWN = Direction.DOWNSTREAM
-
-
-class WebRTCTransportParams(OutputTransportParams):
-    """Settings of the ``[transport]`` table for ``backend = "webrtc"``."""
-
-    media_timeout_s: float = Field(
-        default=5.0,
-        gt=0,
-        description="End the session when no audio has arrived from the peer for this long "
-        "(a browser sends audio continuously, silence included).",
-    )
-    jitter_ms: float = Field(
-        default=20.0,
-        ge=0,
-        le=200,
-        description="How long an incoming audio packet that arrives after a gap waits for "
-        "the missing ones before they count as lost (and are heard as silence). Packets "
-        "in order are decoded as they arrive, so on a clean link this adds nothing.",
-    )
-    ice_servers: list[str] = Field(
-        default_factory=list,
-        description="STUN/TURN URLs for the server's peer connections; none is needed on "
-        "this machine or a LAN.",
-    )
-    max_sessions: int = Field(
-        default=8, ge=1, description="Concurrent browser sessions; more get HTTP 503."
-    )
-    opus_bitrate: int = Field(
-        default=32000, ge=6000, le=510000, description="Bits per second of the bot's Opus audio."
-    )
-    opus_complexity: int = Field(
-        default=5,
-        ge=0,
-        le=10,
-        description="Opus encoder complexity: higher sounds better and costs more CPU "
-        "(about 0.1 ms per 20 ms frame at 5 on this project's machine, 0.2 ms at 10).",
-    )
-    max_queued_ms: float = Field(
-        default=140.0,
-        ge=20,
-        description="Audio the outgoing track may hold ahead of the wire; the output's "
-        "pacing keeps it near one chunk (it catches up at most max_lag_ms after a stall), "
-        "and older audio is dropped past this.",
-    )
 
 
 class WebRTCTransport:
@@ -125,7 +81,7 @@ class WebRTCTransport:
         """Add the page and the SDP offer endpoint to the live server's aiohttp ``app``."""
         from processors.transports.webrtc.server import mount
 
-        mount(app, cls.Params.model_validate(params, from_attributes=True), run_session)
+        mount(app, cls.Params.model_validate(params, from_attributes=True), run_session, cls)
 
     def input(self) -> WebRTCInputTransport:
         """The input processor (the same one on every call)."""
@@ -210,7 +166,7 @@ class WebRTCInputTransport(InputTransport):
 
 
 class Watchdog:
-    """Calls ``expire`` once :attr:`last_ns` is ``timeout_s`` old: a timer per timeout, not per frame.
+    """Calls ``expire`` once :attr:`last_ns` is ``timeout_s`` old: one timer, not one per frame.
 
     The reader sets :attr:`last_ns` (``time.monotonic_ns()``) at each arrival, which
     costs an attribute write; the timer, when it fires early, re-arms itself for
