@@ -9,8 +9,11 @@ hearing it.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
+
+from aiortc.mediastreams import MediaStreamError
 
 from framework import (
     Direction,
@@ -67,9 +70,10 @@ async def run_idle_session(transport: Any) -> None:
     work (ICE, SRTP, RTP and RTCP both ways), Opus decoding and the tracks.
     """
     track = await transport.peer.remote_audio()
-    while True:
-        await track.recv()
-        transport.peer.frames_received += 1
+    with contextlib.suppress(MediaStreamError):  # the peer has gone
+        while True:
+            await track.recv()
+            transport.peer.frames_received += 1
 
 
 class CutBot(Processor):

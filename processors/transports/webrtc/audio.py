@@ -91,6 +91,7 @@ class OutgoingAudio(MediaStreamTrack):
         self._buffer = bytearray()
         self._ready = asyncio.Event()
         self._next_ns: int | None = None
+        self._after_audio = False  # the last frame held written audio, not only silence
         self._pts = 0
         self._grace_ns = int(grace_ms * 1e6)
         self._paced = paced
@@ -185,7 +186,10 @@ class OutgoingAudio(MediaStreamTrack):
             if self._next_ns > now:
                 await asyncio.sleep((self._next_ns - now) / 1e9)
             now = self._next_ns
-        deadline = self._next_ns + (self._grace_ns if self._buffer else 0)
+        # A partial frame, or a pause in the middle of audio, waits ``grace_ms`` more
+        # for the writer (which writes each chunk when it is due, a little late at times).
+        waiting = self._buffer or self._after_audio
+        deadline = self._next_ns + (self._grace_ns if waiting else 0)
         size = self._frame_bytes
         while len(self._buffer) < size and now < deadline:
             self._ready.clear()
@@ -200,9 +204,15 @@ class OutgoingAudio(MediaStreamTrack):
             raise MediaStreamError
         pcm = bytes(self._buffer[:size])
         del self._buffer[:size]
+        self._after_audio = bool(pcm)
         if len(pcm) < size:
             pcm += bytes(size - len(pcm))
-        self._next_ns = max(now, self._next_ns) + _FRAME_NS
+        if self._after_audio:
+            self._next_ns = max(now, self._next_ns) + _FRAME_NS
+        else:
+            # Silence keeps the 20 ms grid, however late each timer fires: the peer's
+            # jitter buffer sees packets at the rate their timestamps advance.
+            self._next_ns += _FRAME_NS
         return pcm
 
     def stop(self) -> None:
