@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from benchmarks.webrtc.cut import heard_spans
-from benchmarks.webrtc.echo import CUT_TIMES, run_cut_session
+from benchmarks.webrtc.echo import CUT_TIMES, run_cut_session, run_echo_session
+from processors.transports.webrtc import WebRTCTransportParams
 from processors.transports.webrtc.client import WebRTCClient
 from processors.transports.webrtc.transport import Watchdog
 
@@ -51,6 +52,20 @@ async def test_a_cut_silences_the_tone_the_peer_was_hearing() -> None:
         first, last = heard[0]
         assert last >= cut_ns - 20 * _MS  # it was playing when the cut came
         assert last - first < 1.3e9  # and it stopped: the tone lasts 1.5 s
+
+
+async def test_a_peer_that_stops_sending_audio_is_timed_out_by_the_input() -> None:
+    """The connection stays up (ICE consent goes on) but no RTP comes: the input's
+    watchdog ends the session after ``media_timeout_s``."""
+    params = WebRTCTransportParams(media_timeout_s=1.0)
+    async with serve(run_echo_session, params) as server, WebRTCClient(server.url) as client:
+        client.say(tone(300, 1.0), 16000)
+        await client.wait_for(lambda: len(client.received) > 10, timeout_s=30)
+        sender = next(s for s in client.pc.getSenders() if s.track is client.microphone)
+        sender.replaceTrack(None)  # the sender goes on, sending nothing (no BYE)
+        await server.wait_sessions(0, timeout_s=30)
+        [(_, reason)] = server.sessions.ended
+    assert reason == "no audio from the peer for 1 s"
 
 
 async def test_the_watchdog_waits_while_fed_and_fires_once_starved() -> None:
