@@ -1,6 +1,8 @@
 """``python -m benchmarks.webrtc``: CPU of N concurrent WebRTC sessions on an echo pipeline.
 
 python -m benchmarks.webrtc --sessions 10 --seconds 20      # measure, print a summary
+python -m benchmarks.webrtc --session idle                   # the floor: no pipeline
+python -m benchmarks.webrtc cut --cuts 20                    # from a cut to silence at the peer
 python -m benchmarks.webrtc serve --max-sessions 10          # the server it measures
 """
 
@@ -29,16 +31,16 @@ def _thread_cpu() -> dict[str, float]:
     return found
 
 
-async def _serve(max_sessions: int, opus_complexity: int) -> None:
+async def _serve(max_sessions: int, opus_complexity: int, session: str) -> None:
     from aiohttp import web
 
-    from benchmarks.webrtc.echo import run_echo_session
+    from benchmarks.webrtc.echo import CUT_TIMES, RUN_SESSIONS
     from processors.transports.webrtc import WebRTCTransport, WebRTCTransportParams
     from processors.transports.webrtc.server import SESSIONS
 
     app = web.Application()
     params = WebRTCTransportParams(max_sessions=max_sessions, opus_complexity=opus_complexity)
-    WebRTCTransport.mount(app, params, run_echo_session)
+    WebRTCTransport.mount(app, params, RUN_SESSIONS[session])
 
     async def stats(request: web.Request) -> web.Response:
         registry = app[SESSIONS]
@@ -51,6 +53,7 @@ async def _serve(max_sessions: int, opus_complexity: int) -> None:
                 "frames_received": received,
                 "threads": _thread_cpu(),
                 "ended": [reason for _, reason in registry.ended],
+                "cuts": CUT_TIMES,
             }
         )
 
@@ -74,7 +77,9 @@ async def _serve(max_sessions: int, opus_complexity: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Measure, or (``serve``) run the echo server being measured."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.webrtc", description=__doc__)
-    parser.add_argument("command", nargs="?", choices=["measure", "serve"], default="measure")
+    parser.add_argument(
+        "command", nargs="?", choices=["measure", "serve", "cut"], default="measure"
+    )
     parser.add_argument("--sessions", type=int, default=10, help="concurrent sessions")
     parser.add_argument("--seconds", type=float, default=20.0, help="measuring window")
     parser.add_argument("--max-sessions", type=int, default=10, help="(serve) session limit")
@@ -84,6 +89,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--profile", type=Path, help="(serve) write a cProfile of the server's event loop here"
     )
+    parser.add_argument(
+        "--session",
+        choices=["echo", "idle", "cut"],
+        default="echo",
+        help="echo: the echo pipeline; idle: no pipeline (decode and drop, send silence); "
+        "cut: a tone interrupted every 2 s (what the cut command measures)",
+    )
+    parser.add_argument("--cuts", type=int, default=20, help="(cut) interruptions to time")
     parser.add_argument("--json", type=Path, help="also write the result to this JSON file")
     args = parser.parse_args(argv)
     if args.command == "serve":
@@ -94,14 +107,22 @@ def main(argv: list[str] | None = None) -> None:
             profiler = cProfile.Profile()
             profiler.enable()
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(args.max_sessions, args.opus_complexity))
+            asyncio.run(_serve(args.max_sessions, args.opus_complexity, args.session))
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
         return
+    if args.command == "cut":
+        from benchmarks.webrtc.cut import measure_cuts
+
+        text = asyncio.run(measure_cuts(args.sessions, args.cuts)).report()
+        print(text)
+        if args.json:
+            args.json.write_text(text.splitlines()[-1] + "\n")
+        return
     from benchmarks.webrtc.cpu import measure, report
 
-    server_args = ["--opus-complexity", str(args.opus_complexity)]
+    server_args = ["--opus-complexity", str(args.opus_complexity), "--session", args.session]
     if args.profile:
         server_args += ["--profile", str(args.profile.resolve())]
     result = asyncio.run(measure(args.sessions, args.seconds, server_args=server_args))

@@ -36,19 +36,24 @@ def decoded_mono(frame: object) -> tuple[bytes, int]:
     """
     if not isinstance(frame, AudioFrame) or frame.format.name != "s16":
         raise TypeError(f"expected a packed s16 audio frame, got {frame!r}")
-    channels = len(frame.layout.channels)
+    channels = frame.layout.nb_channels
+    if channels == 1:  # as OpusReceiveTrack decodes: the plane is the audio (maybe padded)
+        return bytes(memoryview(frame.planes[0])[: 2 * frame.samples]), frame.sample_rate
     samples = np.frombuffer(
         memoryview(frame.planes[0]), dtype="<i2", count=frame.samples * channels
     )
     return samples[::channels].tobytes(), frame.sample_rate
 
 
+_TIME_BASES = {rate: fractions.Fraction(1, rate) for rate in OPUS_RATES}
+
+
 def _frame(pcm: bytes, rate: int, pts: int) -> AudioFrame:
-    """A mono s16 frame of ``pcm`` at ``rate``, ``pts`` in samples."""
+    """A mono s16 frame of ``pcm`` at ``rate`` (one of :data:`OPUS_RATES`), ``pts`` in samples."""
     frame = AudioFrame(format="s16", layout="mono", samples=len(pcm) // 2)
     frame.planes[0].update(pcm)
     frame.sample_rate = rate
-    frame.time_base = fractions.Fraction(1, rate)
+    frame.time_base = _TIME_BASES[rate]
     frame.pts = pts
     return frame
 
@@ -86,6 +91,7 @@ class OutgoingAudio(MediaStreamTrack):
         self._buffer = bytearray()
         self._ready = asyncio.Event()
         self._next_ns: int | None = None
+        self._after_audio = False  # the last frame held written audio, not only silence
         self._pts = 0
         self._grace_ns = int(grace_ms * 1e6)
         self._paced = paced
@@ -180,7 +186,10 @@ class OutgoingAudio(MediaStreamTrack):
             if self._next_ns > now:
                 await asyncio.sleep((self._next_ns - now) / 1e9)
             now = self._next_ns
-        deadline = self._next_ns + (self._grace_ns if self._buffer else 0)
+        # A partial frame, or a pause in the middle of audio, waits ``grace_ms`` more
+        # for the writer (which writes each chunk when it is due, a little late at times).
+        waiting = self._buffer or self._after_audio
+        deadline = self._next_ns + (self._grace_ns if waiting else 0)
         size = self._frame_bytes
         while len(self._buffer) < size and now < deadline:
             self._ready.clear()
@@ -195,9 +204,15 @@ class OutgoingAudio(MediaStreamTrack):
             raise MediaStreamError
         pcm = bytes(self._buffer[:size])
         del self._buffer[:size]
+        self._after_audio = bool(pcm)
         if len(pcm) < size:
             pcm += bytes(size - len(pcm))
-        self._next_ns = max(now, self._next_ns) + _FRAME_NS
+        if self._after_audio:
+            self._next_ns = max(now, self._next_ns) + _FRAME_NS
+        else:
+            # Silence keeps the 20 ms grid, however late each timer fires: the peer's
+            # jitter buffer sees packets at the rate their timestamps advance.
+            self._next_ns += _FRAME_NS
         return pcm
 
     def stop(self) -> None:

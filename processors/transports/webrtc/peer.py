@@ -18,7 +18,7 @@ from processors.transports.webrtc.receive import OpusReceiveTrack
 if TYPE_CHECKING:
     from aiortc import RTCDataChannel
 
-    from processors.transports.webrtc.transport import WebRTCTransportParams
+    from processors.transports.webrtc.params import WebRTCTransportParams
 
 __all__ = ["PeerLink", "receive_audio"]
 

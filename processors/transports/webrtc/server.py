@@ -8,7 +8,8 @@
   ``"session": ID`` renegotiates that session's connection. A malformed body or
   SDP is an HTTP 400 whose text names the problem.
 
-Each new connection is one session: a :class:`WebRTCTransport` handed to the
+Each new connection is one session: a transport, made by the factory given to
+:func:`mount` (``WebRTCTransport.mount`` gives the class itself), handed to the
 server's ``run_session``, which runs the pipeline around it. When the peer goes
 (a closed tab, an ICE or DTLS failure, its audio stopping for
 ``media_timeout_s``) the session is cancelled and its peer connection closed;
@@ -26,20 +27,31 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import web
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.sdp import SessionDescription
 
+from processors.transports.webrtc.params import WebRTCTransportParams
 from processors.transports.webrtc.peer import PeerLink
-from processors.transports.webrtc.transport import WebRTCTransport, WebRTCTransportParams
 
-__all__ = ["SESSIONS", "SessionRegistry", "mount"]
+__all__ = ["SESSIONS", "SessionRegistry", "TransportFactory", "mount"]
 
 log = logging.getLogger("parley")
 
 RunSession = Callable[[Any], Awaitable[None]]
+
+
+class TransportFactory(Protocol):
+    """Makes a session's transport from its peer link (``WebRTCTransport`` itself)."""
+
+    def __call__(
+        self, params: WebRTCTransportParams, peer: PeerLink, *, name: str | None = None
+    ) -> Any:
+        """The transport for ``peer``, named ``name``."""
+
+
 _STATIC = {"/": ("index.html", "text/html"), "/talk.js": ("talk.js", "text/javascript")}
 _STATIC["/talk.css"] = ("talk.css", "text/css")
 
@@ -59,10 +71,16 @@ class _Session:
 class SessionRegistry:
     """The live sessions of one application, and how they start and end."""
 
-    def __init__(self, params: WebRTCTransportParams, run_session: RunSession) -> None:
-        """Sessions run ``run_session(transport)`` with transports made from ``params``."""
+    def __init__(
+        self,
+        params: WebRTCTransportParams,
+        run_session: RunSession,
+        make_transport: TransportFactory,
+    ) -> None:
+        """Sessions run ``run_session(make_transport(params, link, name=...))``."""
         self.params = params
         self.run_session = run_session
+        self.make_transport = make_transport
         self.sessions: dict[str, _Session] = {}
         self.started = 0
         self.ended: deque[tuple[str, str]] = deque(maxlen=100)
@@ -124,7 +142,7 @@ class SessionRegistry:
                 task.cancel(reason)
 
         session.link.on_lost(lost)
-        transport = WebRTCTransport(self.params, session.link, name=f"webrtc.{session.id[:6]}")
+        transport = self.make_transport(self.params, session.link, name=f"webrtc.{session.id[:6]}")
         log.info("webrtc: session %s started", session.id)
         outcome = "the pipeline ended"
         try:
@@ -186,9 +204,17 @@ def _page(name: str, content_type: str) -> Callable[[web.Request], Awaitable[web
     return handler
 
 
-def mount(app: web.Application, params: WebRTCTransportParams, run_session: RunSession) -> None:
-    """Add the talk page and ``POST /offer`` to ``app``; sessions run ``run_session``."""
-    registry = SessionRegistry(params, run_session)
+def mount(
+    app: web.Application,
+    params: WebRTCTransportParams,
+    run_session: RunSession,
+    make_transport: TransportFactory,
+) -> None:
+    """Add the talk page and ``POST /offer`` to ``app``; sessions run ``run_session``.
+
+    Each session's transport is ``make_transport(params, link, name=...)``.
+    """
+    registry = SessionRegistry(params, run_session, make_transport)
     app[SESSIONS] = registry
 
     async def offer(request: web.Request) -> web.Response:

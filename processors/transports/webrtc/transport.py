@@ -16,13 +16,13 @@ out as JSON messages on the data channel the page opens (label ``events``); see
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import anyio
 from aiortc.mediastreams import MediaStreamError
-from pydantic import Field
 
 from framework import Direction, Frame, handles
 from framework.frames import (
@@ -37,8 +37,9 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.transports.base import InputTransport, OutputTransport, OutputTransportParams
+from processors.transports.base import InputTransport, OutputTransport
 from processors.transports.webrtc.audio import OPUS_RATES, WIRE_RATE, decoded_mono
+from processors.transports.webrtc.params import WebRTCTransportParams
 from processors.transports.webrtc.peer import PeerLink
 
 if TYPE_CHECKING:
@@ -53,50 +54,6 @@ __all__ = [
 ]
 
 DOWN = Direction.DOWNSTREAM
-
-
-class WebRTCTransportParams(OutputTransportParams):
-    """Settings of the ``[transport]`` table for ``backend = "webrtc"``."""
-
-    media_timeout_s: float = Field(
-        default=5.0,
-        gt=0,
-        description="End the session when no audio has arrived from the peer for this long "
-        "(a browser sends audio continuously, silence included).",
-    )
-    jitter_ms: float = Field(
-        default=20.0,
-        ge=0,
-        le=200,
-        description="How long an incoming audio packet that arrives after a gap waits for "
-        "the missing ones before they count as lost (and are heard as silence). Packets "
-        "in order are decoded as they arrive, so on a clean link this adds nothing.",
-    )
-    ice_servers: list[str] = Field(
-        default_factory=list,
-        description="STUN/TURN URLs for the server's peer connections; none is needed on "
-        "this machine or a LAN.",
-    )
-    max_sessions: int = Field(
-        default=8, ge=1, description="Concurrent browser sessions; more get HTTP 503."
-    )
-    opus_bitrate: int = Field(
-        default=32000, ge=6000, le=510000, description="Bits per second of the bot's Opus audio."
-    )
-    opus_complexity: int = Field(
-        default=5,
-        ge=0,
-        le=10,
-        description="Opus encoder complexity: higher sounds better and costs more CPU "
-        "(about 0.1 ms per 20 ms frame at 5 on this project's machine, 0.2 ms at 10).",
-    )
-    max_queued_ms: float = Field(
-        default=140.0,
-        ge=20,
-        description="Audio the outgoing track may hold ahead of the wire; the output's "
-        "pacing keeps it near one chunk (it catches up at most max_lag_ms after a stall), "
-        "and older audio is dropped past this.",
-    )
 
 
 class WebRTCTransport:
@@ -124,7 +81,7 @@ class WebRTCTransport:
         """Add the page and the SDP offer endpoint to the live server's aiohttp ``app``."""
         from processors.transports.webrtc.server import mount
 
-        mount(app, cls.Params.model_validate(params, from_attributes=True), run_session)
+        mount(app, cls.Params.model_validate(params, from_attributes=True), run_session, cls)
 
     def input(self) -> WebRTCInputTransport:
         """The input processor (the same one on every call)."""
@@ -160,8 +117,6 @@ class WebRTCInputTransport(InputTransport):
 
     async def produce(self) -> None:
         """Push the peer's audio as it arrives until the track ends or goes quiet."""
-        from framework.audio import StreamResampler
-
         track = await self.peer.remote_audio()
         try:
             await _drop_queued(track)
@@ -169,22 +124,31 @@ class WebRTCInputTransport(InputTransport):
             self.peer.lose("the peer's audio track ended")
             return
         self.peer.send_event("ready", input_rate=self.sample_rate)
-        rate, timeout = self.sample_rate, self.webrtc_params.media_timeout_s
-        quality = self.webrtc_params.resample_quality
+        timeout = self.webrtc_params.media_timeout_s
+        with anyio.CancelScope() as scope:
+            watchdog = Watchdog(timeout, scope.cancel)
+            try:
+                await self._hear(track, watchdog)
+            finally:
+                watchdog.stop()
+        if scope.cancelled_caught:
+            self.peer.lose(f"no audio from the peer for {timeout:g} s")
+
+    async def _hear(self, track: Any, watchdog: Watchdog) -> None:
+        """Resample the track's frames and push them in chunks, until it ends."""
+        from framework.audio import StreamResampler
+
+        rate, quality = self.sample_rate, self.webrtc_params.resample_quality
         resampler: StreamResampler | None = None
         pending = bytearray()
         chunk_bytes = 2 * self.chunk_samples
         while True:
             try:
-                with anyio.fail_after(timeout):
-                    frame = await track.recv()
-            except TimeoutError:
-                self.peer.lose(f"no audio from the peer for {timeout:g} s")
-                return
+                frame = await track.recv()
             except MediaStreamError:
                 self.peer.lose("the peer's audio track ended")
                 return
-            arrived = time.monotonic_ns()
+            arrived = watchdog.last_ns = time.monotonic_ns()
             self.peer.frames_received += 1
             pcm, frame_rate = decoded_mono(frame)
             if resampler is None or resampler.from_rate != frame_rate:
@@ -199,6 +163,38 @@ class WebRTCInputTransport(InputTransport):
     async def _error(self, frame: ErrorFrame, direction: Direction) -> None:
         self.peer.send_event("error", message=frame.message, processor=frame.processor)
         await self.push(frame, direction)
+
+
+class Watchdog:
+    """Calls ``expire`` once :attr:`last_ns` is ``timeout_s`` old: one timer, not one per frame.
+
+    The reader sets :attr:`last_ns` (``time.monotonic_ns()``) at each arrival, which
+    costs an attribute write; the timer, when it fires early, re-arms itself for
+    the new deadline. :meth:`stop` disarms it.
+    """
+
+    def __init__(self, timeout_s: float, expire: Callable[[], object]) -> None:
+        """Start watching now, on the running event loop."""
+        self.last_ns = time.monotonic_ns()
+        self._timeout_ns = int(timeout_s * 1e9)
+        self._expire = expire
+        self._loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(timeout_s, self._check)
+
+    def _check(self) -> None:
+        quiet_ns = time.monotonic_ns() - self.last_ns
+        if quiet_ns >= self._timeout_ns:
+            self._timer = None
+            self._expire()
+        else:
+            delay = (self._timeout_ns - quiet_ns) / 1e9
+            self._timer = self._loop.call_later(delay, self._check)
+
+    def stop(self) -> None:
+        """Disarm the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 async def _drop_queued(track: Any) -> None:

@@ -137,3 +137,75 @@ def test_properties_and_repr() -> None:
     assert (resampler.from_rate, resampler.to_rate, resampler.num_channels) == (16000, 8000, 2)
     assert not resampler.passthrough
     assert repr(resampler) == "StreamResampler(16000, 8000, num_channels=2, quality='VHQ')"
+
+
+# The float32 conversions around soxr are a faster path to the public converters'
+# result: both must give the same bytes.
+
+_RATES = st.sampled_from([8000, 16000, 22050, 24000, 44100, 48000])
+
+
+def _reference(data: bytes, from_rate: int, to_rate: int, num_channels: int) -> bytes:
+    """Resampling through the public float converters (float64 rounding, NaN checks)."""
+    import soxr
+
+    from framework.audio import float32_to_pcm16, pcm16_to_float32
+
+    frames = pcm16_to_float32(data).reshape(-1, num_channels)
+    return float32_to_pcm16(soxr.resample(frames, from_rate, to_rate, quality="HQ"))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    values=st.lists(st.integers(-32768, 32767), min_size=1, max_size=3000),
+    from_rate=_RATES,
+    to_rate=_RATES,
+    num_channels=st.sampled_from([1, 2]),
+)
+def test_resample_gives_the_public_converters_bytes(
+    values: list[int], from_rate: int, to_rate: int, num_channels: int
+) -> None:
+    values = values[: len(values) - len(values) % num_channels] or [0] * num_channels
+    data = np.array(values, dtype="<i2").tobytes()
+    expected = data if from_rate == to_rate else _reference(data, from_rate, to_rate, num_channels)
+    assert resample(data, from_rate, to_rate, num_channels) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    values=st.lists(st.integers(-32768, 32767), min_size=1, max_size=4000),
+    from_rate=_RATES,
+    to_rate=_RATES,
+    sizes=st.lists(st.integers(0, 700), max_size=8),
+)
+def test_stream_gives_the_public_converters_bytes(
+    values: list[int], from_rate: int, to_rate: int, sizes: list[int]
+) -> None:
+    data = np.array(values, dtype="<i2").tobytes()
+    expected = data if from_rate == to_rate else _reference(data, from_rate, to_rate, 1)
+    assert stream(StreamResampler(from_rate, to_rate), data, sizes) == expected
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.floats(-(2.0**100), 2.0**100, width=32)
+        | st.floats(-1.5, 1.5, width=32)
+        | st.integers(-40000, 40000).map(lambda k: k / 32768),
+        min_size=0,
+        max_size=200,
+    )
+)
+def test_float32_to_pcm16_fast_path_matches_the_public_one(values: list[float]) -> None:
+    from framework.audio import float32_to_pcm16
+    from framework.audio.resample import _to_pcm16
+
+    arr = np.array(values, dtype=np.float32)
+    assert _to_pcm16(arr.copy()) == float32_to_pcm16(arr)
+
+
+def test_float32_to_pcm16_fast_path_rounds_halves_to_even_and_saturates() -> None:
+    from framework.audio.resample import _to_pcm16
+
+    halves = np.array([0.5, 1.5, -0.5, -2.5, 40000.0, -40000.0], dtype=np.float32) / 32768
+    assert np.frombuffer(_to_pcm16(halves), "<i2").tolist() == [0, 2, 0, -2, 32767, -32768]

@@ -71,3 +71,52 @@ async def test_an_interruption_empties_what_waits_for_the_wire(rate: int) -> Non
 
     await run_task([output], during=drive)
     await pc.close()
+
+
+class _Clock:
+    """A monotonic clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.ns = 1_000_000_000
+
+    def monotonic_ns(self) -> int:
+        return self.ns
+
+
+async def test_silence_keeps_the_20_ms_grid_however_late_the_track_is_asked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each silence packet is due 20 ms after the previous one's due time, not after
+    the moment it was sent: a track asked late (a busy loop) sends 50 a second on
+    average, as its timestamps say, instead of falling behind by each delay."""
+    from processors.transports.webrtc import audio
+
+    clock = _Clock()
+    monkeypatch.setattr(audio, "time", clock)
+    track = audio.OutgoingAudio()
+    start = clock.ns
+    await track.recv()  # the first packet anchors the schedule
+    for k in range(1, 6):
+        clock.ns = start + k * 20_000_000 + 7_000_000  # every packet asked 7 ms late
+        await track.recv()
+    assert track._next_ns == start + 6 * 20_000_000
+    assert track.frames_sent == 6
+    track.stop()
+
+
+async def test_written_audio_sets_the_schedule_from_when_it_was_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from processors.transports.webrtc import audio
+
+    clock = _Clock()
+    monkeypatch.setattr(audio, "time", clock)
+    track = audio.OutgoingAudio()
+    track.set_rate(24000)
+    track.write(bytes(2 * 480))
+    await track.recv()
+    clock.ns += 27_000_000  # the writer's next chunk comes 7 ms late
+    track.write(bytes(2 * 480))
+    await track.recv()
+    assert track._next_ns == clock.ns + 20_000_000
+    track.stop()
