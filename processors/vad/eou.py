@@ -231,7 +231,7 @@ class EndOfUtteranceProcessor(Processor):
         """Create the stage around ``detector``."""
         super().__init__(name=name)
         self.detector = detector
-        self._context = context
+        self._conversation = context
         self._pause_end_ns: int | None = None  # set while a pause awaits its transcript
         self._stop = threading.Event()
 
@@ -272,8 +272,9 @@ class EndOfUtteranceProcessor(Processor):
         probability: float | None = None
         began = time.perf_counter()
         if text.strip() and self.detector.loaded():
-            history = self._context.snapshot() if self._context is not None else []
             try:
+                context = self._conversation
+                history = context.snapshot() if context is not None else []
                 probability = await self.run_blocking(
                     self.detector.probability, text, history, self._stop
                 )
