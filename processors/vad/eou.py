@@ -23,6 +23,8 @@ and the end or resumption of the turn) it holds the pause's
 reply's generation, which waits on the same model, comes after the verdict),
 sends the verdict upstream to the turn processor as an
 :class:`~framework.frames.EndOfUtteranceFrame`, then lets the transcript go on.
+While the user speaks it evaluates the conversation so far in the background,
+so that at the pause only the user's words are left to evaluate.
 See docs/turn-taking.md, "The words' second opinion".
 """
 
@@ -58,9 +60,40 @@ _SENTINEL = "\u2063eou\u2063"  # marks where the user's words go in the rendered
 Message = dict[str, Any]
 
 
+_DIGITS = re.compile(r"\d+")
+_ONES = (
+    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
+    "fourteen fifteen sixteen seventeen eighteen nineteen"
+).split()
+_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+
+
+def _number_words(digits: str) -> str:
+    """A number as spoken: up to 999 as words, longer ones digit by digit (a phone number)."""
+    value = int(digits)
+    if len(digits) > 3 or (len(digits) > 1 and digits[0] == "0"):
+        return " ".join(_ONES[int(d)] for d in digits)
+    words = []
+    if value >= 100:
+        words += [_ONES[value // 100], "hundred"]
+        value %= 100
+        if value == 0:
+            return " ".join(words)
+    if value < 20:
+        words.append(_ONES[value])
+    else:
+        words.append(_TENS[value // 10 - 2] + (f" {_ONES[value % 10]}" if value % 10 else ""))
+    return " ".join(words)
+
+
 def normalise_transcript(text: str) -> str:
-    """Lower case, no punctuation, single spaces."""
-    return " ".join(_PUNCTUATION.sub(" ", text.lower()).split())
+    """Lower case, numbers in words, no punctuation, single spaces.
+
+    The model reads words: Whisper's "7" scored 100 times less likely to end a
+    message than "seven".
+    """
+    spoken = _DIGITS.sub(lambda m: f" {_number_words(m.group())} ", text.lower())
+    return " ".join(_PUNCTUATION.sub(" ", spoken).split())
 
 
 class TranscriptEndOfTurn:
@@ -84,6 +117,10 @@ class TranscriptEndOfTurn:
         self._formatter: Any = None
         self._end = -1
         self._lock = threading.Lock()
+        self.last_wait_s = 0.0
+        """How long the last :meth:`probability` waited for the shared model's lock."""
+        self.last_tokens = 0
+        """How many prompt tokens the last :meth:`probability` evaluated (the rest was cached)."""
 
     def loaded(self) -> bool:
         """Whether :meth:`load` has taken the model."""
@@ -164,11 +201,30 @@ class TranscriptEndOfTurn:
         shared = self._shared
         if shared is None:
             raise RuntimeError("load() the end-of-utterance model first")
+        self.last_wait_s, self.last_tokens = 0.0, 0
         prompt = self.prompt(text, history)
+        began = time.perf_counter()
         if not shared.hold(stop):
             return None
+        self.last_wait_s = time.perf_counter() - began
         try:
             return self._next_token_probability(shared.model, prompt)
+        finally:
+            shared.lock.release()
+
+    def prefill(self, history: Sequence[Message] = ()) -> int:
+        """Evaluate the conversation up to the user's words now, if the model is free.
+
+        Run while the user speaks, it takes the last reply's tokens (which the cache
+        rarely holds as the context has them) off the pause's critical path: the
+        check, and the reply after it, then evaluate only the user's words. Returns
+        how many tokens it evaluated (0 when another caller holds the model).
+        """
+        shared = self._shared
+        if shared is None or not shared.lock.acquire(blocking=False):
+            return 0
+        try:
+            return self._evaluate(shared.model, self.prompt("", history))
         finally:
             shared.lock.release()
 
@@ -181,6 +237,18 @@ class TranscriptEndOfTurn:
     def _next_token_probability(self, llm: Any, prompt: str) -> float:
         import numpy as np
 
+        self.last_tokens = self._evaluate(llm, prompt)
+        # Only the last token's logits are kept (logits_all is off): read them from the context.
+        vocab = llm.n_vocab()
+        raw = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))
+        logits = raw.astype(np.float64)
+        logits -= logits.max()
+        weights = np.exp(logits)
+        return float(weights[self._end] / weights.sum())
+
+    @staticmethod
+    def _evaluate(llm: Any, prompt: str) -> int:
+        """Bring the model's cache to ``prompt``; return the tokens evaluated. Under the lock."""
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         # Keep the cached prefix (the conversation, the template) and evaluate only
         # the rest; eval() drops the cache beyond n_tokens itself.
@@ -194,13 +262,7 @@ class TranscriptEndOfTurn:
         except Exception:
             llm.reset()  # the next caller evaluates its whole prompt on a clean state
             raise
-        # Only the last token's logits are kept (logits_all is off): read them from the context.
-        vocab = llm.n_vocab()
-        raw = np.ctypeslib.as_array(llm._ctx.get_logits(), shape=(vocab,))
-        logits = raw.astype(np.float64)
-        logits -= logits.max()
-        weights = np.exp(logits)
-        return float(weights[self._end] / weights.sum())
+        return len(tokens) - keep
 
 
 def _plain(message: Message) -> Message:
@@ -216,7 +278,12 @@ class EndOfUtteranceProcessor(Processor):
 
     ``detector`` is the model (its ``load`` runs at ``StartFrame`` in a worker
     thread); ``context`` the conversation whose history starts the prompt. A
-    transcript outside a pause (the turn already ended, or resumed) passes at once.
+    transcript outside a pause (the turn already ended, or resumed) passes at once;
+    one the user resumed past while it was judged is dropped (the transcriber's
+    next one covers the whole turn), and so is its verdict's wait for the model.
+    At each user start the conversation so far is evaluated in the background
+    (:meth:`TranscriptEndOfTurn.prefill`), so the check at the pause evaluates only
+    the user's words.
     """
 
     capabilities: ClassVar[Capabilities] = Capabilities()
@@ -233,7 +300,8 @@ class EndOfUtteranceProcessor(Processor):
         self.detector = detector
         self._conversation = context
         self._pause_end_ns: int | None = None  # set while a pause awaits its transcript
-        self._stop = threading.Event()
+        self._check_stop: threading.Event | None = None  # makes a check stop waiting
+        self._resumes = 0
 
     async def on_start(self, frame: StartFrame) -> None:
         """Take the model in a worker thread (shared with the LLM stage when it has it)."""
@@ -241,7 +309,8 @@ class EndOfUtteranceProcessor(Processor):
 
     async def cleanup(self) -> None:
         """Give the model back."""
-        self._stop.set()
+        if self._check_stop is not None:
+            self._check_stop.set()
         await self.run_blocking(self.detector.release)
 
     @handles(UserPausedSpeakingFrame)
@@ -250,14 +319,23 @@ class EndOfUtteranceProcessor(Processor):
             self._pause_end_ns = frame.speech_end_ns
         await self.push(frame, direction)
 
-    @handles(UserStartedSpeakingFrame, UserResumedSpeakingFrame, UserStoppedSpeakingFrame)
+    @handles(UserStartedSpeakingFrame)
+    async def _started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
+        if direction is Direction.DOWNSTREAM:
+            self._pause_end_ns = None
+            self.context.task_group.start_soon(self._prefill)
+        await self.push(frame, direction)
+
+    @handles(UserResumedSpeakingFrame, UserStoppedSpeakingFrame)
     async def _moved_on(
-        self,
-        frame: UserStartedSpeakingFrame | UserResumedSpeakingFrame | UserStoppedSpeakingFrame,
-        direction: Direction,
+        self, frame: UserResumedSpeakingFrame | UserStoppedSpeakingFrame, direction: Direction
     ) -> None:
         if direction is Direction.DOWNSTREAM:
             self._pause_end_ns = None
+            if isinstance(frame, UserResumedSpeakingFrame):
+                self._resumes += 1
+                if self._check_stop is not None:  # a check waiting for the model gives up
+                    self._check_stop.set()
         await self.push(frame, direction)
 
     @handles(TranscriptionFrame)
@@ -265,8 +343,25 @@ class EndOfUtteranceProcessor(Processor):
         pause_end_ns = self._pause_end_ns
         if direction is Direction.DOWNSTREAM and pause_end_ns is not None:
             self._pause_end_ns = None
+            resumes = self._resumes
             await self._judge(frame.text, pause_end_ns)
+            if self._resumes != resumes:
+                # The user went on while it was judged: speech-to-text continues the
+                # turn and its next transcript covers all of it. A pause transcript not
+                # yet passed on at a resume is never passed on (docs/frame-flow.md).
+                return
         await self.push(frame, direction)
+
+    async def _prefill(self) -> None:
+        context = self._conversation
+        if context is None or not self.detector.loaded():
+            return
+        try:
+            tokens = await self.run_blocking(self.detector.prefill, context.snapshot())
+        except Exception as exc:
+            await self.push_error(f"{self.name}: end-of-utterance prefill failed: {exc}")
+            return
+        self.report_event("end_of_utterance_prefill", tokens=tokens)
 
     async def _judge(self, text: str, pause_end_ns: int) -> None:
         probability: float | None = None
@@ -275,8 +370,9 @@ class EndOfUtteranceProcessor(Processor):
             try:
                 context = self._conversation
                 history = context.snapshot() if context is not None else []
+                stop = self._check_stop = threading.Event()
                 probability = await self.run_blocking(
-                    self.detector.probability, text, history, self._stop
+                    self.detector.probability, text, history, stop
                 )
             except Exception as exc:  # the turn processor decides on the voice alone
                 await self.push_error(f"{self.name}: end-of-utterance model failed: {exc}")
@@ -285,5 +381,12 @@ class EndOfUtteranceProcessor(Processor):
             speech_end_ns=pause_end_ns,
             text=text,
             model_s=time.perf_counter() - began,
+        )
+        self.report_event(
+            "end_of_utterance",
+            probability=probability,
+            seconds=round(verdict.model_s, 4),
+            lock_wait_s=round(self.detector.last_wait_s, 4),
+            tokens=self.detector.last_tokens,
         )
         await self.push(verdict, Direction.UPSTREAM)

@@ -6,6 +6,7 @@ real Silero and Smart Turn on Piper speech, the words' verdict injected at the p
 
 from __future__ import annotations
 
+import anyio
 import numpy as np
 import pytest
 
@@ -22,7 +23,7 @@ from processors.vad import TurnParams
 from processors.vad.eou import TranscriptEndOfTurn, normalise_transcript
 from tests.framework.helpers import wait_until
 from tests.processors.vad.test_vad_smart_turn import SettledHarness, _pcm
-from tests.processors.vad.test_vad_turn import UP, Harness, _run, _silence
+from tests.processors.vad.test_vad_turn import DOWN, UP, Harness, _run, _silence
 
 pytestmark = pytest.mark.models
 
@@ -49,6 +50,25 @@ def test_transcripts_are_normalised() -> None:
     assert normalise_transcript("For the... camping trip, I'm  packing.") == (
         "for the camping trip i'm packing"
     )
+    assert normalise_transcript("7.") == "seven"
+    assert normalise_transcript("At 12:45, table 101 or 20") == (
+        "at twelve forty five table one hundred one or twenty"
+    )
+    assert normalise_transcript("Call 29340 or 007") == (
+        "call two nine three four zero or zero zero seven"
+    )
+
+
+def test_a_one_word_answer_in_digits_is_a_finished_message(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    history = [
+        {"role": "system", "content": CASCADE_PROMPT},
+        {"role": "user", "content": "Could you tell me what time the shop closes tonight?"},
+        {"role": "assistant", "content": "At nine. What time would you like to come?"},
+    ]
+    probability = detector.probability("7.", history)
+    assert probability is not None and probability >= THRESHOLD
 
 
 @pytest.mark.parametrize(("unfinished", "finished"), PAIRS)
@@ -116,7 +136,10 @@ def clip() -> Clip:
 
 PARAMS = TurnParams(
     end_of_turn="smart_turn",
-    complete_stop_ms=200, incomplete_stop_ms=1500, transcript_check=True, transcript_wait_ms=600
+    complete_stop_ms=200,
+    incomplete_stop_ms=1500,
+    transcript_check=True,
+    transcript_wait_ms=600,
 )
 
 
@@ -189,3 +212,74 @@ def test_the_threshold_is_a_probability() -> None:
     with pytest.raises(ValueError, match="transcript_threshold"):
         TurnParams(transcript_threshold=0.0)
     assert np.isclose(TurnParams(transcript_threshold=1e-5).transcript_threshold, 1e-5)
+
+
+# ------------------------------------------------------------- the stage
+
+
+HISTORY = [
+    {"role": "system", "content": CASCADE_PROMPT},
+    {"role": "user", "content": "Can you describe all the pizzas on your menu?"},
+    {"role": "assistant", "content": "We have a margherita, a pepperoni and a veggie pizza."},
+]
+
+
+def test_prefill_leaves_only_the_users_words_to_evaluate(detector: TranscriptEndOfTurn) -> None:
+    detector.probability("hello")  # the cache now holds another prompt
+    assert detector.prefill(HISTORY) > 20  # the conversation, evaluated ahead
+    detector.probability("I would like the", HISTORY)
+    assert 0 < detector.last_tokens <= 6  # "i would like the"
+    assert detector._shared is not None
+    with detector._shared.lock:  # another stage generating: no prefill, no wait
+        assert detector.prefill([]) == 0
+
+
+@pytest.mark.anyio
+async def test_a_transcript_the_user_resumed_past_is_dropped_and_the_others_pass(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    from framework import Pipeline, PipelineTask, TaskParams
+    from framework.frames import (
+        TranscriptionFrame,
+        UserResumedSpeakingFrame,
+        UserStartedSpeakingFrame,
+    )
+    from processors.llm.context import LLMContext
+    from processors.vad.eou import EndOfUtteranceProcessor
+    from tests.framework.helpers import Recorder
+
+    head, sink = Recorder("head"), Recorder("sink")
+    stage = EndOfUtteranceProcessor(detector, context=LLMContext(system_prompt=CASCADE_PROMPT))
+    task = PipelineTask(Pipeline([head, stage, sink]), TaskParams())
+    shared = detector._shared
+    assert shared is not None
+
+    async def script() -> None:
+        await task.queue_frame(UserStartedSpeakingFrame(speech_start_ns=1))
+        await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=10))
+        await task.queue_frame(TranscriptionFrame(text="Book a table for", user_id="u"))
+        await wait_until(lambda: bool(head.frames(UP, EndOfUtteranceFrame)), limit_s=30.0)
+        # The next pause's check waits for the model (held here, as by a generation);
+        # the user resumes meanwhile.
+        shared.lock.acquire()
+        try:
+            await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=20))
+            await task.queue_frame(TranscriptionFrame(text="Book a table for two", user_id="u"))
+            await anyio.sleep(0.3)
+            await task.queue_frame(UserResumedSpeakingFrame(speech_start_ns=30))
+            await wait_until(lambda: len(head.frames(UP, EndOfUtteranceFrame)) == 2, limit_s=30.0)
+        finally:
+            shared.lock.release()
+        await task.stop_when_done()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        with anyio.fail_after(60):
+            while not task.running:
+                await anyio.sleep(0.005)
+            await script()
+    first, second = head.frames(UP, EndOfUtteranceFrame)
+    assert first.speech_end_ns == 10 and first.probability is not None
+    assert first.probability < THRESHOLD
+    assert second.speech_end_ns == 20 and second.probability is None  # gave up waiting
+    assert [t.text for t in sink.frames(DOWN, TranscriptionFrame)] == ["Book a table for"]
