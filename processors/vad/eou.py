@@ -61,11 +61,29 @@ Message = dict[str, Any]
 
 
 _DIGITS = re.compile(r"\d+")
-_ONES = (
-    "zero one two three four five six seven eight nine ten eleven twelve thirteen "
-    "fourteen fifteen sixteen seventeen eighteen nineteen"
-).split()
-_TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
+_ONES = [
+    "zero",
+    "one",
+    "two",
+    "three",
+    "four",
+    "five",
+    "six",
+    "seven",
+    "eight",
+    "nine",
+    "ten",
+    "eleven",
+    "twelve",
+    "thirteen",
+    "fourteen",
+    "fifteen",
+    "sixteen",
+    "seventeen",
+    "eighteen",
+    "nineteen",
+]
+_TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]
 
 
 def _number_words(digits: str) -> str:
@@ -125,6 +143,11 @@ class TranscriptEndOfTurn:
     def loaded(self) -> bool:
         """Whether :meth:`load` has taken the model."""
         return self._shared is not None
+
+    def busy(self) -> bool:
+        """Whether another caller (a reply being generated) holds the model now."""
+        shared = self._shared
+        return shared is not None and shared.lock.locked()
 
     def load(self) -> None:
         """Take the process's shared ``Llama`` (loading it if no stage has); blocking."""
@@ -343,6 +366,13 @@ class EndOfUtteranceProcessor(Processor):
         pause_end_ns = self._pause_end_ns
         if direction is Direction.DOWNSTREAM and pause_end_ns is not None:
             self._pause_end_ns = None
+            if self.detector.busy():
+                # A reply is being generated (the bot's, or one the user may be
+                # interrupting): the check would wait for it, and so would the stages
+                # after this one. Judge in the background and pass the words on now.
+                self.context.task_group.start_soon(self._judge, frame.text, pause_end_ns)
+                await self.push(frame, direction)
+                return
             resumes = self._resumes
             await self._judge(frame.text, pause_end_ns)
             if self._resumes != resumes:

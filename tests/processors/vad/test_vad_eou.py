@@ -14,7 +14,10 @@ from benchmarks.turn.corpus import Clip, build_clips
 from framework.frames import (
     EndOfUtteranceFrame,
     MetricsFrame,
+    TranscriptionFrame,
     UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
+    UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
 from processors.llm.llama_cpp import LlamaCppLLM, LlamaCppLLMParams
@@ -234,16 +237,16 @@ def test_prefill_leaves_only_the_users_words_to_evaluate(detector: TranscriptEnd
         assert detector.prefill([]) == 0
 
 
-@pytest.mark.anyio
-async def test_a_transcript_the_user_resumed_past_is_dropped_and_the_others_pass(
-    detector: TranscriptEndOfTurn,
-) -> None:
+@pytest.fixture
+def own_detector(detector: TranscriptEndOfTurn) -> TranscriptEndOfTurn:
+    """A detector for one stage (the stage releases it), on the already loaded model."""
+    d = TranscriptEndOfTurn(system_prompt=CASCADE_PROMPT)
+    d.load()
+    return d
+
+
+async def _stage_run(detector: TranscriptEndOfTurn, script):  # type: ignore[no-untyped-def]
     from framework import Pipeline, PipelineTask, TaskParams
-    from framework.frames import (
-        TranscriptionFrame,
-        UserResumedSpeakingFrame,
-        UserStartedSpeakingFrame,
-    )
     from processors.llm.context import LLMContext
     from processors.vad.eou import EndOfUtteranceProcessor
     from tests.framework.helpers import Recorder
@@ -251,35 +254,75 @@ async def test_a_transcript_the_user_resumed_past_is_dropped_and_the_others_pass
     head, sink = Recorder("head"), Recorder("sink")
     stage = EndOfUtteranceProcessor(detector, context=LLMContext(system_prompt=CASCADE_PROMPT))
     task = PipelineTask(Pipeline([head, stage, sink]), TaskParams())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        with anyio.fail_after(60):
+            while not task.running:
+                await anyio.sleep(0.005)
+            await script(task, head)
+            await task.stop_when_done()
+    verdicts = head.frames(UP, EndOfUtteranceFrame)
+    return verdicts, [t.text for t in sink.frames(DOWN, TranscriptionFrame)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("model_free_at_first", [True, False])
+async def test_a_pause_transcript_waits_for_its_check_only_while_the_model_is_free(
+    own_detector: TranscriptEndOfTurn, monkeypatch: pytest.MonkeyPatch, model_free_at_first: bool
+) -> None:
+    detector = own_detector
+    # The second pause's check has to wait for the model (held here, as by a reply
+    # being generated) and the user resumes meanwhile. If the model looked free when
+    # the transcript came, the check held it: it is dropped (the next transcript
+    # covers the turn). If it was busy, the transcript went on at once.
     shared = detector._shared
     assert shared is not None
+    if model_free_at_first:
+        monkeypatch.setattr(detector, "busy", lambda: False)
 
-    async def script() -> None:
+    async def script(task, head) -> None:  # type: ignore[no-untyped-def]
         await task.queue_frame(UserStartedSpeakingFrame(speech_start_ns=1))
         await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=10))
         await task.queue_frame(TranscriptionFrame(text="Book a table for", user_id="u"))
         await wait_until(lambda: bool(head.frames(UP, EndOfUtteranceFrame)), limit_s=30.0)
-        # The next pause's check waits for the model (held here, as by a generation);
-        # the user resumes meanwhile.
         shared.lock.acquire()
         try:
             await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=20))
             await task.queue_frame(TranscriptionFrame(text="Book a table for two", user_id="u"))
             await anyio.sleep(0.3)
             await task.queue_frame(UserResumedSpeakingFrame(speech_start_ns=30))
-            await wait_until(lambda: len(head.frames(UP, EndOfUtteranceFrame)) == 2, limit_s=30.0)
+            await wait_until(lambda: len(head.frames(UP, EndOfUtteranceFrame)) == 2, limit_s=30)
         finally:
             shared.lock.release()
-        await task.stop_when_done()
 
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(task.run)
-        with anyio.fail_after(60):
-            while not task.running:
-                await anyio.sleep(0.005)
-            await script()
-    first, second = head.frames(UP, EndOfUtteranceFrame)
+    (first, second), passed = await _stage_run(detector, script)
     assert first.speech_end_ns == 10 and first.probability is not None
     assert first.probability < THRESHOLD
     assert second.speech_end_ns == 20 and second.probability is None  # gave up waiting
-    assert [t.text for t in sink.frames(DOWN, TranscriptionFrame)] == ["Book a table for"]
+    if model_free_at_first:
+        assert passed == ["Book a table for"]
+    else:
+        assert passed == ["Book a table for", "Book a table for two"]
+
+
+@pytest.mark.anyio
+async def test_a_check_behind_a_reply_is_sent_once_the_model_is_free(
+    own_detector: TranscriptEndOfTurn,
+) -> None:
+    detector = own_detector
+    shared = detector._shared
+    assert shared is not None
+
+    async def script(task, head) -> None:  # type: ignore[no-untyped-def]
+        await task.queue_frame(UserStartedSpeakingFrame(speech_start_ns=1))
+        await anyio.sleep(0.3)  # the background prefill
+        with shared.lock:
+            await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=10))
+            await task.queue_frame(TranscriptionFrame(text="What time is it?", user_id="u"))
+            await anyio.sleep(0.3)
+            assert not head.frames(UP, EndOfUtteranceFrame)
+        await wait_until(lambda: bool(head.frames(UP, EndOfUtteranceFrame)), limit_s=30.0)
+
+    [verdict], passed = await _stage_run(detector, script)
+    assert passed == ["What time is it?"]
+    assert verdict.probability is not None and verdict.probability >= THRESHOLD
