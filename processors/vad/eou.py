@@ -87,21 +87,17 @@ _TENS = ["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ni
 
 
 def _number_words(digits: str) -> str:
-    """A number as spoken: up to 999 as words, longer ones digit by digit (a phone number)."""
-    value = int(digits)
-    if len(digits) > 3 or (len(digits) > 1 and digits[0] == "0"):
+    """A number as read out: up to two digits as words, longer ones digit by digit.
+
+    Digit by digit is how codes and phone numbers are said, and a group of them
+    ("two nine three") reads as unfinished where "two hundred ninety three" does not.
+    """
+    if len(digits) > 2 or (len(digits) == 2 and digits[0] == "0"):
         return " ".join(_ONES[int(d)] for d in digits)
-    words = []
-    if value >= 100:
-        words += [_ONES[value // 100], "hundred"]
-        value %= 100
-        if value == 0:
-            return " ".join(words)
+    value = int(digits)
     if value < 20:
-        words.append(_ONES[value])
-    else:
-        words.append(_TENS[value // 10 - 2] + (f" {_ONES[value % 10]}" if value % 10 else ""))
-    return " ".join(words)
+        return _ONES[value]
+    return _TENS[value // 10 - 2] + (f" {_ONES[value % 10]}" if value % 10 else "")
 
 
 def normalise_transcript(text: str) -> str:

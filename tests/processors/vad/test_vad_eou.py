@@ -55,7 +55,7 @@ def test_transcripts_are_normalised() -> None:
     )
     assert normalise_transcript("7.") == "seven"
     assert normalise_transcript("At 12:45, table 101 or 20") == (
-        "at twelve forty five table one hundred one or twenty"
+        "at twelve forty five table one zero one or twenty"
     )
     assert normalise_transcript("Call 29340 or 007") == (
         "call two nine three four zero or zero zero seven"
