@@ -61,7 +61,9 @@ def transcribe(clips: Sequence[Clip], threads: int = 2) -> tuple[list[str], list
 GENERIC_PROMPT = "You are a helpful AI assistant."
 
 
-def score_llm(texts: Sequence[str], threads: int = 1, system_prompt: str = GENERIC_PROMPT) -> Scores:
+def score_llm(
+    texts: Sequence[str], threads: int = 1, system_prompt: str = GENERIC_PROMPT
+) -> Scores:
     """SmolLM2's end-of-utterance probability on each transcript (the cascade's detector)."""
     from processors.llm.llama_cpp import LlamaCppLLMParams
     from processors.vad.eou import TranscriptEndOfTurn
