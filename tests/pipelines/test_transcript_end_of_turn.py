@@ -14,11 +14,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from framework import EndReason, PipelineRunner
-from framework.audio import read_wav, resample, write_wav
+from framework.audio import read_wav, resample
 from pipelines.config import load_pipeline_file
-from pipelines.run import build_file_session
 from processors.vad.smart_turn import shared_model
+from tests.pipelines.test_split_turn import _converse
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
 RATE = 16000
@@ -61,16 +60,6 @@ def _sounds_complete(piece: np.ndarray) -> float:
     return model.predict(np.concatenate([piece.astype(np.float32) / 32768.0, pause]))
 
 
-async def _converse(tmp_path: Path, audio: np.ndarray, overrides: list[str]):  # type: ignore[no-untyped-def]
-    wav = tmp_path / "user.wav"
-    write_wav(wav, audio.tobytes(), RATE)
-    config = load_pipeline_file(CASCADE, ["llm.max_tokens=30", *overrides])
-    out = tmp_path / "out.wav"
-    session, events = build_file_session(config, input_path=wav, output_path=out, stereo=True)
-    assert await PipelineRunner(handle_signals=False).run(session.task) is EndReason.ENDED
-    return session, events.records, out  # type: ignore[attr-defined]
-
-
 def _bot_audio_during(out: Path, spans: list[tuple[float, float]]) -> float:
     """Seconds of audible bot audio (right channel) from the first speech to the last."""
     recorded = read_wav(out)
@@ -95,7 +84,7 @@ async def test_a_pause_after_unfinished_words_does_not_end_the_turn(
     head = _piece(first)
     assert _sounds_complete(head) >= 0.5, "Smart Turn alone would hold this pause: no test"
     audio, spans = _join(head, _piece(rest))
-    session, records, out = await _converse(tmp_path, audio, [])
+    session, records, out = await _converse(tmp_path, audio, ["llm.max_tokens=30"])
     assert len(_stops(records)) == 1, f"the pause ended the turn: {_waits(records)}"
     assert _bot_audio_during(out, spans) == 0.0
     [message] = [m["content"] for m in session.context.messages if m["role"] == "user"]
@@ -106,13 +95,15 @@ async def test_a_pause_after_unfinished_words_does_not_end_the_turn(
 async def test_without_the_words_the_same_pause_ends_the_turn(tmp_path: Path) -> None:
     # The control: Smart Turn alone takes the first hesitation's pause for an end.
     audio, _spans = _join(_piece(HESITATIONS[0][0]), _piece(HESITATIONS[0][1]))
-    _session, records, _out = await _converse(tmp_path, audio, ["vad.transcript_check=false"])
+    _session, records, _out = await _converse(
+        tmp_path, audio, ["llm.max_tokens=30", "vad.transcript_check=false"]
+    )
     assert len(_stops(records)) == 2, _waits(records)
 
 
 async def test_a_finished_question_ends_promptly(tmp_path: Path) -> None:
     audio, _spans = _join(_piece("What is the capital city of France?"))
-    _session, records, _out = await _converse(tmp_path, audio, [])
+    _session, records, _out = await _converse(tmp_path, audio, ["llm.max_tokens=30"])
     assert len(_stops(records)) == 1
     [wait] = _waits(records)
     threshold = load_pipeline_file(CASCADE).stage("vad").params["transcript_threshold"]

@@ -41,6 +41,14 @@ PAIRS = (
 )
 
 
+def _history(user: str, assistant: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": CASCADE_PROMPT},
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": assistant},
+    ]
+
+
 @pytest.fixture(scope="module")
 def detector() -> TranscriptEndOfTurn:
     d = TranscriptEndOfTurn(system_prompt=CASCADE_PROMPT)
@@ -65,11 +73,10 @@ def test_transcripts_are_normalised() -> None:
 def test_a_one_word_answer_in_digits_is_a_finished_message(
     detector: TranscriptEndOfTurn,
 ) -> None:
-    history = [
-        {"role": "system", "content": CASCADE_PROMPT},
-        {"role": "user", "content": "Could you tell me what time the shop closes tonight?"},
-        {"role": "assistant", "content": "At nine. What time would you like to come?"},
-    ]
+    history = _history(
+        "Could you tell me what time the shop closes tonight?",
+        "At nine. What time would you like to come?",
+    )
     probability = detector.probability("7.", history)
     assert probability is not None and probability >= THRESHOLD
 
@@ -87,11 +94,7 @@ def test_unfinished_words_score_below_the_threshold_and_finished_above(
 def test_the_prompt_is_the_conversation_then_the_open_user_message(
     detector: TranscriptEndOfTurn,
 ) -> None:
-    history = [
-        {"role": "system", "content": CASCADE_PROMPT},
-        {"role": "user", "content": "Hello."},
-        {"role": "assistant", "content": "Hi there!"},
-    ]
+    history = _history("Hello.", "Hi there!")
     prompt = detector.prompt("Book a table, for", history)
     assert prompt.startswith(f"<|im_start|>system\n{CASCADE_PROMPT}<|im_end|>")
     assert "Hi there!<|im_end|>" in prompt
@@ -220,11 +223,10 @@ def test_the_threshold_is_a_probability() -> None:
 # ------------------------------------------------------------- the stage
 
 
-HISTORY = [
-    {"role": "system", "content": CASCADE_PROMPT},
-    {"role": "user", "content": "Can you describe all the pizzas on your menu?"},
-    {"role": "assistant", "content": "We have a margherita, a pepperoni and a veggie pizza."},
-]
+HISTORY = _history(
+    "Can you describe all the pizzas on your menu?",
+    "We have a margherita, a pepperoni and a veggie pizza.",
+)
 
 
 def test_prefill_leaves_only_the_users_words_to_evaluate(detector: TranscriptEndOfTurn) -> None:
