@@ -121,7 +121,7 @@ class TurnParams(VADParams):
         ),
     )
     transcript_wait_ms: float = Field(
-        default=700.0,
+        default=1200.0,
         gt=0,
         le=10000,
         description=(

@@ -109,6 +109,6 @@ async def test_a_finished_question_ends_promptly(tmp_path: Path) -> None:
     threshold = load_pipeline_file(CASCADE).stage("vad").params["transcript_threshold"]
     assert wait["end_of_turn_probability"] >= 0.5
     # Not the 1.5 s incomplete wait: the words, when judged in time (on a CPU too busy
-    # for that the 0.7 s transcript_wait_ms ends it), were judged finished.
+    # for that the 1.2 s transcript_wait_ms ends it), were judged finished.
     assert wait["audio_wait_s"] < 1.5, wait
     assert wait.get("end_of_turn_words_probability", 1.0) >= threshold, wait
