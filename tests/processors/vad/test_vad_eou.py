@@ -328,3 +328,15 @@ async def test_a_check_behind_a_reply_is_sent_once_the_model_is_free(
     [verdict], passed = await _stage_run(detector, script)
     assert passed == ["What time is it?"]
     assert verdict.probability is not None and verdict.probability >= THRESHOLD
+
+
+def test_parley_serve_turns_the_words_off_until_it_sends_their_verdicts() -> None:
+    # The server has no end-of-utterance stage: a pipeline file's transcript_check
+    # would make every semantic_vad turn wait transcript_wait_ms for nothing.
+    from pipelines.serve.session_config import SemanticVad
+    from pipelines.serve.turn_settings import turn_settings
+
+    base = TurnParams(transcript_check=True)
+    settings = turn_settings(SemanticVad(type="semantic_vad"), base, speculate=True)
+    assert settings["transcript_check"] is False
+    TurnParams.model_validate({**base.model_dump(), **settings})
