@@ -131,6 +131,7 @@ class TranscriptEndOfTurn:
         self._formatter: Any = None
         self._end = -1
         self._lock = threading.Lock()
+        self._prefilling = False
         self.last_wait_s = 0.0
         """How long the last :meth:`probability` waited for the shared model's lock."""
         self.last_tokens = 0
@@ -141,9 +142,12 @@ class TranscriptEndOfTurn:
         return self._shared is not None
 
     def busy(self) -> bool:
-        """Whether another caller (a reply being generated) holds the model now."""
+        """Whether another caller (a reply being generated) holds the model now.
+
+        Not this detector's own :meth:`prefill`: the check needs that work done anyway.
+        """
         shared = self._shared
-        return shared is not None and shared.lock.locked()
+        return shared is not None and shared.lock.locked() and not self._prefilling
 
     def load(self) -> None:
         """Take the process's shared ``Llama`` (loading it if no stage has); blocking."""
@@ -242,9 +246,11 @@ class TranscriptEndOfTurn:
         shared = self._shared
         if shared is None or not shared.lock.acquire(blocking=False):
             return 0
+        self._prefilling = True
         try:
             return self._evaluate(shared.model, self.prompt("", history))
         finally:
+            self._prefilling = False
             shared.lock.release()
 
     def timed_probability(self, text: str, history: Sequence[Message] = ()) -> tuple[float, float]:

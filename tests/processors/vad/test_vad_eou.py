@@ -340,3 +340,30 @@ def test_parley_serve_turns_the_words_off_until_it_sends_their_verdicts() -> Non
     settings = turn_settings(SemanticVad(type="semantic_vad"), base, speculate=True)
     assert settings["transcript_check"] is False
     TurnParams.model_validate({**base.model_dump(), **settings})
+
+
+def test_its_own_prefill_does_not_count_as_the_model_being_busy(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    import threading
+
+    shared = detector._shared
+    assert shared is not None
+    busy_during: list[bool] = []
+    real_evaluate = detector._evaluate
+
+    def watching(llm, prompt):  # type: ignore[no-untyped-def]
+        busy_during.append(detector.busy())
+        return real_evaluate(llm, prompt)
+
+    detector._evaluate = watching  # type: ignore[method-assign]
+    try:
+        detector.probability("hello")  # the cache holds another prompt: prefill works
+        thread = threading.Thread(target=detector.prefill, args=(HISTORY,))
+        thread.start()
+        thread.join()
+    finally:
+        del detector._evaluate
+    assert busy_during[-1] is False  # inside the prefill, holding the lock
+    with shared.lock:
+        assert detector.busy()  # anyone else holding it
