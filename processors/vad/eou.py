@@ -35,9 +35,9 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
-from framework import Capabilities, Direction, Processor, handles
+from framework import Direction, Processor, handles
 from framework.frames import (
     EndOfUtteranceFrame,
     StartFrame,
@@ -310,8 +310,6 @@ class EndOfUtteranceProcessor(Processor):
     (:meth:`TranscriptEndOfTurn.prefill`), so the check at the pause evaluates only
     the user's words.
     """
-
-    capabilities: ClassVar[Capabilities] = Capabilities()
 
     def __init__(
         self,
