@@ -3,8 +3,8 @@
 :func:`build_stage` makes one stage's processor from its ``[stage]`` table;
 :func:`build_session` assembles a whole runnable conversation around a transport:
 
-    cascade:  transport.in -> vad -> stt -> interruption -> user context -> llm -> tts
-              -> transport.out -> assistant context
+    cascade:  transport.in -> vad -> stt -> [end of utterance] -> interruption
+              -> user context -> llm -> tts -> transport.out -> assistant context
     s2s:      transport.in -> vad -> realtime -> transport.out -> assistant context
 
 What a stage can do decides what the pipeline gets (see
@@ -109,6 +109,26 @@ class Session:
     context: Any = None
 
 
+def _end_of_utterance_stage(vad: Any, llm: Any, context: Any) -> Processor | None:
+    """The stage that judges pause transcripts, when the turn settings ask for it.
+
+    It shares the LLM stage's model when that is llama-cpp (same settings, one
+    ``Llama`` in the process); otherwise it takes SmolLM2 with the default settings.
+    """
+    params = getattr(vad, "params", None)
+    if not (
+        getattr(params, "transcript_check", False)
+        and getattr(params, "end_of_turn", "") == "smart_turn"
+    ):
+        return None
+    from processors.llm.llama_cpp import LlamaCppLLM
+    from processors.vad.eou import EndOfUtteranceProcessor, TranscriptEndOfTurn
+
+    llm_params = llm.params if isinstance(llm, LlamaCppLLM) else None
+    detector = TranscriptEndOfTurn(llm_params, system_prompt=context.system_prompt)
+    return EndOfUtteranceProcessor(detector, context=context)
+
+
 def build_session(
     config: PipelineConfig,
     transport: Any,
@@ -144,7 +164,10 @@ def build_session(
         stages["user_context"] = UserContextAggregator(context)
         stages["llm"] = build_stage(config, "llm", **shared)
         stages["tts"] = build_stage(config, "tts")
-        order = ("vad", "stt", "interruption", "user_context", "llm", "tts")
+        words = _end_of_utterance_stage(stages["vad"], stages["llm"], context)
+        if words is not None:
+            stages["end_of_utterance"] = words
+        order = ("vad", "stt", "end_of_utterance", "interruption", "user_context", "llm", "tts")
         middle = [stages[k] for k in order if k in stages]
     else:
         stages.update(_speech_to_speech_stages(config, **shared))

@@ -58,13 +58,24 @@ def transcribe(clips: Sequence[Clip], threads: int = 2) -> tuple[list[str], list
     return texts, seconds
 
 
-def score_llm(texts: Sequence[str], threads: int = 1) -> Scores:
-    """SmolLM2's end-of-utterance probability on each transcript."""
-    from benchmarks.turn.llm_eou import LLMEndOfUtterance
+GENERIC_PROMPT = "You are a helpful AI assistant."
 
-    model = LLMEndOfUtterance(threads=threads)
-    model.probability("hello")  # the first run evaluates the cached template prefix
-    results = [model.timed_probability(t) for t in texts]
+
+def score_llm(
+    texts: Sequence[str], threads: int = 1, system_prompt: str = GENERIC_PROMPT
+) -> Scores:
+    """SmolLM2's end-of-utterance probability on each transcript (the cascade's detector)."""
+    from processors.llm.llama_cpp import LlamaCppLLMParams
+    from processors.vad.eou import TranscriptEndOfTurn
+
+    params = LlamaCppLLMParams(n_ctx=512, n_threads=threads, n_batch=128, warmup=False)
+    model = TranscriptEndOfTurn(params, system_prompt=system_prompt)
+    model.load()
+    try:
+        model.probability("hello")  # the first run evaluates the cached template prefix
+        results = [model.timed_probability(t) for t in texts]
+    finally:
+        model.release()
     return Scores("llm_eou", [p for p, _ in results], [s for _, s in results])
 
 
@@ -181,12 +192,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sentences", type=int, default=len(SENTENCES), help="how many to use")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per model")
     parser.add_argument("--show", action="store_true", help="print every clip's scores")
+    parser.add_argument(
+        "--system-prompt",
+        default=GENERIC_PROMPT,
+        help="the system prompt before the user's words in the LLM's prompt (the pipeline "
+        "file's, to measure the threshold a pipeline should use)",
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
     clips = build_clips(SENTENCES[: args.sentences])
     texts, stt_seconds = transcribe(clips)
     smart = score_smart_turn(clips, args.threads)
-    llm = score_llm(texts, args.threads)
+    llm = score_llm(texts, args.threads, args.system_prompt)
     pos = [p for c, p in zip(clips, llm.probabilities, strict=True) if c.complete]
     neg = [p for c, p in zip(clips, llm.probabilities, strict=True) if not c.complete]
     llm_threshold = best_threshold(pos, neg)

@@ -11,6 +11,7 @@ __all__ = [
     "BotAudioResumeFrame",
     "BotStartedSpeakingFrame",
     "BotStoppedSpeakingFrame",
+    "EndOfUtteranceFrame",
     "UserPausedSpeakingFrame",
     "UserResumedSpeakingFrame",
     "UserStartedSpeakingFrame",
@@ -53,6 +54,22 @@ class UserResumedSpeakingFrame(SystemFrame):
     """
 
     speech_start_ns: int | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class EndOfUtteranceFrame(SystemFrame):
+    """A verdict on a pause from its transcript, sent upstream to the turn processor.
+
+    ``probability`` is how likely the words so far are a finished utterance (None:
+    no opinion, e.g. nothing was transcribed); ``speech_end_ns`` is the
+    ``UserPausedSpeakingFrame.speech_end_ns`` of the pause it judges, so a verdict
+    on a pause the user has since spoken past is recognised and dropped.
+    """
+
+    probability: float | None = None
+    speech_end_ns: int | None = None
+    text: str = ""
+    model_s: float = 0.0
 
 
 @dataclass(slots=True, kw_only=True)

@@ -88,6 +88,10 @@ def turn_settings(
         "incomplete_stop_ms": eager.incomplete_stop_ms,
         "unjudged_stop_ms": unjudged,
         "stop_ms": eager.incomplete_stop_ms,
+        # The words' second opinion needs the pause's transcript judged and sent back
+        # to the turn processor (processors/vad/eou.py); the server does not do that
+        # yet, so a pipeline file's transcript_check would only delay every turn.
+        "transcript_check": False,
     }
 
 

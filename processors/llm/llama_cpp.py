@@ -68,7 +68,13 @@ from processors.shared_models import MODELS, SharedModel
 if TYPE_CHECKING:
     from anyio.streams.memory import MemoryObjectSendStream
 
-__all__ = ["GenerationStats", "LlamaCppLLM", "LlamaCppLLMParams", "default_model_path"]
+__all__ = [
+    "GenerationStats",
+    "LlamaCppLLM",
+    "LlamaCppLLMParams",
+    "acquire_llama",
+    "default_model_path",
+]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _PER_MESSAGE_TOKENS = 6  # chat-template tokens around each message's content
@@ -221,36 +227,12 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
 
     def _acquire(self) -> SharedModel[Any]:
         """The shared ``Llama`` for these settings, loaded unless it already is."""
-        p = self.params
-        path = Path(p.model_path) if p.model_path else default_model_path()
-        if not path.is_file():
-            raise FileNotFoundError(f"llm model_path {str(path)!r} is not a file")
-        key = ("llama_cpp", str(path.resolve()), p.n_ctx, p.n_threads, p.n_batch)
-        return MODELS.acquire(key, lambda: self._load(path), _close_llama)
-
-    def _load(self, path: Path) -> Any:
-        from llama_cpp import Llama
-
-        p = self.params
+        before = set(MODELS.loaded())
         started = time.perf_counter()
-        with _LOAD_LOCK:
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=p.n_ctx,
-                n_threads=p.n_threads,
-                n_threads_batch=p.n_threads,
-                n_batch=p.n_batch,
-                seed=p.seed,
-                verbose=False,
-            )
-        if p.warmup:
-            messages: list[Any] = []
-            if self._warm_prompt:
-                messages.append({"role": "system", "content": self._warm_prompt})
-            messages.append({"role": "user", "content": "Hello."})
-            llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
-        self.load_s = time.perf_counter() - started
-        return llama
+        entry = acquire_llama(self.params, self._warm_prompt)
+        if entry.key not in before:  # loaded now
+            self.load_s = time.perf_counter() - started
+        return entry
 
     # ------------------------------------------------------------- generation
 
@@ -350,6 +332,43 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
                 shared.lock.release()
             stats.cpu_s = time.process_time() - cpu_start
             self._threads_running -= 1
+
+
+def acquire_llama(params: LlamaCppLLMParams, warm_prompt: str = "") -> SharedModel[Any]:
+    """The process's shared ``Llama`` for ``params``, loaded (and warmed) unless it already is.
+
+    Every stage that asks with the same file, context size, threads and batch gets
+    the same object (:mod:`processors.shared_models`); use it under the entry's lock
+    and pair the call with ``MODELS.release``. ``warm_prompt`` is the system prompt a
+    first load evaluates, so the first reply finds it cached.
+    """
+    path = Path(params.model_path) if params.model_path else default_model_path()
+    if not path.is_file():
+        raise FileNotFoundError(f"llm model_path {str(path)!r} is not a file")
+    key = ("llama_cpp", str(path.resolve()), params.n_ctx, params.n_threads, params.n_batch)
+    return MODELS.acquire(key, lambda: _load_llama(path, params, warm_prompt), _close_llama)
+
+
+def _load_llama(path: Path, p: LlamaCppLLMParams, warm_prompt: str) -> Any:
+    from llama_cpp import Llama
+
+    with _LOAD_LOCK:
+        llama = Llama(
+            model_path=str(path),
+            n_ctx=p.n_ctx,
+            n_threads=p.n_threads,
+            n_threads_batch=p.n_threads,
+            n_batch=p.n_batch,
+            seed=p.seed,
+            verbose=False,
+        )
+    if p.warmup:
+        messages: list[Any] = []
+        if warm_prompt:
+            messages.append({"role": "system", "content": warm_prompt})
+        messages.append({"role": "user", "content": "Hello."})
+        llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
+    return llama
 
 
 def _close_llama(llama: Any) -> None:

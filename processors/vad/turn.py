@@ -17,6 +17,7 @@ from framework.audio import resample, to_mono
 from framework.frames import (
     BotStartedSpeakingFrame,
     BotStoppedSpeakingFrame,
+    EndOfUtteranceFrame,
     InputAudioFrame,
     MetricSample,
     MetricsFrame,
@@ -100,6 +101,33 @@ class TurnParams(VADParams):
         gt=0.0,
         lt=1.0,
         description="smart_turn: probability at or above which the model's verdict is 'complete'.",
+    )
+    transcript_check: bool = Field(
+        default=False,
+        description=(
+            "smart_turn: also ask the words. A pause Smart Turn judges complete ends the "
+            "turn only once the pause's transcript is judged too (an EndOfUtteranceFrame "
+            "from the end-of-utterance stage, which the cascade adds after speech-to-text); "
+            "words judged unfinished make it wait incomplete_stop_ms. See docs/turn-taking.md."
+        ),
+    )
+    transcript_threshold: float = Field(
+        default=1e-7,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "transcript_check: the language model's end-of-utterance probability below "
+            "which the words are unfinished."
+        ),
+    )
+    transcript_wait_ms: float = Field(
+        default=1200.0,
+        gt=0,
+        le=10000,
+        description=(
+            "transcript_check: the longest silence to wait for the words' verdict once "
+            "Smart Turn says complete; without it by then the turn ends on Smart Turn's."
+        ),
     )
 
     @model_validator(mode="after")
@@ -196,6 +224,8 @@ class TurnProcessor(Processor):
         self._judging = False
         self._probability: float | None = None
         self._infer_s: float | None = None
+        self._pause_end_ns: int | None = None  # the pause being judged
+        self._words: EndOfUtteranceFrame | None = None  # the words' verdict on it
         self._windows_lock = anyio.Lock()  # a verdict may end the turn between frames
         self._segmenter = SpeechSegmenter(self.params)
         self._allow_interruptions = True
@@ -353,9 +383,8 @@ class TurnProcessor(Processor):
                 await self._user_stopped(event)
             elif event.kind == "pause":
                 self._judge(rate)
-                await self._both_ways(
-                    UserPausedSpeakingFrame(speech_end_ns=self._to_ns(event.speech_s))
-                )
+                self._pause_end_ns = self._to_ns(event.speech_s)
+                await self._both_ways(UserPausedSpeakingFrame(speech_end_ns=self._pause_end_ns))
             else:
                 self._forget_verdict()
                 await self._both_ways(
@@ -375,9 +404,39 @@ class TurnProcessor(Processor):
             return p.stop_ms
         if self._probability is None:  # no verdict yet: a CPU too busy for the model
             return max(p.unjudged_stop_ms, p.complete_stop_ms)
-        if self._probability >= p.end_of_turn_threshold:
+        if self._probability < p.end_of_turn_threshold:
+            return p.incomplete_stop_ms
+        if not p.transcript_check:
             return p.complete_stop_ms
-        return p.incomplete_stop_ms
+        if self._words is None:  # complete by the voice: wait for the words' verdict
+            return max(p.transcript_wait_ms, p.complete_stop_ms)
+        words = self._words.probability
+        if words is not None and words < p.transcript_threshold:
+            return p.incomplete_stop_ms
+        return p.complete_stop_ms
+
+    @handles(EndOfUtteranceFrame)
+    async def _words_verdict(self, frame: EndOfUtteranceFrame, direction: Direction) -> None:
+        """The end-of-utterance stage's verdict on a pause's transcript (ends here)."""
+        if direction is UPSTREAM:
+            await self.judge_words(frame)
+        else:
+            await self.push(frame, direction)
+
+    async def judge_words(self, verdict: EndOfUtteranceFrame) -> bool:
+        """Take the words' verdict on the current pause; True if it was for this pause.
+
+        A verdict on an earlier pause (the user has spoken since) is dropped. With
+        ``transcript_check`` off it is only recorded. Ends the turn at once when the
+        silence already reaches what the verdicts ask.
+        """
+        if verdict.speech_end_ns is None or verdict.speech_end_ns != self._pause_end_ns:
+            return False
+        if not self._segmenter.speaking:
+            return False
+        self._words = verdict
+        await self._end_if_due(self._pause_id)
+        return True
 
     def _remember(self, audio: bytes, rate: int) -> None:
         """Keep the last ~8 s (plus pre-roll) of input for the end-of-turn model."""
@@ -419,8 +478,14 @@ class TurnProcessor(Processor):
         self._probability = probability
         self._infer_s = time.perf_counter() - began
         self._judging = False
-        # Enough silence already: end the turn now rather than at the next window
-        # (which may be 20-30 ms away, or never come if the input stops).
+        await self._end_if_due(pause_id)
+
+    async def _end_if_due(self, pause_id: int) -> None:
+        """End the turn now if the silence already reaches what the verdicts ask.
+
+        Rather than at the next window, which may be 20-30 ms away, or never come if
+        the input stops.
+        """
         async with self._windows_lock:
             enough = self._segmenter.silence_s * 1000.0 + 1e-6 >= self._stop_ms()
             if pause_id == self._pause_id and enough:
@@ -433,6 +498,8 @@ class TurnProcessor(Processor):
         self._judging = False
         self._probability = None
         self._infer_s = None
+        self._pause_end_ns = None
+        self._words = None
 
     # -------------------------------------------------------------- internals
 
@@ -483,6 +550,9 @@ class TurnProcessor(Processor):
         if self._smart():
             extra["end_of_turn_probability"] = self._probability
             extra["end_of_turn_model_s"] = self._infer_s
+            if self._words is not None:
+                extra["end_of_turn_words_probability"] = self._words.probability
+                extra["end_of_turn_words_s"] = round(self._words.model_s, 4)
         self._forget_verdict()
         sample = MetricSample(
             processor=self.name,

@@ -1,0 +1,369 @@
+"""The words' opinion on the end of a turn: SmolLM2's end-of-utterance probability.
+
+Real SmolLM2-135M (the cascade's LLM) for the detector; the turn processor with
+real Silero and Smart Turn on Piper speech, the words' verdict injected at the pause.
+"""
+
+from __future__ import annotations
+
+import anyio
+import numpy as np
+import pytest
+
+from benchmarks.turn.corpus import Clip, build_clips
+from framework.frames import (
+    EndOfUtteranceFrame,
+    MetricsFrame,
+    TranscriptionFrame,
+    UserPausedSpeakingFrame,
+    UserResumedSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
+from processors.llm.llama_cpp import LlamaCppLLM, LlamaCppLLMParams
+from processors.shared_models import MODELS
+from processors.vad import TurnParams
+from processors.vad.eou import TranscriptEndOfTurn, normalise_transcript
+from tests.framework.helpers import wait_until
+from tests.processors.vad.test_vad_smart_turn import SettledHarness, _pcm
+from tests.processors.vad.test_vad_turn import DOWN, UP, Harness, _run, _silence
+
+pytestmark = pytest.mark.models
+
+CASCADE_PROMPT = "You are a friendly voice assistant. Answer in one short sentence."
+THRESHOLD = TurnParams().transcript_threshold
+# (unfinished, finished): the corpus' hesitation turns, as Whisper writes them at the pause.
+PAIRS = (
+    ("For the camping trip I am packing", "For the camping trip I am packing a small stove."),
+    ("Could you tell me, uh, what time the shop", "What time does the shop close tonight?"),
+    ("I would like to order, um, a large pizza with", "I would like to order a large pizza."),
+    ("I would like to book a table for", "I would like to book a table for two at seven."),
+)
+
+
+def _history(user: str, assistant: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": CASCADE_PROMPT},
+        {"role": "user", "content": user},
+        {"role": "assistant", "content": assistant},
+    ]
+
+
+@pytest.fixture(scope="module")
+def detector() -> TranscriptEndOfTurn:
+    d = TranscriptEndOfTurn(system_prompt=CASCADE_PROMPT)
+    d.load()
+    yield d  # type: ignore[misc]
+    d.release()
+
+
+def test_transcripts_are_normalised() -> None:
+    assert normalise_transcript("For the... camping trip, I'm  packing.") == (
+        "for the camping trip i'm packing"
+    )
+    assert normalise_transcript("7.") == "seven"
+    assert normalise_transcript("At 12:45, table 101 or 20") == (
+        "at twelve forty five table one zero one or twenty"
+    )
+    assert normalise_transcript("Call 29340 or 007") == (
+        "call two nine three four zero or zero zero seven"
+    )
+
+
+def test_a_one_word_answer_in_digits_is_a_finished_message(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    history = _history(
+        "Could you tell me what time the shop closes tonight?",
+        "At nine. What time would you like to come?",
+    )
+    probability = detector.probability("7.", history)
+    assert probability is not None and probability >= THRESHOLD
+
+
+@pytest.mark.parametrize(("unfinished", "finished"), PAIRS)
+def test_unfinished_words_score_below_the_threshold_and_finished_above(
+    detector: TranscriptEndOfTurn, unfinished: str, finished: str
+) -> None:
+    low = detector.probability(unfinished)
+    high = detector.probability(finished)
+    assert low is not None and high is not None
+    assert low < THRESHOLD <= high, (low, high)
+
+
+def test_the_prompt_is_the_conversation_then_the_open_user_message(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    history = _history("Hello.", "Hi there!")
+    prompt = detector.prompt("Book a table, for", history)
+    assert prompt.startswith(f"<|im_start|>system\n{CASCADE_PROMPT}<|im_end|>")
+    assert "Hi there!<|im_end|>" in prompt
+    assert prompt.endswith("<|im_start|>user\nbook a table for")
+    # Without a history: the system prompt it was given.
+    assert detector.prompt("yes").startswith(f"<|im_start|>system\n{CASCADE_PROMPT}")
+
+
+def test_it_uses_the_llm_stages_model_rather_than_a_second_copy() -> None:
+    params = LlamaCppLLMParams(warmup=False)
+    llm = LlamaCppLLM(params)
+    llm.load()
+    try:
+        loaded = MODELS.loaded()
+        [key] = [k for k in loaded if k[0] == "llama_cpp"]
+        users = MODELS.users(key)
+        detector = TranscriptEndOfTurn(params)
+        detector.load()
+        try:
+            assert detector._shared is not None and detector._shared.model is llm.model
+            assert MODELS.loaded() == loaded  # nothing more was loaded
+            assert MODELS.users(key) == users + 1
+            assert detector.probability("What is the capital of France?") is not None
+        finally:
+            detector.release()
+    finally:
+        MODELS.release_model(llm.model)
+
+
+def test_it_refuses_to_work_before_load() -> None:
+    with pytest.raises(RuntimeError, match="load"):
+        TranscriptEndOfTurn().probability("hello")
+
+
+# ------------------------------------------------------- the turn processor
+
+
+@pytest.fixture(scope="module")
+def clip() -> Clip:
+    [complete] = [
+        c for c in build_clips(["What time does the | pharmacy close today?"]) if c.complete
+    ]
+    return complete
+
+
+PARAMS = TurnParams(
+    end_of_turn="smart_turn",
+    complete_stop_ms=200,
+    incomplete_stop_ms=1500,
+    transcript_check=True,
+    transcript_wait_ms=600,
+)
+
+
+def _wait_s(h: Harness) -> dict:  # type: ignore[type-arg]
+    [extra] = [
+        s.extra for m in h.down(MetricsFrame) for s in m.samples if s.name == "end_of_turn_s"
+    ]
+    return extra
+
+
+async def _speak_and_judge(h: Harness, clip: Clip, words: float | None, *, stale: bool = False):  # type: ignore[no-untyped-def]
+    """Feed the sentence; at its pause send the words' verdict ``words`` (None: none)."""
+
+    async def script(h: Harness) -> None:
+        await h.feed(_silence(0.5) + _pcm(clip.samples) + _silence(0.06))
+        await wait_until(lambda: bool(h.down(UserPausedSpeakingFrame)), limit_s=30.0)
+        await wait_until(lambda: h.turn.probability is not None, limit_s=30.0)
+        assert h.turn.probability is not None and h.turn.probability >= 0.5, "not complete"
+        if words is not None:
+            [pause] = h.down(UserPausedSpeakingFrame)
+            end_ns = pause.speech_end_ns - (1 if stale else 0)
+            await h.tail.inject(
+                EndOfUtteranceFrame(probability=words, speech_end_ns=end_ns, text="..."), UP
+            )
+        await h.feed(_silence(2.0))
+
+    await _run(h, script)
+    assert len(h.down(UserStoppedSpeakingFrame)) == 1
+    return _wait_s(h)
+
+
+@pytest.mark.anyio
+async def test_finished_words_end_a_complete_sounding_turn_after_the_short_wait(
+    clip: Clip,
+) -> None:
+    extra = await _speak_and_judge(SettledHarness(PARAMS), clip, 0.01)
+    assert extra["end_of_turn_words_probability"] == 0.01
+    assert 0.2 <= extra["audio_wait_s"] <= 0.2 + 0.1
+
+
+@pytest.mark.anyio
+async def test_unfinished_words_make_a_complete_sounding_turn_wait_the_long_wait(
+    clip: Clip,
+) -> None:
+    extra = await _speak_and_judge(SettledHarness(PARAMS), clip, 1e-9)
+    assert extra["end_of_turn_probability"] >= 0.5
+    assert 1.5 <= extra["audio_wait_s"] <= 1.5 + 0.15
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("stale", [False, True])
+async def test_without_the_words_verdict_the_turn_ends_after_transcript_wait_ms(
+    clip: Clip, stale: bool
+) -> None:
+    # No verdict, or one about an earlier pause: Smart Turn's verdict decides, late.
+    words = 1e-9 if stale else None
+    extra = await _speak_and_judge(SettledHarness(PARAMS), clip, words, stale=stale)
+    assert "end_of_turn_words_probability" not in extra
+    assert 0.6 <= extra["audio_wait_s"] <= 0.6 + 0.1
+
+
+@pytest.mark.anyio
+async def test_with_transcript_check_off_the_words_change_nothing(clip: Clip) -> None:
+    params = PARAMS.model_copy(update={"transcript_check": False})
+    extra = await _speak_and_judge(SettledHarness(params), clip, 1e-9)
+    assert 0.2 <= extra["audio_wait_s"] <= 0.2 + 0.1
+
+
+def test_the_threshold_is_a_probability() -> None:
+    with pytest.raises(ValueError, match="transcript_threshold"):
+        TurnParams(transcript_threshold=0.0)
+    assert np.isclose(TurnParams(transcript_threshold=1e-5).transcript_threshold, 1e-5)
+
+
+# ------------------------------------------------------------- the stage
+
+
+HISTORY = _history(
+    "Can you describe all the pizzas on your menu?",
+    "We have a margherita, a pepperoni and a veggie pizza.",
+)
+
+
+def test_prefill_leaves_only_the_users_words_to_evaluate(detector: TranscriptEndOfTurn) -> None:
+    detector.probability("hello")  # the cache now holds another prompt
+    assert detector.prefill(HISTORY) > 20  # the conversation, evaluated ahead
+    detector.probability("I would like the", HISTORY)
+    assert 0 < detector.last_tokens <= 6  # "i would like the"
+    assert detector._shared is not None
+    with detector._shared.lock:  # another stage generating: no prefill, no wait
+        assert detector.prefill([]) == 0
+
+
+@pytest.fixture
+def own_detector(detector: TranscriptEndOfTurn) -> TranscriptEndOfTurn:
+    """A detector for one stage (the stage releases it), on the already loaded model."""
+    d = TranscriptEndOfTurn(system_prompt=CASCADE_PROMPT)
+    d.load()
+    return d
+
+
+async def _stage_run(detector: TranscriptEndOfTurn, script):  # type: ignore[no-untyped-def]
+    from framework import Pipeline, PipelineTask, TaskParams
+    from processors.llm.context import LLMContext
+    from processors.vad.eou import EndOfUtteranceProcessor
+    from tests.framework.helpers import Recorder
+
+    head, sink = Recorder("head"), Recorder("sink")
+    stage = EndOfUtteranceProcessor(detector, context=LLMContext(system_prompt=CASCADE_PROMPT))
+    task = PipelineTask(Pipeline([head, stage, sink]), TaskParams())
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        with anyio.fail_after(60):
+            while not task.running:
+                await anyio.sleep(0.005)
+            await script(task, head)
+            await task.stop_when_done()
+    verdicts = head.frames(UP, EndOfUtteranceFrame)
+    return verdicts, [t.text for t in sink.frames(DOWN, TranscriptionFrame)]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("model_free_at_first", [True, False])
+async def test_a_pause_transcript_waits_for_its_check_only_while_the_model_is_free(
+    own_detector: TranscriptEndOfTurn, monkeypatch: pytest.MonkeyPatch, model_free_at_first: bool
+) -> None:
+    detector = own_detector
+    # The second pause's check has to wait for the model (held here, as by a reply
+    # being generated) and the user resumes meanwhile. If the model looked free when
+    # the transcript came, the check held it: it is dropped (the next transcript
+    # covers the turn). If it was busy, the transcript went on at once.
+    shared = detector._shared
+    assert shared is not None
+    if model_free_at_first:
+        monkeypatch.setattr(detector, "busy", lambda: False)
+
+    async def script(task, head) -> None:  # type: ignore[no-untyped-def]
+        await task.queue_frame(UserStartedSpeakingFrame(speech_start_ns=1))
+        await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=10))
+        await task.queue_frame(TranscriptionFrame(text="Book a table for", user_id="u"))
+        await wait_until(lambda: bool(head.frames(UP, EndOfUtteranceFrame)), limit_s=30.0)
+        shared.lock.acquire()
+        try:
+            await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=20))
+            await task.queue_frame(TranscriptionFrame(text="Book a table for two", user_id="u"))
+            await anyio.sleep(0.3)
+            await task.queue_frame(UserResumedSpeakingFrame(speech_start_ns=30))
+            await wait_until(lambda: len(head.frames(UP, EndOfUtteranceFrame)) == 2, limit_s=30)
+        finally:
+            shared.lock.release()
+
+    (first, second), passed = await _stage_run(detector, script)
+    assert first.speech_end_ns == 10 and first.probability is not None
+    assert first.probability < THRESHOLD
+    assert second.speech_end_ns == 20 and second.probability is None  # gave up waiting
+    if model_free_at_first:
+        assert passed == ["Book a table for"]
+    else:
+        assert passed == ["Book a table for", "Book a table for two"]
+
+
+@pytest.mark.anyio
+async def test_a_check_behind_a_reply_is_sent_once_the_model_is_free(
+    own_detector: TranscriptEndOfTurn,
+) -> None:
+    detector = own_detector
+    shared = detector._shared
+    assert shared is not None
+
+    async def script(task, head) -> None:  # type: ignore[no-untyped-def]
+        await task.queue_frame(UserStartedSpeakingFrame(speech_start_ns=1))
+        await anyio.sleep(0.3)  # the background prefill
+        with shared.lock:
+            await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=10))
+            await task.queue_frame(TranscriptionFrame(text="What time is it?", user_id="u"))
+            await anyio.sleep(0.3)
+            assert not head.frames(UP, EndOfUtteranceFrame)
+        await wait_until(lambda: bool(head.frames(UP, EndOfUtteranceFrame)), limit_s=30.0)
+
+    [verdict], passed = await _stage_run(detector, script)
+    assert passed == ["What time is it?"]
+    assert verdict.probability is not None and verdict.probability >= THRESHOLD
+
+
+def test_parley_serve_turns_the_words_off_until_it_sends_their_verdicts() -> None:
+    # The server has no end-of-utterance stage: a pipeline file's transcript_check
+    # would make every semantic_vad turn wait transcript_wait_ms for nothing.
+    from pipelines.serve.session_config import SemanticVad
+    from pipelines.serve.turn_settings import turn_settings
+
+    base = TurnParams(transcript_check=True)
+    settings = turn_settings(SemanticVad(type="semantic_vad"), base, speculate=True)
+    assert settings["transcript_check"] is False
+    TurnParams.model_validate({**base.model_dump(), **settings})
+
+
+def test_its_own_prefill_does_not_count_as_the_model_being_busy(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    import threading
+
+    shared = detector._shared
+    assert shared is not None
+    busy_during: list[bool] = []
+    real_evaluate = detector._evaluate
+
+    def watching(llm, prompt):  # type: ignore[no-untyped-def]
+        busy_during.append(detector.busy())
+        return real_evaluate(llm, prompt)
+
+    detector._evaluate = watching  # type: ignore[method-assign]
+    try:
+        detector.probability("hello")  # the cache holds another prompt: prefill works
+        thread = threading.Thread(target=detector.prefill, args=(HISTORY,))
+        thread.start()
+        thread.join()
+    finally:
+        del detector._evaluate
+    assert busy_during[-1] is False  # inside the prefill, holding the lock
+    with shared.lock:
+        assert detector.busy()  # anyone else holding it
