@@ -13,9 +13,13 @@ Latency choices:
 * The same ``Llama`` object serves every turn. llama-cpp-python compares each new
   prompt with the tokens already in its KV cache and evaluates only what differs,
   so the system prompt and earlier turns are not evaluated again. Stages with the
-  same model settings share one ``Llama`` (:mod:`processors.shared_models`), one
-  generation at a time under its lock; a conversation's turn that follows
-  another conversation's re-evaluates what differs from that one's prompt. Measured on the
+  same model settings share one pool of ``Llama`` contexts
+  (:mod:`processors.shared_models`, :mod:`processors.llm._llama_pool`): a reply
+  borrows one, preferring the context that served the stage's previous reply;
+  a second context is loaded only when two replies overlap (up to ``contexts``),
+  so replies of different conversations run side by side instead of queueing.
+  A turn served by another context than the last re-evaluates what differs from
+  that context's prompt. Measured on the
   2-core machine (busy, one thread): first reply 290-325 ms to the first token
   without the warm-up, 120-220 ms with it, later turns about 100-180 ms.
 * On an interruption the generation thread sees a stop flag before the next
@@ -63,6 +67,7 @@ from framework.frames.base import Direction, Frame
 from framework.frames.lifecycle import CancelFrame, InterruptionFrame
 from framework.frames.llm import LLMMessagesFrame
 from processors.faults import max_failures_field
+from processors.llm._llama_pool import LlamaPool
 from processors.llm.base import LLMProcessor, Reply
 from processors.shared_models import MODELS, SharedModel
 
@@ -118,6 +123,14 @@ class LlamaCppLLMParams(BaseModel):
         "OpenMP threads then stall badly; see the module docstring.",
     )
     n_batch: int = Field(default=256, ge=8, le=4096, description="Prompt evaluation batch size.")
+    contexts: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Most llama.cpp contexts the process's stages with these settings share "
+        "(one reply at a time each; the second is loaded only when replies overlap). Two "
+        "by default: one per core of a 2-core machine at one thread each.",
+    )
     max_tokens: int = Field(
         default=60, ge=1, le=4096, description="Longest reply in tokens; keep voice replies short."
     )
@@ -171,8 +184,8 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
         self._warm_prompt = self.params.system_prompt or str(
             getattr(context, "system_prompt", "") or ""
         )
-        self._llama: Any = None
-        self._shared: SharedModel[Any] | None = None
+        self._llama: Any = None  # the context of the last reply (the pool's first at start)
+        self._shared: SharedModel[LlamaPool] | None = None
         self._stop: threading.Event | None = None
         self._threads_running = 0
         self.last_generation: GenerationStats | None = None
@@ -185,7 +198,7 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
 
     @property
     def model(self) -> Any:
-        """The loaded ``llama_cpp.Llama`` object (None before start)."""
+        """The ``llama_cpp.Llama`` context of the last reply (None before start)."""
         return self._llama
 
     # -------------------------------------------------------------- lifecycle
@@ -194,7 +207,7 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
         """Take the shared model for these settings, loading (and warming) it if needed."""
         if self._llama is None:
             self._shared = self._acquire()
-            self._llama = self._shared.model
+            self._llama = self._shared.model.first
 
     def loaded(self) -> bool:
         """Whether the model is there to answer."""
@@ -221,16 +234,23 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
         if self._stop is not None:
             self._stop.set()
 
-    def _acquire(self) -> SharedModel[Any]:
-        """The shared ``Llama`` for these settings, loaded unless it already is."""
+    def _acquire(self) -> SharedModel[LlamaPool]:
+        """The shared pool of ``Llama`` contexts for these settings, made unless it is."""
         p = self.params
         path = Path(p.model_path) if p.model_path else default_model_path()
         if not path.is_file():
             raise FileNotFoundError(f"llm model_path {str(path)!r} is not a file")
-        key = ("llama_cpp", str(path.resolve()), p.n_ctx, p.n_threads, p.n_batch)
-        return MODELS.acquire(key, lambda: self._load(path), _close_llama)
+        key = ("llama_cpp", str(path.resolve()), p.n_ctx, p.n_threads, p.n_batch, p.contexts)
+        loads = iter(range(p.contexts))
+        # The first context is warmed with the system prompt; a later one is loaded
+        # for a reply that evaluates its whole prompt anyway.
+        return MODELS.acquire(
+            key,
+            lambda: LlamaPool(lambda: self._load(path, warm=next(loads, 1) == 0), p.contexts),
+            _close_pool,
+        )
 
-    def _load(self, path: Path) -> Any:
+    def _load(self, path: Path, warm: bool = True) -> Any:
         from llama_cpp import Llama
 
         p = self.params
@@ -245,7 +265,7 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
                 seed=p.seed,
                 verbose=False,
             )
-        if p.warmup:
+        if p.warmup and warm:
             messages: list[Any] = []
             if self._warm_prompt:
                 messages.append({"role": "system", "content": self._warm_prompt})
@@ -305,20 +325,25 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
         stop: threading.Event,
         send: MemoryObjectSendStream[str],
         stats: GenerationStats,
-        shared: SharedModel[Any] | None = None,
+        shared: SharedModel[LlamaPool] | None = None,
     ) -> None:
         """Worker thread: stream tokens into ``send`` until done or ``stop`` is set.
 
-        ``shared`` is the cache entry of ``llama``: its lock is held while generating.
+        ``shared`` is the cache entry of the pool: a context is borrowed from it for
+        the reply (``llama``, the stage's last one, if it is free) and given back.
         """
         self._threads_running += 1
         cpu_start = time.process_time()
         p = self.params
         stream: Any = None
-        if shared is not None and not shared.hold(stop):  # stopped while another reply ran
-            stats.interrupted = True
-            self._threads_running -= 1
-            return
+        if shared is not None:
+            llama = shared.model.take(stop, prefer=llama)
+            if llama is None:  # stopped while every context was busy
+                stats.interrupted = True
+                self._threads_running -= 1
+                return
+            if self._shared is shared:  # not cleaned up meanwhile
+                self._llama = llama
         try:
             prompt: Any = _fit(llama, messages, p.n_ctx - p.max_tokens)
             stream = llama.create_chat_completion(
@@ -343,15 +368,19 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     break
         except Exception:
-            llama.reset()  # under the shared lock: the next reply starts from a clean cache
+            llama.reset()  # still borrowed: the next reply starts from a clean cache
             raise
         finally:
             if stream is not None and hasattr(stream, "close"):
                 stream.close()
             if shared is not None:
-                shared.lock.release()
+                shared.model.give(llama)
             stats.cpu_s = time.process_time() - cpu_start
             self._threads_running -= 1
+
+
+def _close_pool(pool: LlamaPool) -> None:
+    pool.close(_close_llama)
 
 
 def _close_llama(llama: Any) -> None:

@@ -127,7 +127,7 @@ async def test_two_llama_stages_share_one_model_and_answer_in_turn() -> None:
         await wait_until(lambda: all(s.frames(kind=StartFrame) for s in sinks), 120)
         assert llms[0].model is not None and llms[0].model is llms[1].model
         assert sum(1 for key in MODELS.loaded() if key[0] == "llama_cpp") == 1
-        for task in tasks:  # both at once: the second waits for the first's lock
+        for task in tasks:  # both at once: the second borrows a second context if they overlap
             await task.queue_frames([question])
         await wait_until(lambda: all(s.frames(kind=LLMResponseEndFrame) for s in sinks), 120)
         for task in tasks:
@@ -135,3 +135,38 @@ async def test_two_llama_stages_share_one_model_and_answer_in_turn() -> None:
     texts = ["".join(f.text for f in s.frames(kind=LLMTextFrame)) for s in sinks]
     assert texts[0] and texts[0] == texts[1]  # greedy decoding, same prompt: the same reply
     assert not any(key[0] == "llama_cpp" for key in MODELS.loaded())  # nobody keeps it: freed
+
+
+@pytest.mark.anyio
+@pytest.mark.models
+@pytest.mark.parametrize("contexts", [2, 1])
+async def test_a_reply_while_the_only_context_is_busy_gets_a_second_one(contexts: int) -> None:
+    """With the pool's first context lent out, a stage's reply loads and uses another;
+    with ``contexts=1`` it waits until the first is given back."""
+    from framework import Pipeline, PipelineTask, TaskParams
+    from framework.frames import LLMMessagesFrame, LLMResponseEndFrame, LLMTextFrame, StartFrame
+    from processors.llm.llama_cpp import LlamaCppLLM, LlamaCppLLMParams
+    from tests.framework.helpers import Recorder, wait_until
+
+    question = LLMMessagesFrame(messages=[{"role": "user", "content": "Say hello."}])
+    llm = LlamaCppLLM(LlamaCppLLMParams(max_tokens=8, temperature=0.0, contexts=contexts))
+    sink = Recorder("sink")
+    task = PipelineTask(Pipeline([llm, sink]), TaskParams(cleanup_timeout_s=10))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        await wait_until(lambda: sink.frames(kind=StartFrame), 120)
+        assert llm._shared is not None
+        pool = llm._shared.model
+        first = pool.take()  # another conversation's reply holds it
+        assert first is llm.model
+        await task.queue_frames([question])
+        if contexts == 2:
+            await wait_until(lambda: sink.frames(kind=LLMResponseEndFrame), 120)
+            assert len(pool.instances) == 2 and llm.model is pool.instances[1]
+        else:
+            await anyio.sleep(0.5)
+            assert not sink.frames(kind=LLMResponseEndFrame)  # waits for the context
+        pool.give(first)
+        await wait_until(lambda: sink.frames(kind=LLMResponseEndFrame), 120)
+        await task.stop_when_done()
+    assert "".join(f.text for f in sink.frames(kind=LLMTextFrame)).strip()
