@@ -3,9 +3,11 @@ transport's promises (barge-in within a chunk, re-anchoring after a stall) on it
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import random
+import sys
 from collections.abc import Callable
 
 import anyio
@@ -209,6 +211,29 @@ class _Sink(OutputTransport):
         self.writes.append((self.clock.now, play_ns))
 
 
+class _DirectSink(_Sink):
+    """Writes with ``write_chunk_now``: chunks after a stretch's first come from the tick."""
+
+    write_chunk = OutputTransport.write_chunk  # type: ignore[assignment]
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.from_worker = 0  # writes made by the output's own task
+
+    def write_chunk_now(self, pcm: bytes, play_ns: int) -> None:
+        task = asyncio.current_task()
+        self.from_worker += task is not None and task.get_name() == f"{self.name}.worker"
+        self.writes.append((self.clock.now, play_ns))
+
+
+@pytest.fixture(autouse=True, params=["awaited write", "write from the tick"])
+def sink_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every output test runs with both kinds of output (``_Sink`` is looked up late)."""
+    if request.param == "write from the tick":
+        monkeypatch.setattr(sys.modules[__name__], "_Sink", _DirectSink)
+    return str(request.param)
+
+
 async def _session(
     pacer: Pacer, clock: ManualClock, drive: Callable[[PipelineTask, _Sink, Tap], object]
 ) -> tuple[_Sink, Tap]:
@@ -243,6 +268,8 @@ async def test_output_chunks_play_on_schedule_and_the_session_leaves_no_timer() 
     (stop,) = tap.frames(BotStoppedSpeakingFrame)
     assert not stop.interrupted and stop.played_s == pytest.approx(0.2)
     assert pacer.pending == 0 and not pacer.armed and clock.live == 0
+    if isinstance(sink, _DirectSink):  # the task wrote the first chunk, the tick the rest
+        assert sink.from_worker <= 2, sink.from_worker
 
 
 async def test_barge_in_stops_within_one_chunk_and_keeps_the_words_heard() -> None:
