@@ -602,14 +602,16 @@ class OutputTransport(Processor):
     # ---------------------------------------------------------------- playback
 
     def _convert(self, frame: OutputAudioFrame) -> bytes:
-        from framework.audio import StreamResampler, to_mono
-
         audio = frame.audio
         if frame.num_channels != 1:
+            from framework.audio import to_mono
+
             audio = to_mono(audio, frame.num_channels)
-        if frame.sample_rate == self._rate:
+        if frame.sample_rate == self._rate:  # the common case: no import on this path
             self._flush_resampler()
             return audio
+        from framework.audio import StreamResampler
+
         resampler = self._resampler
         if resampler is None or resampler.from_rate != frame.sample_rate:
             self._flush_resampler()
