@@ -682,12 +682,11 @@ class OutputTransport(Processor):
         """Write the buffered whole chunks from the pacer's tick; False if none was.
 
         For outputs with :meth:`write_chunk_now` while a stretch plays on schedule:
-        one ticket per chunk, each writing its chunk when due, and one wake-up of
-        this task when the last is written. A tick stops the batch, leaving the rest
-        buffered, when a pause came (after writing the chunk due, as
-        :meth:`_play_chunk` does), when the loop stalled past ``max_lag_ms`` or when
-        the buffer was cut; False then tells the caller to play the next chunk itself
-        (re-anchoring the schedule after a stall).
+        each tick writes the chunk due and takes a ticket for the next, and this
+        task wakes once, when the buffer holds less than a chunk. A tick behind by
+        more than ``max_lag_ms`` (the loop stalled) re-anchors the schedule to now,
+        as :meth:`_play_chunk` does; a pause ends the batch after the chunk due, and
+        the task then holds the rest.
         """
         pacer = self.pacer
         if not (
@@ -699,25 +698,16 @@ class OutputTransport(Processor):
             and not self._reply_pending
         ):
             return False
-        count = len(self._pending) // (2 * self._chunk_samples)
         done = asyncio.get_running_loop().create_future()
         interruptions = self._interruptions
-        step, base = self._chunk_samples, self._anchor_samples
         self._tick_written = 0
-        tickets = self._tickets = [
-            pacer.call_at(
-                self._anchor_ns + (base + k * step) * 1_000_000_000 // self._rate,
-                partial(self._write_from_tick, done, k == count - 1),
-            )
-            for k in range(count)
-        ]
+        self._next_tick(done)
         try:
             await done
         finally:
+            tickets, self._tickets = self._tickets, []
             for ticket in tickets:
                 ticket.cancel()
-            if self._tickets is tickets:
-                self._tickets = []
         if interruptions != self._interruptions:
             return True  # cut off: nothing more of this audio plays
         if not self._tick_written:
@@ -729,15 +719,22 @@ class OutputTransport(Processor):
     def _pause_pending(self) -> bool:
         return self._paused is not None
 
-    def _write_from_tick(self, done: asyncio.Future[None], last: bool) -> None:
-        """A ticket of :meth:`_play_from_tick`: write the chunk due now, or stop the batch."""
+    def _next_tick(self, done: asyncio.Future[None]) -> None:
+        self._tickets = [self.pacer.call_at(self._next_due(), partial(self._write_from_tick, done))]
+
+    def _write_from_tick(self, done: asyncio.Future[None]) -> None:
+        """A ticket of :meth:`_play_from_tick`: write the chunk due, then take the next."""
+        self._tickets = []
         if done.done():
             return
         size = 2 * self._chunk_samples
-        due = self._next_due()
-        if len(self._pending) < size or self.pacer.now_ns() - due > self.params.max_lag_ms * 1e6:
+        if len(self._pending) < size:
             done.set_result(None)
             return
+        due = self._next_due()
+        now = self.pacer.now_ns()
+        if now - due > self.params.max_lag_ms * 1e6:  # stalled: start afresh from now
+            self._anchor_ns, self._anchor_samples, due = now, 0, now
         chunk = bytes(self._pending[:size])
         del self._pending[:size]
         self._anchor_samples += self._chunk_samples
@@ -751,8 +748,10 @@ class OutputTransport(Processor):
         except Exception as exc:
             done.set_exception(exc)
             return
-        if last or self._paused is not None:
+        if self._paused is not None or len(self._pending) < size:
             done.set_result(None)
+        else:
+            self._next_tick(done)
 
     async def _finish_playback(self, *, release: bool, confirm: bool = True) -> None:
         """Play what is buffered, wait until it has played, then pass on the held text.

@@ -134,6 +134,36 @@ async def test_many_streams_cost_one_wakeup_per_tick() -> None:
     assert not pacer.armed and clock.live == 0
 
 
+def test_tickets_taken_by_released_callbacks_share_the_one_timer() -> None:
+    """Chained tickets (a tick taking the next chunk's) arm no timer of their own while
+    the pacer fires; one whose slot is reached already goes out in the same pass."""
+    clock = ManualClock()
+    pacer = Pacer(clock, tick_ms=5)
+    released: list[tuple[str, int]] = []
+
+    def chain(name: str, left: int) -> None:
+        released.append((name, clock.now))
+        if left:
+            pacer.call_at(clock.now + 20 * MS, lambda: chain(name, left - 1))
+        if name == "a" and left == 2:  # a slot already reached: released in this pass
+            pacer.call_at(clock.now - 3 * MS, lambda: released.append(("late", clock.now)))
+
+    for index, name in enumerate("abcd"):
+        pacer.call_at(T0 + 20 * MS + index * MS, lambda name=name: chain(name, 3))  # type: ignore[misc]
+    clock.jump(200 * MS // 2)  # a stall: everything up to now goes out in one pass
+    for _ in range(100):
+        clock.jump(MS)
+    assert [n for n, _ in released].count("late") == 1
+    assert sorted(n for n, _ in released if n != "late") == sorted("abcd" * 4)
+    for name in "abcd":  # each chain in order, 20 ms apart once caught up
+        times = [t for n, t in released if n == name]
+        assert times == sorted(times)
+    # One timer wake-up per occupied slot reached, not one per ticket taken.
+    assert clock.fired == pacer.wakeups < pacer.released
+    assert clock.armed <= pacer.wakeups + 1  # the first arming, then one per wake-up
+    assert not pacer.armed and clock.live == 0 and pacer.pending == 0
+
+
 async def test_a_cancelled_wait_leaves_no_ticket_and_no_timer() -> None:
     clock = ManualClock()
     pacer = Pacer(clock, tick_ms=5)
