@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 
-import anyio
+from benchmarks.soak.client import http_get
 
 __all__ = ["StageTotals", "parse_stage_totals", "read_stage_totals", "stage_means"]
 
@@ -50,18 +50,7 @@ def stage_means(before: StageTotals, after: StageTotals) -> dict[str, float]:
 
 async def read_stage_totals(host: str, port: int) -> StageTotals:
     """GET ``/metrics`` from the server; empty when it does not serve them (501)."""
-    stream = await anyio.connect_tcp(host, port)
-    data = b""
-    async with stream:
-        request = f"GET /metrics HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-        await stream.send(request.encode())
-        with anyio.fail_after(10):
-            try:
-                while True:
-                    data += await stream.receive()
-            except (anyio.EndOfStream, anyio.BrokenResourceError):
-                pass
-    head, _, body = data.partition(b"\r\n\r\n")
+    head, body = await http_get(host, port, "/metrics")
     if not head.startswith(b"HTTP/1.1 200"):
         return {}
     return parse_stage_totals(body.decode("utf-8", "replace"))

@@ -80,6 +80,8 @@ def test_a_tiny_real_run_measures_and_leaves_nothing_running(tmp_path: Path) -> 
     assert turn["status"] == "completed"
     assert 0 < turn["voice_to_voice_s"] < 60
     assert turn["heard"] and turn["reply"]
+    means = level["stage_mean_s"]  # the server's own stage times over the level
+    assert {"voice_to_voice", "llm"} <= set(means) and all(v > 0 for v in means.values())
     assert [m["sessions"] for m in data["idle"]] == [1, 2]
     assert all(m["server_mib"] > 50 and m["tree_mib"] >= m["server_mib"] for m in data["idle"])
     assert data["summary"]["idle_rss_ratio"]["of"] == [2, 1]
