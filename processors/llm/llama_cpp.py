@@ -241,38 +241,23 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
         if not path.is_file():
             raise FileNotFoundError(f"llm model_path {str(path)!r} is not a file")
         key = ("llama_cpp", str(path.resolve()), p.n_ctx, p.n_threads, p.n_batch, p.contexts)
+        warm_prompt = self._warm_prompt if p.warmup else None
         loads = iter(range(p.contexts))
-        # The first context is warmed with the system prompt; a later one is loaded
-        # for a reply that evaluates its whole prompt anyway.
-        return MODELS.acquire(
-            key,
-            lambda: LlamaPool(lambda: self._load(path, warm=next(loads, 1) == 0), p.contexts),
-            _close_pool,
-        )
 
-    def _load(self, path: Path, warm: bool = True) -> Any:
-        from llama_cpp import Llama
+        # The pool outlives this stage (a server keeps it), so what it calls to load
+        # a context must not hold the stage. The first context is warmed with the
+        # system prompt; a later one is loaded for a reply that evaluates its whole
+        # prompt anyway.
+        def load_context() -> Any:
+            return _load_llama(path, p, warm_prompt if next(loads, 1) == 0 else None)
 
-        p = self.params
-        started = time.perf_counter()
-        with _LOAD_LOCK:
-            llama = Llama(
-                model_path=str(path),
-                n_ctx=p.n_ctx,
-                n_threads=p.n_threads,
-                n_threads_batch=p.n_threads,
-                n_batch=p.n_batch,
-                seed=p.seed,
-                verbose=False,
-            )
-        if p.warmup and warm:
-            messages: list[Any] = []
-            if self._warm_prompt:
-                messages.append({"role": "system", "content": self._warm_prompt})
-            messages.append({"role": "user", "content": "Hello."})
-            llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
-        self.load_s = time.perf_counter() - started
-        return llama
+        def make_pool() -> LlamaPool:
+            started = time.perf_counter()
+            pool = LlamaPool(load_context, p.contexts)
+            self.load_s = time.perf_counter() - started
+            return pool
+
+        return MODELS.acquire(key, make_pool, _close_pool)
 
     # ------------------------------------------------------------- generation
 
@@ -377,6 +362,29 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
                 shared.model.give(llama)
             stats.cpu_s = time.process_time() - cpu_start
             self._threads_running -= 1
+
+
+def _load_llama(path: Path, p: LlamaCppLLMParams, warm_prompt: str | None) -> Any:
+    """A ``Llama`` context; with ``warm_prompt`` (maybe empty) a one-token warm-up first."""
+    from llama_cpp import Llama
+
+    with _LOAD_LOCK:
+        llama = Llama(
+            model_path=str(path),
+            n_ctx=p.n_ctx,
+            n_threads=p.n_threads,
+            n_threads_batch=p.n_threads,
+            n_batch=p.n_batch,
+            seed=p.seed,
+            verbose=False,
+        )
+    if warm_prompt is not None:
+        messages: list[Any] = []
+        if warm_prompt:
+            messages.append({"role": "system", "content": warm_prompt})
+        messages.append({"role": "user", "content": "Hello."})
+        llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
+    return llama
 
 
 def _close_pool(pool: LlamaPool) -> None:
