@@ -18,6 +18,7 @@ without a handler are pushed on unchanged::
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import logging
 import time
@@ -140,7 +141,9 @@ class Processor:
         self._observers: tuple[Observer, ...] = ()
         self._context: ProcessorContext | None = None
         self._queue: deque[tuple[Frame, Direction]] | None = deque() if queued else None
-        self._wakeup: anyio.Event | None = None
+        # What the worker waits on when its queue is empty: a bare future on asyncio
+        # (an anyio Event costs a backend look-up each time), an anyio Event elsewhere.
+        self._wakeup: asyncio.Future[None] | anyio.Event | None = None
         self._work: _Work | None = None
         self._doomed: _Work | None = None
 
@@ -248,7 +251,11 @@ class Processor:
         wakeup = self._wakeup
         if wakeup is not None:
             self._wakeup = None
-            wakeup.set()
+            if isinstance(wakeup, asyncio.Future):
+                if not wakeup.done():  # not cancelled with the worker
+                    wakeup.set_result(None)
+            else:
+                wakeup.set()
 
     async def push(self, frame: Frame, direction: Direction = DOWNSTREAM) -> None:
         """Send ``frame`` to the next processor in ``direction``.
@@ -413,12 +420,20 @@ class Processor:
         queue = self._queue
         assert queue is not None
         task_id = anyio.get_current_task().id
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:  # another backend than asyncio
+            loop = None
         while True:
             with anyio.CancelScope() as scope:
                 while not scope.cancel_called:
                     while not queue:
-                        wakeup = self._wakeup = anyio.Event()
-                        await wakeup.wait()
+                        if loop is not None:
+                            future = self._wakeup = loop.create_future()
+                            await future
+                        else:
+                            event = self._wakeup = anyio.Event()
+                            await event.wait()
                     frame, direction = queue.popleft()
                     if not frame.droppable:
                         await self._dispatch(frame, direction)

@@ -19,6 +19,7 @@ import anyio
 
 from benchmarks.latency.corpus import Corpus
 from benchmarks.latency.stats import summarize
+from benchmarks.load.stages import read_stage_totals, stage_means
 from benchmarks.load.talker import (
     SILENCE_MS,
     Talker,
@@ -67,6 +68,9 @@ class Level:
     load_average: float = 0.0
     server_cpu_s: float | None = None
     """CPU seconds the server (and its children) spent during the level."""
+    stage_s: dict[str, float] = field(default_factory=dict)
+    """Mean seconds per stage over the level, as the server measured them
+    (:mod:`benchmarks.load.stages`; empty without the server's ``/metrics``)."""
 
     @property
     def voice_to_voice(self) -> dict[str, Any]:
@@ -85,6 +89,7 @@ class Level:
             "seconds": self.seconds,
             "load_average": self.load_average,
             "server_cpu_s": self.server_cpu_s,
+            "stage_mean_s": self.stage_s,
             "voice_to_voice_s": self.voice_to_voice,
             "unanswered": self.unanswered,
             "turns": [asdict(t) for t in self.turns],
@@ -241,6 +246,8 @@ async def run_level(
         Talker(url, script(pool, i, turns), turn_timeout_s, silence_ms) for i in range(sessions)
     ]
     level = Level(sessions)
+    host, port = _host_port(url)
+    stages_before = await read_stage_totals(host, port)
     cpu_before = tree_cpu_s(pid) if pid is not None else 0.0
     started = time.monotonic()
     async with anyio.create_task_group() as tg:
@@ -250,6 +257,7 @@ async def run_level(
     level.load_average = os.getloadavg()[0]
     if pid is not None:
         level.server_cpu_s = tree_cpu_s(pid) - cpu_before
+    level.stage_s = stage_means(stages_before, await read_stage_totals(host, port))
     level.turns = [record for talker in talkers for record in talker.records]
     return level
 
@@ -297,9 +305,13 @@ def format_level(level: Level) -> str:
     cpu = ""
     if level.server_cpu_s is not None and level.turns:
         cpu = f"  server CPU {level.server_cpu_s / len(level.turns):4.1f} s/turn"
+    stages = ""
+    if level.stage_s:
+        means = "  ".join(f"{name} {mean:.2f}" for name, mean in level.stage_s.items())
+        stages = f"\n    server means, s: {means}"
     return (
         f"{level.sessions:>2} sessions: {figures}  turns {v2v['n']}/{len(level.turns)}"
-        f"{cpu}  load {level.load_average:4.1f}{tail}"
+        f"{cpu}  load {level.load_average:4.1f}{tail}{stages}"
     )
 
 

@@ -1,8 +1,9 @@
 """Scenario d, variant ``output``: K sessions playing bot audio through paced outputs.
 
 Each session is a task of N passthrough stages and the real
-:class:`~processors.transports.base.OutputTransport` (its null output), which cuts
-the audio into 20 ms chunks and writes each when it is due. A stand-in for a TTS
+:class:`~processors.transports.base.OutputTransport` (its null output, which writes
+with ``write_chunk_now``: after the first chunk of a stretch, from the pacer's
+tick), which cuts the audio into 20 ms chunks and writes each when it is due. A stand-in for a TTS
 per session queues the reply in ``piece_ms`` pieces at the output rate, keeping
 ``lead_ms`` ahead of playback and waking with
 :func:`~processors.transports.base.sleep_until_ns` (the paced stream's own clock),
@@ -56,7 +57,7 @@ class _TimedOutput(OutputTransport):
         self.done = anyio.Event()
         self.goal = 0
 
-    async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
+    def write_chunk_now(self, pcm: bytes, play_ns: int) -> None:
         now = time.monotonic_ns()
         if self.first_ns is None:
             self.first_ns = now

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 
-__all__ = ["SessionOutcome", "health", "question_audio", "speak_once"]
+__all__ = ["SessionOutcome", "health", "http_get", "question_audio", "speak_once"]
 
 CHUNK_BYTES = 4800  # 100 ms of 24 kHz PCM16
 LEAD_IN_BYTES = 48 * 300  # 300 ms of silence before the speech
@@ -103,12 +103,12 @@ async def speak_once(url: str, audio: bytes, timeout_s: float) -> SessionOutcome
     return speaker.outcome
 
 
-async def health(host: str, port: int) -> dict[str, Any]:
-    """The server's ``/health`` answer (JSON: status, sessions, max_sessions)."""
+async def http_get(host: str, port: int, path: str) -> tuple[bytes, bytes]:
+    """GET ``path`` from the server (one connection, closed after); (head, body)."""
     stream = await anyio.connect_tcp(host, port)
     async with stream:
         await stream.send(
-            f"GET /health HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
+            f"GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
         )
         data = b""
         with anyio.fail_after(10):
@@ -118,6 +118,12 @@ async def health(host: str, port: int) -> dict[str, Any]:
             except (anyio.EndOfStream, anyio.BrokenResourceError):
                 pass
     head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+async def health(host: str, port: int) -> dict[str, Any]:
+    """The server's ``/health`` answer (JSON: status, sessions, max_sessions)."""
+    head, body = await http_get(host, port, "/health")
     if not head.startswith(b"HTTP/1.1 200"):
         raise RuntimeError(f"/health answered {head.splitlines()[0]!r}")
     result: dict[str, Any] = json.loads(body)

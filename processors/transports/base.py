@@ -25,10 +25,12 @@ pause's timeout.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections import deque
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 import anyio
@@ -55,7 +57,7 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.transports.pacing import Pacer, current_pacer
+from processors.transports.pacing import Pacer, Ticket, current_pacer
 
 if TYPE_CHECKING:
     from framework.audio import StreamResampler
@@ -334,6 +336,11 @@ class OutputTransport(Processor):
         self._floor_free: anyio.Event | None = None
         self._interruptions = 0  # a chunk waited for across an interruption is not played
         self._pacer: Pacer | None = None
+        # Chunks written from the pacer's tick (see write_chunk_now): their tickets,
+        # and how many the current batch wrote.
+        self._direct = type(self).write_chunk is OutputTransport.write_chunk
+        self._tickets: list[Ticket] = []
+        self._tick_written = 0
 
     # ------------------------------------------------------------ for subclasses
 
@@ -358,6 +365,18 @@ class OutputTransport(Processor):
         """Play one chunk of mono PCM16 at :attr:`sample_rate`, first sample at ``play_ns``.
 
         Called when the chunk is due. The base discards the audio (a null output).
+        An output whose write never waits overrides :meth:`write_chunk_now` instead.
+        """
+
+    def write_chunk_now(self, pcm: bytes, play_ns: int) -> None:
+        """The same as :meth:`write_chunk`, for an output whose write never waits.
+
+        Used when a subclass does not override :meth:`write_chunk`: the chunks of a
+        piece of audio, after the first of a stretch, are then written from the
+        pacer's tick itself, and the output's task wakes once per piece instead of
+        once per chunk. Called from the event loop, not a task: it must be quick and
+        may not await (an exception ends the piece and is raised in the task). The
+        base discards the audio.
         """
 
     def unheard_s(self) -> float:
@@ -432,6 +451,9 @@ class OutputTransport(Processor):
         self._speaking = False
 
     def _reset(self) -> None:
+        tickets, self._tickets = self._tickets, []
+        for ticket in tickets:  # nothing is written from the tick after this
+            ticket.cancel()
         self._pending.clear()
         if self._resampler is not None:
             self._resampler.reset()
@@ -523,7 +545,8 @@ class OutputTransport(Processor):
         self._pending += self._convert(frame)
         chunk_bytes = 2 * self._chunk_samples
         while len(self._pending) >= chunk_bytes:
-            await self._play_chunk()
+            if not await self._play_from_tick():
+                await self._play_chunk()
         await self._idle_tail()
 
     @handles(TTSTextFrame)
@@ -577,14 +600,16 @@ class OutputTransport(Processor):
     # ---------------------------------------------------------------- playback
 
     def _convert(self, frame: OutputAudioFrame) -> bytes:
-        from framework.audio import StreamResampler, to_mono
-
         audio = frame.audio
         if frame.num_channels != 1:
+            from framework.audio import to_mono
+
             audio = to_mono(audio, frame.num_channels)
-        if frame.sample_rate == self._rate:
+        if frame.sample_rate == self._rate:  # the common case: no import on this path
             self._flush_resampler()
             return audio
+        from framework.audio import StreamResampler
+
         resampler = self._resampler
         if resampler is None or resampler.from_rate != frame.sample_rate:
             self._flush_resampler()
@@ -639,7 +664,10 @@ class OutputTransport(Processor):
             self._reply_pending = False
             self.reply_first_audio_ns.append(due)
             self.report_event("bot_first_audio", due, reply=len(self.reply_first_audio_ns))
-        await self.write_chunk(chunk, due)
+        if self._direct:
+            self.write_chunk_now(chunk, due)
+        else:
+            await self.write_chunk(chunk, due)
         if started:
             self._stretch_samples = self._chunk_samples
             await self.push(BotStartedSpeakingFrame(), DOWN)
@@ -647,6 +675,81 @@ class OutputTransport(Processor):
             await self.on_speaking_changed(True, due)
         if self._paused is not None:  # a possible barge-in: hold the rest of the reply
             await self._hold_while_paused()
+
+    async def _play_from_tick(self) -> bool:
+        """Write the buffered whole chunks from the pacer's tick; False if none was.
+
+        For outputs with :meth:`write_chunk_now` while a stretch plays on schedule:
+        each tick writes the chunk due and takes a ticket for the next, and this
+        task wakes once, when the buffer holds less than a chunk. A tick behind by
+        more than ``max_lag_ms`` (the loop stalled) re-anchors the schedule to now,
+        as :meth:`_play_chunk` does; a pause ends the batch after the chunk due, and
+        the task then holds the rest.
+        """
+        pacer = self.pacer
+        if not (
+            self._direct
+            and pacer.shared
+            and self._speaking
+            and self._scheduled
+            and self._paused is None
+            and not self._reply_pending
+        ):
+            return False
+        done = asyncio.get_running_loop().create_future()
+        interruptions = self._interruptions
+        self._tick_written = 0
+        self._next_tick(done)
+        try:
+            await done
+        finally:
+            tickets, self._tickets = self._tickets, []
+            for ticket in tickets:
+                ticket.cancel()
+        if interruptions != self._interruptions:
+            return True  # cut off: nothing more of this audio plays
+        if not self._tick_written:
+            return False
+        if self._pause_pending():  # a pause came during the batch (mypy: not narrowed)
+            await self._hold_while_paused()
+        return True
+
+    def _pause_pending(self) -> bool:
+        return self._paused is not None
+
+    def _next_tick(self, done: asyncio.Future[None]) -> None:
+        self._tickets = [self.pacer.call_at(self._next_due(), partial(self._write_from_tick, done))]
+
+    def _write_from_tick(self, done: asyncio.Future[None]) -> None:
+        """A ticket of :meth:`_play_from_tick`: write the chunk due, then take the next."""
+        self._tickets = []
+        if done.done():
+            return
+        size = 2 * self._chunk_samples
+        if len(self._pending) < size:
+            done.set_result(None)
+            return
+        due = self._next_due()
+        now = self.pacer.now_ns()
+        if now - due > self.params.max_lag_ms * 1e6:  # stalled: start afresh from now
+            self._anchor_ns, self._anchor_samples, due = now, 0, now
+        chunk = bytes(self._pending[:size])
+        del self._pending[:size]
+        self._anchor_samples += self._chunk_samples
+        self._audio_end_ns = self._next_due()
+        self._stretch_samples += self._chunk_samples
+        if self._held is not None:
+            self._piece_samples += self._chunk_samples
+        self._tick_written += 1
+        try:
+            self.write_chunk_now(chunk, due)
+        except Exception as exc:
+            done.set_exception(exc)
+            return
+        if self._paused is not None or len(self._pending) < size:
+            done.set_result(None)
+        else:
+            self._next_tick(done)
 
     async def _finish_playback(self, *, release: bool, confirm: bool = True) -> None:
         """Play what is buffered, wait until it has played, then pass on the held text.

@@ -130,6 +130,7 @@ class Pacer:
         self._heap: list[int] = []
         self._timer: TimerHandle | None = None
         self._armed: int | None = None  # the slot the timer is armed for
+        self._firing = False  # in _fire: it re-arms once at its end
         self.wakeups = 0
         """Timer wake-ups so far (one per occupied slot reached)."""
         self.released = 0
@@ -178,7 +179,7 @@ class Pacer:
         else:
             bucket.append(ticket)
             self._live[slot] += 1
-        if self._armed is None or slot < self._armed:
+        if not self._firing and (self._armed is None or slot < self._armed):
             self._arm(slot)
         return ticket
 
@@ -223,17 +224,24 @@ class Pacer:
         if armed is not None:
             limit = max(limit, armed)  # a timer may fire a hair early in float time
         heap = self._heap
-        while heap and heap[0] <= limit:
-            slot = heapq.heappop(heap)
-            bucket = self._slots.pop(slot, None)
-            if bucket is None:
-                continue
-            del self._live[slot]
-            for ticket in bucket:
-                if ticket._pacer is not None:
-                    ticket._pacer = None
-                    self.released += 1
-                    ticket.callback()
+        # A callback may take a new ticket (a paced output taking its next chunk's):
+        # it is queued without arming the timer, which is armed once below. One whose
+        # slot is reached already is released in this same pass.
+        self._firing = True
+        try:
+            while heap and heap[0] <= limit:
+                slot = heapq.heappop(heap)
+                bucket = self._slots.pop(slot, None)
+                if bucket is None:
+                    continue
+                del self._live[slot]
+                for ticket in bucket:
+                    if ticket._pacer is not None:
+                        ticket._pacer = None
+                        self.released += 1
+                        ticket.callback()
+        finally:
+            self._firing = False
         self._arm_next()
 
     # ------------------------------------------------------------------- waiting

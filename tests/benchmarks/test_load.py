@@ -80,6 +80,8 @@ def test_a_tiny_real_run_measures_and_leaves_nothing_running(tmp_path: Path) -> 
     assert turn["status"] == "completed"
     assert 0 < turn["voice_to_voice_s"] < 60
     assert turn["heard"] and turn["reply"]
+    means = level["stage_mean_s"]  # the server's own stage times over the level
+    assert {"voice_to_voice", "llm"} <= set(means) and all(v > 0 for v in means.values())
     assert [m["sessions"] for m in data["idle"]] == [1, 2]
     assert all(m["server_mib"] > 50 and m["tree_mib"] >= m["server_mib"] for m in data["idle"])
     assert data["summary"]["idle_rss_ratio"]["of"] == [2, 1]
@@ -119,3 +121,28 @@ def test_ctrl_c_stops_the_server_child_and_exits_130() -> None:
         if bench.poll() is None:
             bench.kill()
             bench.wait(10)
+
+
+def test_stage_means_come_from_the_metrics_added_during_a_level() -> None:
+    from benchmarks.load.stages import parse_stage_totals, stage_means
+
+    def text(stt: tuple[float, int], llm: tuple[float, int], v2v: tuple[float, int]) -> str:
+        return "\n".join(
+            [
+                "# HELP parley_serve_stage_seconds Latency each stage reports",
+                'parley_serve_stage_seconds_bucket{le="0.05",stage="stt"} 0.0',
+                f'parley_serve_stage_seconds_sum{{stage="stt"}} {stt[0]}',
+                f'parley_serve_stage_seconds_count{{stage="stt"}} {stt[1]}',
+                f'parley_serve_stage_seconds_sum{{stage="llm"}} {llm[0]}',
+                f'parley_serve_stage_seconds_count{{stage="llm"}} {llm[1]}',
+                f"parley_serve_voice_to_voice_seconds_sum {v2v[0]}",
+                f"parley_serve_voice_to_voice_seconds_count {v2v[1]}",
+                "parley_serve_turns_total 3.0",
+            ]
+        )
+
+    before = parse_stage_totals(text((1.0, 4), (2.0, 4), (5.0, 4)))
+    assert before == {"stt": (1.0, 4.0), "llm": (2.0, 4.0), "voice_to_voice": (5.0, 4.0)}
+    after = parse_stage_totals(text((1.6, 6), (2.0, 4), (8.0, 6)))
+    assert stage_means(before, after) == pytest.approx({"stt": 0.3, "voice_to_voice": 1.5})
+    assert stage_means({}, {}) == {}

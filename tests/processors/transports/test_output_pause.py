@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 
 import anyio
@@ -35,6 +36,23 @@ class Sink(OutputTransport):
 
     async def write_chunk(self, pcm: bytes, play_ns: int) -> None:
         self.writes.append((time.monotonic_ns(), play_ns))
+
+
+class DirectSink(Sink):
+    """Writes with ``write_chunk_now``, from the pacer's tick."""
+
+    write_chunk = OutputTransport.write_chunk  # type: ignore[assignment]
+
+    def write_chunk_now(self, pcm: bytes, play_ns: int) -> None:
+        self.writes.append((time.monotonic_ns(), play_ns))
+
+
+@pytest.fixture(autouse=True, params=["awaited write", "write from the tick"])
+def sink_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every test runs with both kinds of output (``Sink`` is looked up late)."""
+    if request.param == "write from the tick":
+        monkeypatch.setattr(sys.modules[__name__], "Sink", DirectSink)
+    return str(request.param)
 
 
 async def _until_written(sink: Sink, count: int) -> None:

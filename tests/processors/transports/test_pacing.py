@@ -3,9 +3,11 @@ transport's promises (barge-in within a chunk, re-anchoring after a stall) on it
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import random
+import sys
 from collections.abc import Callable
 
 import anyio
@@ -132,6 +134,36 @@ async def test_many_streams_cost_one_wakeup_per_tick() -> None:
     assert not pacer.armed and clock.live == 0
 
 
+def test_tickets_taken_by_released_callbacks_share_the_one_timer() -> None:
+    """Chained tickets (a tick taking the next chunk's) arm no timer of their own while
+    the pacer fires; one whose slot is reached already goes out in the same pass."""
+    clock = ManualClock()
+    pacer = Pacer(clock, tick_ms=5)
+    released: list[tuple[str, int]] = []
+
+    def chain(name: str, left: int) -> None:
+        released.append((name, clock.now))
+        if left:
+            pacer.call_at(clock.now + 20 * MS, lambda: chain(name, left - 1))
+        if name == "a" and left == 2:  # a slot already reached: released in this pass
+            pacer.call_at(clock.now - 3 * MS, lambda: released.append(("late", clock.now)))
+
+    for index, name in enumerate("abcd"):
+        pacer.call_at(T0 + 20 * MS + index * MS, lambda name=name: chain(name, 3))  # type: ignore[misc]
+    clock.jump(200 * MS // 2)  # a stall: everything up to now goes out in one pass
+    for _ in range(100):
+        clock.jump(MS)
+    assert [n for n, _ in released].count("late") == 1
+    assert sorted(n for n, _ in released if n != "late") == sorted("abcd" * 4)
+    for name in "abcd":  # each chain in order, 20 ms apart once caught up
+        times = [t for n, t in released if n == name]
+        assert times == sorted(times)
+    # One timer wake-up per occupied slot reached, not one per ticket taken.
+    assert clock.fired == pacer.wakeups < pacer.released
+    assert clock.armed <= pacer.wakeups + 1  # the first arming, then one per wake-up
+    assert not pacer.armed and clock.live == 0 and pacer.pending == 0
+
+
 async def test_a_cancelled_wait_leaves_no_ticket_and_no_timer() -> None:
     clock = ManualClock()
     pacer = Pacer(clock, tick_ms=5)
@@ -209,6 +241,29 @@ class _Sink(OutputTransport):
         self.writes.append((self.clock.now, play_ns))
 
 
+class _DirectSink(_Sink):
+    """Writes with ``write_chunk_now``: chunks after a stretch's first come from the tick."""
+
+    write_chunk = OutputTransport.write_chunk  # type: ignore[assignment]
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.from_worker = 0  # writes made by the output's own task
+
+    def write_chunk_now(self, pcm: bytes, play_ns: int) -> None:
+        task = asyncio.current_task()
+        self.from_worker += task is not None and task.get_name() == f"{self.name}.worker"
+        self.writes.append((self.clock.now, play_ns))
+
+
+@pytest.fixture(autouse=True, params=["awaited write", "write from the tick"])
+def sink_kind(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Every output test runs with both kinds of output (``_Sink`` is looked up late)."""
+    if request.param == "write from the tick":
+        monkeypatch.setattr(sys.modules[__name__], "_Sink", _DirectSink)
+    return str(request.param)
+
+
 async def _session(
     pacer: Pacer, clock: ManualClock, drive: Callable[[PipelineTask, _Sink, Tap], object]
 ) -> tuple[_Sink, Tap]:
@@ -243,6 +298,8 @@ async def test_output_chunks_play_on_schedule_and_the_session_leaves_no_timer() 
     (stop,) = tap.frames(BotStoppedSpeakingFrame)
     assert not stop.interrupted and stop.played_s == pytest.approx(0.2)
     assert pacer.pending == 0 and not pacer.armed and clock.live == 0
+    if isinstance(sink, _DirectSink):  # the task wrote the first chunk, the tick the rest
+        assert sink.from_worker <= 2, sink.from_worker
 
 
 async def test_barge_in_stops_within_one_chunk_and_keeps_the_words_heard() -> None:
