@@ -1,0 +1,131 @@
+"""The words' second opinion on the end of a turn in ``parley serve`` (semantic_vad).
+
+Real models behind a server on 127.0.0.1 (Silero, Smart Turn v3.2, Whisper,
+SmolLM2, Piper), over a real WebSocket. The hesitation's first piece ends with a
+finished sentence's falling pitch although its words are unfinished ("For the
+camping trip I am packing"): Smart Turn calls the pause complete (checked
+first), so only the words can keep the turn open. The pause is longer than
+``transcript_wait_ms``, so the turn stays open only if the words' verdict came
+and said "unfinished".
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import anyio
+import numpy as np
+import pytest
+import websockets
+
+from pipelines.serve.app import running_server
+from processors.vad.eou import TranscriptEndOfTurn
+from processors.vad.smart_turn import shared_model
+from tests.pipelines.serve.helpers import connect_session, event_types, say, speech_24k
+
+pytestmark = [pytest.mark.anyio, pytest.mark.models]
+
+HEAD, TAIL = "For the camping trip I am packing", "two sleeping bags and a small stove."
+QUESTION = "What is the capital city of France?"
+THRESHOLD = 1e-7  # pipelines/cascade-local.toml's transcript_threshold
+WORDS_WAIT_MS = 2500  # generous: the words' verdict must come within it on a loaded CPU
+PAUSE_MS = 3000  # longer than WORDS_WAIT_MS, shorter than medium's 4 s incomplete wait
+INCOMPLETE_S = 4.0
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def url() -> AsyncIterator[str]:
+    overrides = ["llm.max_tokens=20", f"vad.transcript_wait_ms={WORDS_WAIT_MS}"]
+    async with running_server("cascade-local", overrides=overrides) as base:
+        yield base
+
+
+@pytest.fixture
+def words(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float | None]]:
+    """The words' verdicts in this test (the real model, recorded)."""
+    seen: list[tuple[str, float | None]] = []
+    probability = TranscriptEndOfTurn.probability
+
+    def recording(
+        self: TranscriptEndOfTurn,
+        text: str,
+        history: Sequence[Any] = (),
+        stop: threading.Event | None = None,
+    ) -> float | None:
+        value = probability(self, text, history, stop)
+        seen.append((text, value))
+        return value
+
+    monkeypatch.setattr(TranscriptEndOfTurn, "probability", recording)
+    return seen
+
+
+def _sounds_complete(pcm_24k: bytes) -> float:
+    from framework.audio import resample
+
+    model = shared_model()
+    model.load()
+    samples = np.frombuffer(resample(pcm_24k, 24000, 16000), dtype="<i2")
+    pause = np.zeros(1536, dtype=np.float32)
+    return model.predict(np.concatenate([samples.astype(np.float32) / 32768.0, pause]))
+
+
+async def _talk(client: Any, *pieces: bytes | int) -> tuple[list[dict[str, Any]], float]:
+    """Say ``pieces`` and read events up to ``response.done``; also when speech was sent."""
+    events: list[dict[str, Any]] = []
+    sent: list[float] = []
+
+    async def listen() -> None:
+        events.extend(await client.until("response.done", limit_s=120))
+        tg.cancel_scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(listen)
+        for piece in pieces:
+            await say(client, piece)
+            if isinstance(piece, bytes):
+                sent.append(time.monotonic())
+        await anyio.sleep_forever()
+    return events, sent[-1]
+
+
+async def test_a_hesitation_smart_turn_calls_complete_stays_one_turn(
+    url: str, words: list[tuple[str, float | None]]
+) -> None:
+    head = speech_24k(HEAD)
+    assert _sounds_complete(head) >= 0.5, "Smart Turn alone would hold this pause: no test"
+    async with websockets.connect(f"{url}/realtime") as ws:
+        client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "medium"})
+        events, _ = await _talk(client, 300, head, PAUSE_MS, speech_24k(TAIL), 5000)
+    kinds = event_types(events)
+    assert kinds.count("input_audio_buffer.speech_started") == 1, kinds
+    assert kinds.count("input_audio_buffer.committed") == 1, kinds
+    assert kinds.count("response.created") == 1, kinds
+    # The words of the pause were judged unfinished.
+    judged = [p for text, p in words if "packing" in text.lower() and "stove" not in text.lower()]
+    assert judged and judged[0] is not None and judged[0] < THRESHOLD, words
+    (transcript,) = [e for e in events if e["type"].endswith("transcription.completed")]
+    assert "packing" in transcript["transcript"].lower()
+    assert "stove" in transcript["transcript"].lower()
+
+
+async def test_a_finished_question_still_ends_promptly(
+    url: str, words: list[tuple[str, float | None]]
+) -> None:
+    async with websockets.connect(f"{url}/realtime") as ws:
+        client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "medium"})
+        events, spoken_at = await _talk(client, 300, speech_24k(QUESTION), 6000)
+    kinds = event_types(events)
+    assert kinds.count("input_audio_buffer.committed") == 1, kinds
+    assert any(p is not None and p >= THRESHOLD for _text, p in words), words
+    # The speech was sent at once (not in real time): its end is when the last byte went.
+    stopped = events[kinds.index("input_audio_buffer.speech_stopped")]["_t"]
+    assert stopped - spoken_at < INCOMPLETE_S, (stopped - spoken_at, words)
