@@ -23,7 +23,7 @@ import websockets
 
 from pipelines.serve.app import running_server
 from processors.vad.eou import TranscriptEndOfTurn
-from processors.vad.smart_turn import shared_model
+from processors.vad.smart_turn import SmartTurnModel, shared_model
 from tests.pipelines.serve.helpers import connect_session, event_types, say, speech_24k
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
@@ -68,6 +68,29 @@ def words(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float | None]]:
     return seen
 
 
+def _speech(text: str) -> bytes:
+    """``text`` in the turn benchmark's voice (the cascade's test of the words uses it)."""
+    from framework.audio import resample
+    from tests.pipelines.test_transcript_end_of_turn import _piece
+
+    return resample(_piece(text).tobytes(), 16000, 24000)
+
+
+@pytest.fixture
+def voice(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Smart Turn's verdicts in this test (the real model, recorded)."""
+    seen: list[float] = []
+    predict = SmartTurnModel.predict
+
+    def recording(self: SmartTurnModel, samples: Any) -> float:
+        value = predict(self, samples)
+        seen.append(value)
+        return value
+
+    monkeypatch.setattr(SmartTurnModel, "predict", recording)
+    return seen
+
+
 def _sounds_complete(pcm_24k: bytes) -> float:
     from framework.audio import resample
 
@@ -98,23 +121,34 @@ async def _talk(client: Any, *pieces: bytes | int) -> tuple[list[dict[str, Any]]
 
 
 async def test_a_hesitation_smart_turn_calls_complete_stays_one_turn(
-    url: str, words: list[tuple[str, float | None]]
+    url: str, words: list[tuple[str, float | None]], voice: list[float]
 ) -> None:
-    head = speech_24k(HEAD)
+    head, tail = _speech(HEAD), _speech(TAIL)
     assert _sounds_complete(head) >= 0.5, "Smart Turn alone would hold this pause: no test"
-    async with websockets.connect(f"{url}/realtime") as ws:
-        client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "medium"})
-        events, _ = await _talk(client, 300, head, PAUSE_MS, speech_24k(TAIL), 5000)
+    # The server's own verdict at the pause varies with where the pause is cut; only a
+    # pause it calls complete tests the words, so the hesitation is said up to 5 times.
+    for _attempt in range(5):
+        voice.clear()
+        words.clear()
+        async with websockets.connect(f"{url}/realtime") as ws:
+            client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "medium"})
+            events, tail_sent = await _talk(client, 300, head, PAUSE_MS, tail, 5000)
+        if voice and voice[0] >= 0.5:
+            break
+    else:
+        pytest.fail(f"Smart Turn never called the pause complete ({voice}): no test")
     kinds = event_types(events)
     assert kinds.count("input_audio_buffer.speech_started") == 1, kinds
     assert kinds.count("input_audio_buffer.committed") == 1, kinds
     assert kinds.count("response.created") == 1, kinds
+    # The first (and only) turn committed holds both pieces: the pause did not end it.
+    (transcript,) = [e for e in events if e["type"].endswith("transcription.completed")]
+    assert "packing" in transcript["transcript"].lower()
+    assert "stove" in transcript["transcript"].lower(), transcript["transcript"]
+    assert events[kinds.index("input_audio_buffer.speech_stopped")]["_t"] > tail_sent
     # The words of the pause were judged unfinished.
     judged = [p for text, p in words if "packing" in text.lower() and "stove" not in text.lower()]
     assert judged and judged[0] is not None and judged[0] < THRESHOLD, words
-    (transcript,) = [e for e in events if e["type"].endswith("transcription.completed")]
-    assert "packing" in transcript["transcript"].lower()
-    assert "stove" in transcript["transcript"].lower()
 
 
 async def test_a_finished_question_still_ends_promptly(
