@@ -23,8 +23,14 @@ import websockets
 
 from pipelines.serve.app import running_server
 from processors.vad.eou import TranscriptEndOfTurn
-from processors.vad.smart_turn import SmartTurnModel, shared_model
-from tests.pipelines.serve.helpers import connect_session, event_types, say, speech_24k
+from processors.vad.smart_turn import shared_model
+from tests.pipelines.serve.helpers import (
+    connect_session,
+    event_types,
+    record_smart_turn,
+    say,
+    speech_24k,
+)
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
 
@@ -79,16 +85,7 @@ def _speech(text: str) -> bytes:
 @pytest.fixture
 def voice(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """Smart Turn's verdicts in this test (the real model, recorded)."""
-    seen: list[float] = []
-    predict = SmartTurnModel.predict
-
-    def recording(self: SmartTurnModel, samples: Any) -> float:
-        value = predict(self, samples)
-        seen.append(value)
-        return value
-
-    monkeypatch.setattr(SmartTurnModel, "predict", recording)
-    return seen
+    return record_smart_turn(monkeypatch)
 
 
 def _sounds_complete(pcm_24k: bytes) -> float:
