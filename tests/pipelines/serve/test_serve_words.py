@@ -123,13 +123,15 @@ async def test_a_hesitation_smart_turn_calls_complete_stays_one_turn(
     head, tail = _speech(HEAD), _speech(TAIL)
     assert _sounds_complete(head) >= 0.5, "Smart Turn alone would hold this pause: no test"
     # The server's own verdict at the pause varies with where the pause is cut; only a
-    # pause it calls complete tests the words, so the hesitation is said up to 5 times.
-    for _attempt in range(5):
+    # pause it calls complete tests the words, so the hesitation is said up to 5 times,
+    # each time with the speech a little later in the stream.
+    for shift_ms in (0, 10, 20, 30, 40):
         voice.clear()
         words.clear()
         async with websockets.connect(f"{url}/realtime") as ws:
             client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "medium"})
-            events, tail_sent = await _talk(client, 300, head, PAUSE_MS, tail, 5000)
+            lead = 300 + shift_ms
+            events, tail_sent = await _talk(client, lead, head, PAUSE_MS, tail, 5000)
         if voice and voice[0] >= 0.5:
             break
     else:
