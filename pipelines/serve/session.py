@@ -125,7 +125,13 @@ class RealtimeSession:
         self.task, self.stages = build_pipeline(pipeline, self)
         state, stages = self.state, self.stages
         self.speculator = Speculator(
-            state, send=self.send, controller=stages.controller, enabled=options.speculate
+            state,
+            send=self.send,
+            spawn=self.start_soon,
+            controller=stages.controller,
+            turn=stages.turn,
+            llm=stages.llm,
+            enabled=options.speculate,
         )
         self.replies = Replies(
             state,
@@ -176,6 +182,7 @@ class RealtimeSession:
                     self.closing = True
                     with anyio.CancelScope(shield=True):
                         await self.task.cancel("connection closed")
+                        await self.speculator.close()
                     tg.cancel_scope.cancel()
         finally:
             log.info("session %s: closed", config.id)

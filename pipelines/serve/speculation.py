@@ -24,6 +24,16 @@ version of the cascade's speculation (docs/frame-flow.md). Under
   live. A reply that no longer fits (the session or the conversation changed
   during the pause) is withdrawn and the turn answered the ordinary way.
 
+Under ``semantic_vad`` the pause's transcript is also judged by the words
+(docs/turn-taking.md, "The words' second opinion"): a
+:class:`~processors.vad.eou.TranscriptEndOfTurn` on the session's language
+model (the LLM stage's loaded model, shared) gives the probability that the
+user's words are finished, in a worker thread, before the reply starts, and the
+turn processor gets it (:meth:`~processors.vad.turn.TurnProcessor.judge_words`):
+a pause Smart Turn calls complete ends the turn only once the words agree.
+Without speculation there is no pause transcript, so the check is off then
+(:func:`~pipelines.serve.turn_settings.turn_settings`).
+
 Every other way a turn can end (a manual commit, a switch to manual turns)
 gives the pause's transcript to the item committed, or to nobody, and
 withdraws the held reply.
@@ -32,14 +42,21 @@ withdraws the held reply.
 from __future__ import annotations
 
 import logging
+import threading
+from typing import Any
 
-from framework.frames import UserPausedSpeakingFrame, UserResumedSpeakingFrame
+import anyio.to_thread
+
+from framework import Processor
+from framework.frames import EndOfUtteranceFrame, UserPausedSpeakingFrame, UserResumedSpeakingFrame
 from pipelines.serve.commits import fill_transcript
 from pipelines.serve.items import Item, Part
 from pipelines.serve.responses import model_messages, response_settings
 from pipelines.serve.session_config import ResponseParams
 from pipelines.serve.stages import Controller
-from pipelines.serve.state import HeldReply, Send, SessionState, Speculation
+from pipelines.serve.state import HeldReply, Send, SessionState, Spawn, Speculation
+from processors.vad.eou import TranscriptEndOfTurn
+from processors.vad.turn import TurnProcessor
 
 __all__ = ["HeldReply", "Speculation", "Speculator"]
 
@@ -50,13 +67,42 @@ class Speculator:
     """Speculative replies of a session (see the module docstring)."""
 
     def __init__(
-        self, state: SessionState, *, send: Send, controller: Controller, enabled: bool
+        self,
+        state: SessionState,
+        *,
+        send: Send,
+        spawn: Spawn,
+        controller: Controller,
+        turn: TurnProcessor,
+        llm: Processor,
+        enabled: bool,
     ) -> None:
-        """Speculate on ``state``'s VAD turns when ``enabled`` (the server option)."""
+        """Speculate on ``state``'s VAD turns when ``enabled`` (the server option).
+
+        ``turn`` gets the words' verdicts; ``llm`` is the language model stage, whose
+        model judges the words when it is llama.cpp's (no check otherwise).
+        """
         self.state = state
         self._send = send
+        self._spawn = spawn
         self._controller = controller
+        self._turn = turn
         self.enabled = enabled
+        self._words = _words_detector(llm)
+        self._stop: threading.Event | None = None  # makes a check waiting for the model give up
+
+    @property
+    def judges_words(self) -> bool:
+        """True when pauses get a transcript and the words' verdict on it."""
+        return self.enabled and self._words is not None
+
+    async def close(self) -> None:
+        """Stop a check waiting for the model and give the model back."""
+        if self._stop is not None:
+            self._stop.set()
+        detector, self._words = self._words, None
+        if detector is not None and detector.loaded():
+            await anyio.to_thread.run_sync(detector.release)
 
     # ------------------------------------------------------------ turn events
 
@@ -74,7 +120,12 @@ class Speculator:
             and st.speculation is None
         ):
             return False
-        spec = Speculation(st.vad_item_id, st.config, [item.id for item in st.conversation])
+        spec = Speculation(
+            st.vad_item_id,
+            st.config,
+            [item.id for item in st.conversation],
+            speech_end_ns=frame.speech_end_ns,
+        )
         st.speculation = spec
         st.slots.append(spec)
         return True
@@ -85,6 +136,8 @@ class Speculator:
         spec, st.speculation = st.speculation, None
         if spec is None:
             return False
+        if self._stop is not None:  # the words of that pause no longer matter
+            self._stop.set()
         # The STT drops the pause's transcript if it has not pushed it yet, and pushes
         # one for the whole turn later: a slot still waiting must go.
         self._replace_slot(spec, None, remove=True)
@@ -95,6 +148,14 @@ class Speculator:
         """The STT's transcript of a pause: start the reply if the turn will be answered."""
         st = self.state
         spec.transcribed, spec.text = True, text
+        settings = response_settings(st.config, ResponseParams())
+        if spec is st.speculation:
+            history = model_messages(settings.instructions, list(st.conversation))
+            if self._words is not None and self._words.busy():
+                # A reply holds the model (none will be prepared then): judge meanwhile.
+                self._spawn(self._judge_words, spec, text, history)
+            else:
+                await self._judge_words(spec, text, history)
         td = st.turn_detection
         if (
             spec is not st.speculation
@@ -107,13 +168,41 @@ class Speculator:
         ):
             return
         log.debug("session %s: reply prepared at a pause of %s", st.config.id, spec.item_id)
-        settings = response_settings(st.config, ResponseParams())
         pending = Item(
             spec.item_id, "message", role="user", content=[Part("input_audio", heard=text)]
         )
         spec.reply = HeldReply(settings)
         items = [*st.conversation, pending]
         await self._controller.run_llm(model_messages(settings.instructions, items), settings.tools)
+
+    async def _judge_words(self, spec: Speculation, text: str, history: list[Any]) -> None:
+        """The words' verdict on the pause of ``spec``, for the turn processor.
+
+        The model runs in a worker thread; a resume makes it stop waiting for the
+        model. A failure gives no probability: the turn ends on Smart Turn's verdict.
+        """
+        detector = self._words
+        if detector is None or spec.speech_end_ns is None or not self.state.ready.is_set():
+            return
+        probability: float | None = None
+        stop = self._stop = threading.Event()
+        try:
+            if not detector.loaded():
+                await anyio.to_thread.run_sync(detector.load)
+            if text.strip():
+                probability = await anyio.to_thread.run_sync(
+                    detector.probability, text, history, stop
+                )
+        except Exception:
+            log.exception("session %s: the end-of-utterance check failed", self.state.config.id)
+        if spec is not self.state.speculation or stop.is_set():
+            return
+        log.debug("session %s: words' verdict %s on %r", self.state.config.id, probability, text)
+        await self._turn.judge_words(
+            EndOfUtteranceFrame(
+                probability=probability, speech_end_ns=spec.speech_end_ns, text=text
+            )
+        )
 
     # --------------------------------------------------------------- turn end
 
@@ -161,3 +250,10 @@ class Speculator:
                 else:
                     slots[index] = slot
                 return
+
+
+def _words_detector(llm: Processor) -> TranscriptEndOfTurn | None:
+    """The end-of-utterance check on ``llm``'s model, or None when it is not llama.cpp's."""
+    from processors.llm.llama_cpp import LlamaCppLLM
+
+    return TranscriptEndOfTurn(llm.params) if isinstance(llm, LlamaCppLLM) else None

@@ -117,6 +117,8 @@ class Speculation:
     transcribed: bool = False
     text: str = ""
     reply: HeldReply | None = None
+    speech_end_ns: int | None = None
+    """When the speech before the pause ended (the words' verdict names the pause by it)."""
 
 
 @dataclass(eq=False)

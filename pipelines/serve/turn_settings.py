@@ -57,7 +57,11 @@ after a complete verdict; ``high`` also believes less sure verdicts of
 
 
 def turn_settings(
-    turn_detection: ServerVad | SemanticVad | None, base: TurnParams, *, speculate: bool
+    turn_detection: ServerVad | SemanticVad | None,
+    base: TurnParams,
+    *,
+    speculate: bool,
+    words: bool = False,
 ) -> dict[str, Any]:
     """The :class:`~processors.vad.turn.TurnParams` changes for ``turn_detection``.
 
@@ -65,6 +69,11 @@ def turn_settings(
     ``unjudged_stop_ms`` and ``threshold`` are kept where the protocol says
     nothing). ``speculate`` reports pauses inside ``server_vad`` turns;
     ``semantic_vad`` always has them, since the model judges at each pause.
+    ``words`` says that the session judges each pause's transcript
+    (:class:`~pipelines.serve.speculation.Speculator`): ``semantic_vad`` then
+    waits for the words' verdict too (``transcript_check``, with ``base``'s
+    threshold and wait), unless ``create_response`` is off, as the pause is not
+    transcribed for a turn no reply follows.
     """
     pause_ms = base.pause_ms or float(TurnParams.model_fields["pause_ms"].default)
     if turn_detection is None:  # manual turns: the VAD only tracks speech
@@ -88,10 +97,11 @@ def turn_settings(
         "incomplete_stop_ms": eager.incomplete_stop_ms,
         "unjudged_stop_ms": unjudged,
         "stop_ms": eager.incomplete_stop_ms,
-        # The words' second opinion needs the pause's transcript judged and sent back
-        # to the turn processor (processors/vad/eou.py); the server does not do that
-        # yet, so a pipeline file's transcript_check would only delay every turn.
-        "transcript_check": False,
+        # The words' second opinion (processors/vad/eou.py) needs the pause's
+        # transcript; without it the turn would wait transcript_wait_ms for nothing.
+        "transcript_check": words and turn_detection.create_response,
+        "transcript_threshold": base.transcript_threshold,
+        "transcript_wait_ms": base.transcript_wait_ms,
     }
 
 

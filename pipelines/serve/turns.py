@@ -63,7 +63,12 @@ class Turns:
         Returns True when the Smart Turn model is needed (``semantic_vad``).
         """
         td = self.state.turn_detection
-        settings = turn_settings(td, self._file_turn, speculate=self._speculator.enabled)
+        settings = turn_settings(
+            td,
+            self._file_turn,
+            speculate=self._speculator.enabled,
+            words=self._speculator.judges_words,
+        )
         self.turn.update_params(settings)
         return td is not None and td.type == "semantic_vad"
 

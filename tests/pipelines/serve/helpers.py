@@ -139,3 +139,19 @@ def reply_text(done: dict[str, Any]) -> str:
     """The spoken (or written) text of a ``response.done`` event's response."""
     parts = [c for item in done["response"]["output"] for c in item.get("content", [])]
     return " ".join(p.get("transcript") or p.get("text") or "" for p in parts)
+
+
+def record_smart_turn(monkeypatch: Any) -> list[float]:
+    """Record the real Smart Turn model's verdicts (``monkeypatch``: pytest's fixture)."""
+    from processors.vad.smart_turn import SmartTurnModel
+
+    seen: list[float] = []
+    predict = SmartTurnModel.predict
+
+    def recording(self: SmartTurnModel, samples: Any) -> float:
+        probability = predict(self, samples)
+        seen.append(probability)
+        return probability
+
+    monkeypatch.setattr(SmartTurnModel, "predict", recording)
+    return seen

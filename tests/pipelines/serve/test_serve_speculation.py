@@ -20,13 +20,13 @@ import websockets
 from pipelines.serve.app import running_server
 from pipelines.serve.session_config import SemanticVad, ServerVad
 from pipelines.serve.turn_settings import EAGERNESS, turn_settings
-from processors.vad.smart_turn import SmartTurnModel
 from processors.vad.turn import TurnParams
 from tests.pipelines.serve import scripted_llm
 from tests.pipelines.serve.helpers import (
     RawClient,
     connect_session,
     event_types,
+    record_smart_turn,
     reply_text,
     say,
     speech_24k,
@@ -120,16 +120,7 @@ async def url() -> AsyncIterator[str]:
 @pytest.fixture
 def verdicts(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The Smart Turn model's verdicts in this test (the real model, recorded)."""
-    seen: list[float] = []
-    predict = SmartTurnModel.predict
-
-    def recording(self: SmartTurnModel, samples: Any) -> float:
-        probability = predict(self, samples)
-        seen.append(probability)
-        return probability
-
-    monkeypatch.setattr(SmartTurnModel, "predict", recording)
-    return seen
+    return record_smart_turn(monkeypatch)
 
 
 async def _talk(client: RawClient, *pieces: bytes | int) -> list[dict[str, Any]]:

@@ -330,16 +330,24 @@ async def test_a_check_behind_a_reply_is_sent_once_the_model_is_free(
     assert verdict.probability is not None and verdict.probability >= THRESHOLD
 
 
-def test_parley_serve_turns_the_words_off_until_it_sends_their_verdicts() -> None:
-    # The server has no end-of-utterance stage: a pipeline file's transcript_check
-    # would make every semantic_vad turn wait transcript_wait_ms for nothing.
-    from pipelines.serve.session_config import SemanticVad
+def test_parley_serve_asks_the_words_only_when_the_pause_is_transcribed() -> None:
+    # The session judges each pause's transcript when it speculates; without one
+    # (no speculation, or no reply to follow) every turn would wait transcript_wait_ms.
+    from pipelines.serve.session_config import SemanticVad, ServerVad
     from pipelines.serve.turn_settings import turn_settings
 
-    base = TurnParams(transcript_check=True)
-    settings = turn_settings(SemanticVad(type="semantic_vad"), base, speculate=True)
-    assert settings["transcript_check"] is False
+    base = TurnParams(transcript_threshold=1e-6, transcript_wait_ms=900.0)
+    semantic = SemanticVad(type="semantic_vad")
+    settings = turn_settings(semantic, base, speculate=True, words=True)
+    assert settings["transcript_check"] is True
+    assert settings["transcript_threshold"] == 1e-6
+    assert settings["transcript_wait_ms"] == 900.0
     TurnParams.model_validate({**base.model_dump(), **settings})
+    silent = SemanticVad(type="semantic_vad", create_response=False)
+    assert turn_settings(silent, base, speculate=True, words=True)["transcript_check"] is False
+    assert turn_settings(semantic, base, speculate=False)["transcript_check"] is False
+    server = turn_settings(ServerVad(type="server_vad"), base, speculate=True, words=True)
+    assert "transcript_check" not in server
 
 
 def test_its_own_prefill_does_not_count_as_the_model_being_busy(
