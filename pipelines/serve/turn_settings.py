@@ -102,6 +102,7 @@ def turn_settings(
         "transcript_check": words and turn_detection.create_response,
         "transcript_threshold": base.transcript_threshold,
         "transcript_wait_ms": base.transcript_wait_ms,
+        "transcript_incomplete_stop_ms": base.transcript_incomplete_stop_ms,
     }
 
 

@@ -108,7 +108,8 @@ class TurnParams(VADParams):
             "smart_turn: also ask the words. A pause Smart Turn judges complete ends the "
             "turn only once the pause's transcript is judged too (an EndOfUtteranceFrame "
             "from the end-of-utterance stage, which the cascade adds after speech-to-text); "
-            "words judged unfinished make it wait incomplete_stop_ms. See docs/turn-taking.md."
+            "words judged unfinished make it wait transcript_incomplete_stop_ms. "
+            "See docs/turn-taking.md."
         ),
     )
     transcript_threshold: float = Field(
@@ -118,6 +119,16 @@ class TurnParams(VADParams):
         description=(
             "transcript_check: the language model's end-of-utterance probability below "
             "which the words are unfinished."
+        ),
+    )
+    transcript_incomplete_stop_ms: float = Field(
+        default=1500.0,
+        gt=0,
+        le=10000,
+        description=(
+            "transcript_check: silence that ends a turn Smart Turn judged complete but whose "
+            "words read unfinished. Shorter than a long incomplete_stop_ms on purpose: the "
+            "words misjudge some bare one-word answers, which then wait this long."
         ),
     )
     transcript_wait_ms: float = Field(
@@ -412,7 +423,7 @@ class TurnProcessor(Processor):
             return max(p.transcript_wait_ms, p.complete_stop_ms)
         words = self._words.probability
         if words is not None and words < p.transcript_threshold:
-            return p.incomplete_stop_ms
+            return max(p.transcript_incomplete_stop_ms, p.complete_stop_ms)
         return p.complete_stop_ms
 
     @handles(EndOfUtteranceFrame)

@@ -40,7 +40,8 @@ HESITATIONS = (
 QUESTION = "What is the capital city of France?"
 THRESHOLD = 1e-7  # pipelines/cascade-local.toml's transcript_threshold
 WORDS_WAIT_MS = 2500  # generous: the words' verdict must come within it on a loaded CPU
-PAUSE_MS = 3000  # longer than WORDS_WAIT_MS, shorter than medium's 4 s incomplete wait
+PAUSE_MS = 3000  # longer than WORDS_WAIT_MS, shorter than WORDS_INCOMPLETE_MS
+WORDS_INCOMPLETE_MS = 4000  # the wait unfinished words ask for
 INCOMPLETE_S = 4.0
 
 
@@ -51,7 +52,11 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def url() -> AsyncIterator[str]:
-    overrides = ["llm.max_tokens=20", f"vad.transcript_wait_ms={WORDS_WAIT_MS}"]
+    overrides = [
+        "llm.max_tokens=20",
+        f"vad.transcript_wait_ms={WORDS_WAIT_MS}",
+        f"vad.transcript_incomplete_stop_ms={WORDS_INCOMPLETE_MS}",
+    ]
     async with running_server("cascade-local", overrides=overrides) as base:
         yield base
 

@@ -196,6 +196,19 @@ async def test_unfinished_words_make_a_complete_sounding_turn_wait_the_long_wait
 
 
 @pytest.mark.anyio
+async def test_unfinished_words_wait_their_own_wait_not_smart_turns_incomplete_one(
+    clip: Clip,
+) -> None:
+    # parley serve's semantic_vad has a 4 s incomplete wait; words that misjudge a
+    # one-word answer must not cost that much.
+    params = PARAMS.model_copy(
+        update={"incomplete_stop_ms": 3000.0, "transcript_incomplete_stop_ms": 1000.0}
+    )
+    extra = await _speak_and_judge(SettledHarness(params), clip, 1e-9)
+    assert 1.0 <= extra["audio_wait_s"] <= 1.0 + 0.15
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("stale", [False, True])
 async def test_without_the_words_verdict_the_turn_ends_after_transcript_wait_ms(
     clip: Clip, stale: bool
