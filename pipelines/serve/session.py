@@ -334,8 +334,12 @@ class RealtimeSession:
         self.state.ready.set()
 
     async def vad_started(self, frame: UserStartedSpeakingFrame) -> bool:
-        """The VAD heard speech start (:meth:`Turns.vad_started`)."""
-        return await self.turns.vad_started(frame)
+        """The VAD heard speech start (:meth:`Turns.vad_started`); the words' check
+        prefills meanwhile (:meth:`Speculator.speech_started`)."""
+        passed = await self.turns.vad_started(frame)
+        if passed:
+            self.speculator.speech_started()
+        return passed
 
     async def vad_stopped(self, frame: UserStoppedSpeakingFrame) -> None:
         """The VAD heard speech end (:meth:`Turns.vad_stopped`)."""

@@ -106,6 +106,32 @@ class Speculator:
 
     # ------------------------------------------------------------ turn events
 
+    def speech_started(self) -> None:
+        """The user began a turn: evaluate the conversation on the model meanwhile.
+
+        As the cascade's end-of-utterance stage does, so that the check at the pause
+        (and the reply prepared after it) evaluates only the user's words. Skipped
+        while a reply holds the model (the prefill never waits for it).
+        """
+        st = self.state
+        if not self.judges_words or not st.ready.is_set() or st.turn_detection is None:
+            return
+        settings = response_settings(st.config, ResponseParams())
+        self._spawn(self._prefill, model_messages(settings.instructions, list(st.conversation)))
+
+    async def _prefill(self, history: list[Any]) -> None:
+        detector = self._words
+        if detector is None:
+            return
+        try:
+            if not detector.loaded():
+                await anyio.to_thread.run_sync(detector.load)
+            tokens = await anyio.to_thread.run_sync(detector.prefill, history)
+        except Exception:
+            log.exception("session %s: the end-of-utterance prefill failed", self.state.config.id)
+            return
+        log.debug("session %s: prefilled %d tokens", self.state.config.id, tokens)
+
     async def vad_paused(self, frame: UserPausedSpeakingFrame) -> bool:
         """A pause in a VAD turn that will be answered; True sends it on to the STT."""
         st = self.state
