@@ -21,17 +21,40 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from framework import Pipeline, PipelineTask, Processor, TaskParams
 from framework.observer import Observer
 from pipelines import registry
 from pipelines.config import Architecture, ConfigError, PipelineConfig
+from processors.llm.context import LLMContext
 
-__all__ = ["Session", "architecture_of", "build_session", "build_stage", "task_params"]
+__all__ = [
+    "Session",
+    "Transport",
+    "architecture_of",
+    "build_session",
+    "build_stage",
+    "task_params",
+]
 
 
-def build_stage(config: PipelineConfig, stage: str, **shared: Any) -> Any:
+class Transport(Protocol):
+    """What a session needs from a transport: its input and output processors."""
+
+    def input(self) -> Processor:
+        """The processor that brings the user's audio into the pipeline."""
+        ...
+
+    def output(self) -> Processor:
+        """The processor that plays the bot's audio out of the pipeline."""
+        ...
+
+
+T = TypeVar("T", bound=Transport)
+
+
+def build_stage(config: PipelineConfig, stage: str, **shared: Any) -> Processor:
     """Instantiate the backend of ``stage`` with its validated parameters.
 
     ``shared`` offers collaborators (the conversation ``context``, the ``tools``); each
@@ -44,7 +67,13 @@ def build_stage(config: PipelineConfig, stage: str, **shared: Any) -> Any:
     params = backend.params_model().model_validate(values)
     accepted = inspect.signature(cls).parameters
     offered = {k: v for k, v in shared.items() if k in accepted}
-    return cls(params, name=f"{stage}.{stage_config.backend}", **offered)
+    built = cls(params, name=f"{stage}.{stage_config.backend}", **offered)
+    if not isinstance(built, Processor):
+        raise ConfigError(
+            f"{config.source}: [{stage}] backend {stage_config.backend!r} made a "
+            f"{type(built).__name__}, not a processor"
+        )
+    return built
 
 
 def task_params(config: PipelineConfig) -> TaskParams:
@@ -70,7 +99,7 @@ def _speech_to_speech_stages(config: PipelineConfig, **shared: Any) -> dict[str,
     A realtime stage that does not detect turns itself needs that ``[vad]``: without
     it nothing would ever tell the stage that the user spoke.
     """
-    realtime: Processor = build_stage(config, "realtime", **shared)
+    realtime = build_stage(config, "realtime", **shared)
     if not realtime.capabilities.speech_to_speech:
         raise ConfigError(
             f"{config.source}: {realtime.name} does not hear and answer by itself "
@@ -98,31 +127,33 @@ def _check_tools(config: PipelineConfig, replier: Processor) -> None:
 
 
 @dataclass
-class Session:
+class Session(Generic[T]):
     """A conversation ready to run: the pipeline, its task and the pieces worth reaching."""
 
     config: PipelineConfig
     pipeline: Pipeline
     task: PipelineTask
-    transport: Any
+    transport: T
     stages: dict[str, Processor] = field(default_factory=dict)
-    context: Any = None
+    context: LLMContext | None = None
 
 
-def _end_of_utterance_stage(vad: Any, llm: Any, context: Any) -> Processor | None:
+def _end_of_utterance_stage(
+    vad: Processor, llm: Processor, context: LLMContext
+) -> Processor | None:
     """The stage that judges pause transcripts, when the turn settings ask for it.
 
     It shares the LLM stage's model when that is llama-cpp (same settings, one
     ``Llama`` in the process); otherwise it takes SmolLM2 with the default settings.
     """
-    params = getattr(vad, "params", None)
-    if not (
-        getattr(params, "transcript_check", False)
-        and getattr(params, "end_of_turn", "") == "smart_turn"
-    ):
-        return None
     from processors.llm.llama_cpp import LlamaCppLLM
     from processors.vad.eou import EndOfUtteranceProcessor, TranscriptEndOfTurn
+    from processors.vad.turn import TurnProcessor
+
+    if not isinstance(vad, TurnProcessor):
+        return None
+    if not (vad.params.transcript_check and vad.params.end_of_turn == "smart_turn"):
+        return None
 
     llm_params = llm.params if isinstance(llm, LlamaCppLLM) else None
     detector = TranscriptEndOfTurn(llm_params, system_prompt=context.system_prompt)
@@ -131,17 +162,17 @@ def _end_of_utterance_stage(vad: Any, llm: Any, context: Any) -> Processor | Non
 
 def build_session(
     config: PipelineConfig,
-    transport: Any,
+    transport: T,
     *,
     observers: list[Observer] | None = None,
-) -> Session:
+) -> Session[T]:
     """Assemble the conversation of ``config`` around ``transport``.
 
     ``transport`` provides ``input()`` and ``output()`` processors (a file transport,
     a WebSocket session). The user and assistant context aggregators share one context.
     """
     from processors.interruption import InterruptionProcessor
-    from processors.llm.context import AssistantContextAggregator, LLMContext, UserContextAggregator
+    from processors.llm.context import AssistantContextAggregator, UserContextAggregator
     from processors.toolset import ToolSet
 
     stages: dict[str, Processor] = {}

@@ -29,6 +29,7 @@ from pipelines.stopping import stop_on_signals, stopped_in
 if TYPE_CHECKING:
     from framework.audio import WavAudio
     from processors.recording.events import EventLog
+    from processors.transports.file import FileTransport
 
 __all__ = ["RunError", "build_file_session", "check_input", "check_writable", "run_file"]
 
@@ -112,7 +113,7 @@ def build_file_session(
     stereo: bool = False,
     audio: WavAudio | None = None,
     observers: Sequence[Observer] = (),
-) -> tuple[Session, EventLog]:
+) -> tuple[Session[FileTransport], EventLog]:
     """Build the conversation of ``config`` around a file transport and an event log.
 
     ``audio`` is the input already read from ``input_path``, if it has been;
@@ -167,7 +168,7 @@ def run_file(
         check_writable(events_path, "--events")
     runner = PipelineRunner()
 
-    async def conversation() -> tuple[Session, EndReason]:
+    async def conversation() -> tuple[Session[FileTransport], EndReason]:
         async with prepared(config) as ready:
             session, events = build_file_session(
                 ready,
@@ -197,7 +198,7 @@ def run_file(
 
 
 def _report(
-    session: Session,
+    session: Session[FileTransport],
     reason: EndReason,
     stopped_by: signal.Signals | None,
     output_path: Path,

@@ -45,7 +45,7 @@ from pydantic import BaseModel
 from framework import EndReason, PipelineTask
 from pipelines import registry
 from pipelines.config import ConfigError, PipelineConfig, load_pipeline_file
-from pipelines.factory import Session, build_session
+from pipelines.factory import Session, Transport, build_session
 from pipelines.launch import ServerStartError, prepared
 
 if TYPE_CHECKING:
@@ -100,7 +100,7 @@ def is_live(config: PipelineConfig) -> bool:
 class _Running:
     """A session in progress: its conversation and the scope that cancels it."""
 
-    session: Session
+    session: Session[Transport]
     scope: anyio.CancelScope
     ended: anyio.Event = field(default_factory=anyio.Event)
 
@@ -119,7 +119,7 @@ class LiveServer:
         host: str = "127.0.0.1",
         port: int = 8080,
         observers: Callable[[], list[Observer]] | None = None,
-        on_session: Callable[[Session], None] | None = None,
+        on_session: Callable[[Session[Transport]], None] | None = None,
     ) -> None:
         """Check the transport (a :class:`ConfigError` if it is not live); bind nothing yet."""
         self.config = config
@@ -139,11 +139,11 @@ class LiveServer:
         return len(self._running)
 
     @property
-    def sessions(self) -> list[Session]:
+    def sessions(self) -> list[Session[Transport]]:
         """The conversations in progress."""
         return [r.session for r in self._running.values()]
 
-    async def run_session(self, transport: Any) -> None:
+    async def run_session(self, transport: Transport) -> None:
         """Build the conversation around ``transport`` and run it until it ends.
 
         Cancelling this coroutine cancels the pipeline task (its processors get a
