@@ -121,9 +121,14 @@ class Speculator:
 
     async def _prefill(self, history: list[Any]) -> None:
         detector = self._words
-        if detector is None or not detector.loaded():  # the first check loads it
+        if detector is None:
             return
         try:
+            if not detector.loaded():
+                await anyio.to_thread.run_sync(detector.load)
+                if self._words is not detector:  # the session closed meanwhile
+                    await anyio.to_thread.run_sync(detector.release)
+                    return
             tokens = await anyio.to_thread.run_sync(detector.prefill, history)
         except Exception:
             log.exception("session %s: the end-of-utterance prefill failed", self.state.config.id)
