@@ -19,7 +19,7 @@ are known exactly on the task's clock. Each placement is reported to the event
 log as a ``scenario_item`` record (its ``t_ns`` is the item's first sample), which
 makes the measurement a pure function of the event records.
 
-The output side is an :class:`~processors.transports.base.OutputTransport` that
+The output side is an :class:`~processors.transports.output.OutputTransport` that
 plays nothing: it tells the input side when bot audio starts and stops (play
 times of the first and last samples) and reports ``bot_first_audible``, the play
 time of the first sample of each reply louder than ``audible_dbfs`` (what a
@@ -40,10 +40,10 @@ from framework.frames import EndFrame, StartFrame
 from processors.transports.base import (
     InputTransport,
     InputTransportParams,
-    OutputTransport,
     OutputTransportParams,
     sleep_until_ns,
 )
+from processors.transports.output import OutputTransport
 
 if TYPE_CHECKING:
     from benchmarks.latency.corpus import CorpusConversation, CorpusItem

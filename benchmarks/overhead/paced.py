@@ -1,7 +1,7 @@
 """Scenario d, variant ``output``: K sessions playing bot audio through paced outputs.
 
 Each session is a task of N passthrough stages and the real
-:class:`~processors.transports.base.OutputTransport` (its null output, which writes
+:class:`~processors.transports.output.OutputTransport` (its null output, which writes
 with ``write_chunk_now``: after the first chunk of a stretch, from the pacer's
 tick), which cuts the audio into 20 ms chunks and writes each when it is due. A stand-in for a TTS
 per session queues the reply in ``piece_ms`` pieces at the output rate, keeping
@@ -34,7 +34,8 @@ from benchmarks.overhead.common import (
     current_rss_kib,
     peak_rss_kib,
 )
-from processors.transports.base import OutputTransport, sleep_until_ns
+from processors.transports.base import sleep_until_ns
+from processors.transports.output import OutputTransport
 
 __all__ = ["PIECE_MS", "run_output_sessions"]
 

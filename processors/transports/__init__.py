@@ -5,7 +5,6 @@ from processors.transports.base import (
     InputTransportParams,
     LiveInputTransport,
     LiveInputTransportParams,
-    OutputTransport,
     OutputTransportParams,
 )
 from processors.transports.file import (
@@ -14,6 +13,7 @@ from processors.transports.file import (
     FileTransport,
     FileTransportParams,
 )
+from processors.transports.output import OutputTransport
 
 __all__ = [
     "FileInputTransport",

@@ -32,12 +32,8 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.transports.base import (
-    InputTransport,
-    OutputTransport,
-    OutputTransportParams,
-    sleep_until_ns,
-)
+from processors.transports.base import InputTransport, OutputTransportParams, sleep_until_ns
+from processors.transports.output import OutputTransport
 
 if TYPE_CHECKING:
     from framework.audio import WavAudio

@@ -35,9 +35,9 @@ from framework.frames import InterruptionFrame, OutputAudioFrame, StartFrame, TT
 from processors.transports.base import (
     LiveInputTransport,
     LiveInputTransportParams,
-    OutputTransport,
     OutputTransportParams,
 )
+from processors.transports.output import OutputTransport
 from processors.transports.serializers import (
     AudioIn,
     CallEnded,

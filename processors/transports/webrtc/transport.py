@@ -37,7 +37,8 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
-from processors.transports.base import InputTransport, OutputTransport
+from processors.transports.base import InputTransport
+from processors.transports.output import OutputTransport
 from processors.transports.webrtc.audio import OPUS_RATES, WIRE_RATE, decoded_mono
 from processors.transports.webrtc.params import WebRTCTransportParams
 from processors.transports.webrtc.peer import PeerLink

@@ -14,7 +14,7 @@ from framework import Direction, Frame, Pipeline, PipelineTask, Processor, TaskP
 from framework.audio import sine_wave
 from framework.frames import InputAudioFrame
 from processors.llm.context import AssistantContextAggregator, LLMContext
-from processors.transports.base import OutputTransport
+from processors.transports.output import OutputTransport
 
 DOWN, UP = Direction.DOWNSTREAM, Direction.UPSTREAM
 KEY_ENV = "PARLEY_TEST_REALTIME_KEY"
