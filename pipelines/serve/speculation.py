@@ -119,16 +119,23 @@ class Speculator:
         settings = response_settings(st.config, ResponseParams())
         self._spawn(self._prefill, model_messages(settings.instructions, list(st.conversation)))
 
-    async def _prefill(self, history: list[Any]) -> None:
+    async def _loaded_detector(self) -> TranscriptEndOfTurn | None:
+        """The words' detector with its model taken (loading it if need be); None once
+        the session has closed (a model taken meanwhile is given back)."""
         detector = self._words
-        if detector is None:
-            return
+        if detector is None or detector.loaded():
+            return detector
+        await anyio.to_thread.run_sync(detector.load)
+        if self._words is not detector:  # the session closed meanwhile
+            await anyio.to_thread.run_sync(detector.release)
+            return None
+        return detector
+
+    async def _prefill(self, history: list[Any]) -> None:
         try:
-            if not detector.loaded():
-                await anyio.to_thread.run_sync(detector.load)
-                if self._words is not detector:  # the session closed meanwhile
-                    await anyio.to_thread.run_sync(detector.release)
-                    return
+            detector = await self._loaded_detector()
+            if detector is None:
+                return
             tokens = await anyio.to_thread.run_sync(detector.prefill, history)
         except Exception:
             log.exception("session %s: the end-of-utterance prefill failed", self.state.config.id)
@@ -210,14 +217,14 @@ class Speculator:
         The model runs in a worker thread; a resume makes it stop waiting for the
         model. A failure gives no probability: the turn ends on Smart Turn's verdict.
         """
-        detector = self._words
-        if detector is None or spec.speech_end_ns is None or not self.state.ready.is_set():
+        if self._words is None or spec.speech_end_ns is None or not self.state.ready.is_set():
             return
         probability: float | None = None
         stop = self._stop = threading.Event()
         try:
-            if not detector.loaded():
-                await anyio.to_thread.run_sync(detector.load)
+            detector = await self._loaded_detector()
+            if detector is None:
+                return
             if text.strip():
                 probability = await anyio.to_thread.run_sync(
                     detector.probability, text, history, stop
