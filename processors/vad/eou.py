@@ -53,7 +53,12 @@ if TYPE_CHECKING:
     from processors.llm.llama_cpp import LlamaCppLLMParams
     from processors.shared_models import SharedModel
 
-__all__ = ["EndOfUtteranceProcessor", "TranscriptEndOfTurn", "normalise_transcript"]
+__all__ = [
+    "EndOfUtteranceProcessor",
+    "TranscriptEndOfTurn",
+    "holds_the_turn",
+    "normalise_transcript",
+]
 
 _PUNCTUATION = re.compile(r"[^\w\s']")
 _SENTINEL = "\u2063eou\u2063"  # marks where the user's words go in the rendered template
@@ -108,6 +113,30 @@ def normalise_transcript(text: str) -> str:
     """
     spoken = _DIGITS.sub(lambda m: f" {_number_words(m.group())} ", text.lower())
     return " ".join(_PUNCTUATION.sub(" ", spoken).split())
+
+
+def holds_the_turn(text: str, phrases: Sequence[str]) -> bool:
+    """Whether ``text`` is made only of ``phrases`` ("Wait.", "Um, hold on"): a request
+    for time, not a message to answer.
+
+    SmolLM2 reads a bare "Wait." as a finished message (3e-6 after an interrupted
+    story, above the threshold), and a user who stops the bot with it usually goes
+    on after a breath. Matched on normalised words, longest phrase first.
+    """
+    words = normalise_transcript(text).split()
+    if not words:
+        return False
+    known = sorted((normalise_transcript(p).split() for p in phrases), key=len, reverse=True)
+    known = [k for k in known if k]
+    at = 0
+    while at < len(words):
+        for phrase in known:
+            if words[at : at + len(phrase)] == phrase:
+                at += len(phrase)
+                break
+        else:
+            return False
+    return True
 
 
 class TranscriptEndOfTurn:

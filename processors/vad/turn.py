@@ -29,6 +29,7 @@ from framework.frames import (
     UserStoppedSpeakingFrame,
 )
 from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams, VADWindow
+from processors.vad.eou import holds_the_turn
 from processors.vad.smart_turn import SMART_TURN_SECONDS, SmartTurnModel, shared_model
 
 __all__ = ["TurnParams", "TurnProcessor", "create_analyzer"]
@@ -38,6 +39,11 @@ UPSTREAM = Direction.UPSTREAM
 _BUILD_FIELDS = ("vad", "aggressiveness", "webrtc_frame_ms")
 _MODEL_RATE = 16000
 _PRE_ROLL_S = 0.2  # audio before the detected start that the model also hears
+HOLD_PHRASES = (
+    "wait", "wait a second", "wait a minute", "hold on", "hang on", "one second",
+    "one sec", "just a second", "just a moment", "let me think", "let me see",
+    "um", "uh", "er", "erm", "hmm", "so", "and", "but", "well", "actually",
+)  # fmt: skip
 
 
 class TurnParams(VADParams):
@@ -129,6 +135,14 @@ class TurnParams(VADParams):
             "transcript_check: silence that ends a turn Smart Turn judged complete but whose "
             "words read unfinished. Shorter than a long incomplete_stop_ms on purpose: the "
             "words misjudge some bare one-word answers, which then wait this long."
+        ),
+    )
+    hold_phrases: list[str] = Field(
+        default_factory=lambda: list(HOLD_PHRASES),
+        description=(
+            "transcript_check: words that ask for time, not a reply ('wait', 'hold on', "
+            "'um'). A pause whose whole transcript is made of them is unfinished whatever "
+            "the models say: the turn waits transcript_incomplete_stop_ms for the rest."
         ),
     )
     transcript_wait_ms: float = Field(
@@ -422,7 +436,9 @@ class TurnProcessor(Processor):
         if self._words is None:  # complete by the voice: wait for the words' verdict
             return max(p.transcript_wait_ms, p.complete_stop_ms)
         words = self._words.probability
-        if words is not None and words < p.transcript_threshold:
+        if holds_the_turn(self._words.text, p.hold_phrases) or (
+            words is not None and words < p.transcript_threshold
+        ):
             return max(p.transcript_incomplete_stop_ms, p.complete_stop_ms)
         return p.complete_stop_ms
 

@@ -23,7 +23,7 @@ from framework.frames import (
 from processors.llm.llama_cpp import LlamaCppLLM, LlamaCppLLMParams
 from processors.shared_models import MODELS
 from processors.vad import TurnParams
-from processors.vad.eou import TranscriptEndOfTurn, normalise_transcript
+from processors.vad.eou import TranscriptEndOfTurn, holds_the_turn, normalise_transcript
 from tests.framework.helpers import wait_until
 from tests.processors.vad.test_vad_smart_turn import SettledHarness, _pcm
 from tests.processors.vad.test_vad_turn import DOWN, UP, Harness, _run, _silence
@@ -156,7 +156,9 @@ def _wait_s(h: Harness) -> dict:  # type: ignore[type-arg]
     return extra
 
 
-async def _speak_and_judge(h: Harness, clip: Clip, words: float | None, *, stale: bool = False):  # type: ignore[no-untyped-def]
+async def _speak_and_judge(  # type: ignore[no-untyped-def]
+    h: Harness, clip: Clip, words: float | None, *, stale: bool = False, text: str = "..."
+):
     """Feed the sentence; at its pause send the words' verdict ``words`` (None: none)."""
 
     async def script(h: Harness) -> None:
@@ -168,7 +170,7 @@ async def _speak_and_judge(h: Harness, clip: Clip, words: float | None, *, stale
             [pause] = h.down(UserPausedSpeakingFrame)
             end_ns = pause.speech_end_ns - (1 if stale else 0)
             await h.tail.inject(
-                EndOfUtteranceFrame(probability=words, speech_end_ns=end_ns, text="..."), UP
+                EndOfUtteranceFrame(probability=words, speech_end_ns=end_ns, text=text), UP
             )
         await h.feed(_silence(2.0))
 
@@ -193,6 +195,36 @@ async def test_unfinished_words_make_a_complete_sounding_turn_wait_the_long_wait
     extra = await _speak_and_judge(SettledHarness(PARAMS), clip, 1e-9)
     assert extra["end_of_turn_probability"] >= 0.5
     assert 1.5 <= extra["audio_wait_s"] <= 1.5 + 0.15
+
+
+@pytest.mark.anyio
+async def test_words_that_ask_for_time_make_the_turn_wait_whatever_the_model_says(
+    clip: Clip,
+) -> None:
+    # "Wait." after stopping the bot: the model scores it finished (3e-6), the user
+    # goes on after a breath.
+    extra = await _speak_and_judge(SettledHarness(PARAMS), clip, 0.01, text="Wait.")
+    assert 1.5 <= extra["audio_wait_s"] <= 1.5 + 0.15
+    params = PARAMS.model_copy(update={"hold_phrases": []})
+    extra = await _speak_and_judge(SettledHarness(params), clip, 0.01, text="Wait.")
+    assert 0.2 <= extra["audio_wait_s"] <= 0.2 + 0.1
+
+
+@pytest.mark.parametrize(
+    ("text", "holds"),
+    [
+        ("Wait.", True),
+        ("Um, hold on...", True),
+        ("Wait a second", True),
+        ("HANG ON!", True),
+        ("Wait, explain it to me.", False),
+        ("Hold the door.", False),
+        ("", False),
+        ("Sorry.", False),
+    ],
+)
+def test_a_transcript_holds_the_turn_only_when_made_of_hold_phrases(text: str, holds: bool) -> None:
+    assert holds_the_turn(text, TurnParams().hold_phrases) is holds
 
 
 @pytest.mark.anyio
