@@ -19,7 +19,9 @@ backends, so a typo anywhere is an error, not a silent default.
 
 The ``[interruption]`` table holds a cascade's barge-in rules
 (:class:`processors.interruption.InterruptionParams`); a speech-to-speech
-pipeline has no transcript to decide on and may only say ``rule = "speech"``.
+pipeline has no transcript to decide on and may only say ``rule = "speech"``;
+its ``pause_bot`` (off unless set) pauses the bot at the user's speech onset
+until the server decides (:mod:`processors.realtime.onset`).
 """
 
 from __future__ import annotations
@@ -230,10 +232,10 @@ def parse_pipeline(data: Mapping[str, Any], *, source: str = "<pipeline>") -> Pi
 def _interruption(data: Mapping[str, Any], architecture: str, source: str) -> InterruptionParams:
     """The ``[interruption]`` table; a speech-to-speech pipeline keeps the time rule."""
     table = data.get("interruption")
-    default = {} if architecture == "cascade" else {"rule": "speech"}
-    params: InterruptionParams = _validate(
-        InterruptionParams, default if table is None else table, source, "interruption"
-    )
+    if architecture != "cascade":
+        # The server decides barge-in; pausing the bot at the onset is asked for by name.
+        table = {"rule": "speech", "pause_bot": False, **(table or {})}
+    params: InterruptionParams = _validate(InterruptionParams, table or {}, source, "interruption")
     if architecture != "cascade" and params.rule != "speech":
         raise ConfigError(
             f"{source}: interruption.rule: a {architecture} pipeline has no transcript to "

@@ -5,7 +5,8 @@
 
     cascade:  transport.in -> vad -> stt -> [end of utterance] -> interruption
               -> user context -> llm -> tts -> transport.out -> assistant context
-    s2s:      transport.in -> vad -> realtime -> transport.out -> assistant context
+    s2s:      transport.in -> vad | onset pause -> realtime -> transport.out
+              -> assistant context
 
 What a stage can do decides what the pipeline gets (see
 :class:`~framework.capabilities.Capabilities`): a realtime stage that does not
@@ -97,7 +98,8 @@ def _speech_to_speech_stages(config: PipelineConfig, **shared: Any) -> dict[str,
     """The realtime stage, behind the pipeline's ``[vad]`` when there is one.
 
     A realtime stage that does not detect turns itself needs that ``[vad]``: without
-    it nothing would ever tell the stage that the user spoke.
+    it nothing would ever tell the stage that the user spoke. One whose server does
+    gets the onset pause in front when ``[interruption] pause_bot`` asks for it.
     """
     realtime = build_stage(config, "realtime", **shared)
     if not realtime.capabilities.speech_to_speech:
@@ -113,6 +115,16 @@ def _speech_to_speech_stages(config: PipelineConfig, **shared: Any) -> dict[str,
             f"{config.source}: {realtime.name} does not detect the user's turns "
             "(turn_detection local): add a [vad] table, or let the server detect turns"
         )
+    if config.interruption.pause_bot:
+        if "vad" in stages:
+            raise ConfigError(
+                f"{config.source}: interruption.pause_bot pauses the bot until the server "
+                "decides a barge-in; with a [vad] table the pipeline's VAD decides it "
+                "(min_interruption_ms): remove one of the two"
+            )
+        from processors.realtime.onset import OnsetPauseProcessor
+
+        stages["onset_pause"] = OnsetPauseProcessor(config.interruption)
     stages["realtime"] = realtime
     return stages
 
@@ -202,7 +214,7 @@ def build_session(
         middle = [stages[k] for k in order if k in stages]
     else:
         stages.update(_speech_to_speech_stages(config, **shared))
-        middle = [stages[k] for k in ("vad", "realtime") if k in stages]
+        middle = [stages[k] for k in ("vad", "onset_pause", "realtime") if k in stages]
     _check_tools(config, stages["llm"] if "llm" in stages else stages["realtime"])
     stages["assistant_context"] = AssistantContextAggregator(context)
     pipeline = Pipeline(

@@ -137,7 +137,8 @@ class InterruptionParams(BaseModel):
         le=2000,
         description=(
             "words: speech (while the bot speaks) that starts a possible barge-in: a user "
-            "turn, and the bot pauses if pause_bot. Shorter sounds do nothing."
+            "turn, and the bot pauses if pause_bot. Shorter sounds do nothing. Also the "
+            "onset of a speech-to-speech pipeline's pause_bot."
         ),
     )
     pause_bot: bool = Field(
@@ -145,7 +146,10 @@ class InterruptionParams(BaseModel):
         description=(
             "words: pause the bot's audio at the onset, before the words are known (the "
             "barge-in takes effect at once; a backchannel or cough makes a short gap). "
-            "False: the bot talks on until the words decide."
+            "False: the bot talks on until the words decide. In a speech-to-speech "
+            "pipeline whose server detects turns (off there unless set): a local VAD "
+            "pauses the bot at the onset, the server's turn cuts it, silence with no "
+            "turn resumes it (processors/realtime/onset.py)."
         ),
     )
     min_words: int = Field(
@@ -172,7 +176,8 @@ class InterruptionParams(BaseModel):
         le=10000,
         description=(
             "words: speech that goes on this long from the onset with no words transcribed "
-            "stops the bot anyway (a transcriber that cannot keep up)."
+            "stops the bot anyway (a transcriber that cannot keep up). A speech-to-speech "
+            "pipeline's pause_bot: the longest pause the server leaves undecided."
         ),
     )
 

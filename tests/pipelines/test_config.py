@@ -131,5 +131,9 @@ def test_a_speech_to_speech_pipeline_keeps_the_time_rule() -> None:
         "realtime": {"backend": "openai"},
     }
     assert parse_pipeline(s2s).interruption.rule == "speech"
+    # the onset pause is asked for by name, not taken from the cascade's defaults
+    assert not parse_pipeline(s2s).interruption.pause_bot
+    assert not parse_pipeline({**s2s, "interruption": {"onset_ms": 120}}).interruption.pause_bot
+    assert parse_pipeline({**s2s, "interruption": {"pause_bot": True}}).interruption.pause_bot
     with pytest.raises(ConfigError, match=r"no transcript to decide barge-in on.*speech"):
         parse_pipeline({**s2s, "interruption": {"rule": "words"}}, source="my.toml")

@@ -116,3 +116,12 @@ def test_the_stt_stages_say_whether_they_transcribe_while_the_user_speaks() -> N
 
     assert not OpenAISTT.capabilities.interim_results  # one request per turn, at its end
     assert not OpenAIRealtime.capabilities.interim_results
+
+
+def test_pause_bot_puts_the_onset_pause_in_front_of_a_server_that_detects_turns() -> None:
+    assert "onset_pause" not in _names(_session(REALTIME))  # off unless asked for
+    session = _session(REALTIME, "interruption.pause_bot=true")
+    names = _names(session)[:4]
+    assert names == ["transport.in", "onset_pause", "realtime.openai", "transport.out"]
+    with pytest.raises(ConfigError, match=r"interruption.pause_bot .* remove one"):
+        _session(REALTIME, "interruption.pause_bot=true", 'vad.backend="silero"')

@@ -1,4 +1,4 @@
-"""Barge-in rules on the offline cascade, real models throughout.
+"""Barge-in rules on the offline pipelines, real models throughout.
 
 The user asks for a story (Piper speech); while the bot tells it (SmolLM2, Piper),
 the user says something over it: a backchannel, a throat-clearing sound, a
@@ -19,13 +19,16 @@ from benchmarks.latency.corpus import CorpusConversation, CorpusItem
 from benchmarks.latency.scenario import ScenarioParams, ScenarioTransport
 from pipelines.config import load_pipeline_file
 from pipelines.factory import build_session
+from pipelines.launch import prepared
 from processors.recording.events import EventLog
 from tests.speech import speech_bounds, synthesize_speech
 
 pytestmark = [pytest.mark.anyio, pytest.mark.models]
 
 RATE = 16000
-CASCADE = Path(__file__).resolve().parents[2] / "pipelines" / "cascade-local.toml"
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
+CASCADE = PIPELINES / "cascade-local.toml"
+REALTIME = PIPELINES / "realtime-local.toml"
 STORY = "Please tell me a long story about a dragon and a knight."
 PAD = bytes(2 * int(0.3 * RATE))
 
@@ -71,8 +74,19 @@ class Run:
         return [m["content"] for m in self.messages if m["role"] == "assistant"]
 
 
-async def _converse(said: str, *, reply: bool, overrides: tuple[str, ...] = ()) -> Run:
+async def _converse(
+    said: str,
+    *,
+    reply: bool,
+    overrides: tuple[str, ...] = (),
+    pipeline: Path = CASCADE,
+    cut_s: float | None = None,
+) -> Run:
+    """The story request, then ``said`` (its first ``cut_s`` of speech only) over the bot."""
     story, over = synthesize_speech([STORY, said])
+    if cut_s is not None:  # a sound too short to be a turn for the server
+        start, _ = speech_bounds(over, RATE)
+        over = over[: 2 * int((start + cut_s) * RATE)]
     conversation = CorpusConversation(
         "interruptions",
         (
@@ -80,26 +94,22 @@ async def _converse(said: str, *, reply: bool, overrides: tuple[str, ...] = ()) 
             _item(2, said, over, over_the_bot=True, reply=reply),
         ),
     )
-    config = load_pipeline_file(
-        CASCADE,
-        [
-            'pipeline.system_prompt="You tell long stories of at least five sentences."',
-            "llm.max_tokens=60",
-            *overrides,
-        ],
-    )
+    prompt = 'pipeline.system_prompt="You tell long stories of at least five sentences."'
+    budget = ["llm.max_tokens=60"] if pipeline == CASCADE else []
+    config = load_pipeline_file(pipeline, [prompt, *budget, *overrides])
     # a long tail: under load the story can stall between sentences, and the
     # conversation must not end in such a gap
     params = ScenarioParams(lead_in_s=0.5, tail_s=4.0, max_duration_s=150)
     transport = ScenarioTransport(conversation, params)
     log = EventLog()
-    session = build_session(config, transport, observers=[log])
-    with anyio.fail_after(240):
-        await session.task.run()
+    async with prepared(config) as ready:
+        session = build_session(ready, transport, observers=[log])
+        with anyio.fail_after(240):
+            await session.task.run()
     run = Run(log, session.context)
     assert len(run.events("scenario_item")) == 2, "the story never started"
     started = run.events("user_started_speaking", run.over["t_ns"])
-    assert started, f"{said!r} over the bot made no user start at all: nothing was tested"
+    assert started or cut_s, f"{said!r} over the bot made no user start at all: nothing was tested"
     return run
 
 
@@ -152,3 +162,45 @@ async def test_min_words_keeps_the_bot_talking_over_fewer_words() -> None:
     _not_cut(run)
     (ignored,) = run.events("barge_in_ignored")
     assert ignored["reason"] == "too few words", ignored
+
+
+# ------------------------------------------- realtime-local: the server decides
+
+
+def _server_starts(run: Run) -> list[dict[str, Any]]:
+    """The user turns the server started (the realtime stage reports them)."""
+    over = run.over["t_ns"]
+    return [r for r in run.events("user_started_speaking", over) if "realtime" in r["processor"]]
+
+
+async def test_realtime_local_goes_quiet_at_the_onset_and_the_server_cuts_it() -> None:
+    said = "Wait, explain it like I am five years old."
+    run = await _converse(said, reply=True, pipeline=REALTIME)
+    over = run.over
+    cut = next(r for r in run.events("bot_audio_stopped", over["t_ns"]) if r["interrupted"])
+    paused = run.events("onset_pause", over["t_ns"])[0]
+    server = _server_starts(run)
+    assert server, "the server started no user turn: nothing cut the bot"
+    latency_ms = (cut["t_ns"] - over["speech_start_ns"]) / 1e6
+    print(f"speech start to last bot sample: {latency_ms:.0f} ms")
+    # The last bot sample was played before the server's turn came back: the local
+    # onset silenced it, the server's speech_started only made the cut final.
+    assert paused["t_ns"] < server[0]["t_ns"]
+    assert cut["t_ns"] <= server[0]["t_ns"]
+    assert run.events("onset_pause_taken", over["t_ns"])
+    assert not run.events("onset_resume", over["t_ns"])
+    heard = [r["text"] for r in run.events("transcription", over["t_ns"])]
+    assert any("wait" in text.lower() for text in heard), heard
+
+
+async def test_realtime_local_plays_on_after_a_sound_too_short_for_a_turn() -> None:
+    # 150 ms of speech: the onset (96 ms) pauses the bot; the server, which needs
+    # 200 ms for a turn, starts none, and the silence after it resumes the bot.
+    run = await _converse("Hey.", reply=False, pipeline=REALTIME, cut_s=0.15)
+    over = run.over["t_ns"]
+    assert run.events("onset_pause", over), "the sound did not pause the bot: nothing was tested"
+    assert not _server_starts(run)
+    assert run.events("onset_resume", over)
+    assert run.events("bot_audio_paused", over) and run.events("bot_audio_resumed", over)
+    assert not [r for r in run.events("bot_audio_stopped") if r["interrupted"]]
+    assert not run.events("transcription", over), "the sound made a user turn"
