@@ -66,6 +66,7 @@ CASCADE_STAGES = ("end_of_turn", "stt_final", "llm_ttft", "tts_ttfa", "output", 
 S2S_STAGES = ("end_of_turn", "s2s_ttfa", "output", "transport")
 START_SLACK_NS = 300_000_000  # a VAD may date a start this much before the true one
 TURN_TAIL_NS = 2_000_000_000  # an interruption this long after a turn's end is still its own
+PAUSE_NS = 1_500_000_000  # the longest a bot paused at the onset waits for the decision
 _NS = 1e9
 
 
@@ -335,6 +336,8 @@ def _false_events(
         for r in items
         if r.get("speech_start_ns") and r.get("kind") != "backchannel"
     ]
+    # a bot paused at the onset stopped playing before the interruption that cut it
+    cut_ends = [r["t_ns"] for r in ix("bot_audio_stopped") if r.get("interrupted")]
     false_turns = false_interruptions = 0
     for r in ix("user_started_speaking"):
         at = r.get("speech_start_ns") or r["t_ns"]
@@ -349,7 +352,8 @@ def _false_events(
         over_backchannel = any(a <= t <= b for a, b in backchannels)
         if not over_backchannel and any(ss <= t <= se + TURN_TAIL_NS for ss, se in turn_windows):
             continue
-        if _speaking_at(stretches, t):
+        paused = any(t - PAUSE_NS <= end <= t for end in cut_ends)
+        if _speaking_at(stretches, t) or paused:
             false_interruptions += 1
             target = owner(t)
             if target is not None:

@@ -157,7 +157,11 @@ def _backchannel(
     window_end: int,
     stretches: Sequence[tuple[int, int]],
 ) -> None:
-    """Whether a backchannel spoken over the bot cut it (an interruption while it spoke)."""
+    """Whether a backchannel spoken over the bot cut it.
+
+    An interruption while it spoke, or a stretch of bot audio ending interrupted
+    after the backchannel began (the bot paused at the onset, then cut).
+    """
     speaking = any(a <= ss < b for a, b in stretches)
     turn.bot_speaking_at_start = speaking
     if not speaking:
@@ -167,6 +171,11 @@ def _backchannel(
         r
         for r in ix("interruption")
         if ss <= r["t_ns"] < window_end and any(a <= r["t_ns"] < b for a, b in stretches)
+    ]
+    # A bot paused at the onset stops playing before the decision: its stretch ends
+    # at the pause, and the interruption that makes the cut final comes after it.
+    cut += [
+        r for r in ix("bot_audio_stopped") if ss <= r["t_ns"] < window_end and r.get("interrupted")
     ]
     turn.bot_stopped = bool(cut)
     if cut:

@@ -18,7 +18,7 @@ Then either
 * the server starts a user turn: the realtime stage interrupts the reply as
   always, and the output drops what it kept (the words heard end where the
   pause began, and the server's item is truncated there); or
-* the user goes quiet again (``resume_ms`` of silence) with no turn from the
+* the user goes quiet again (``resume_ms``, 600 ms, of silence) with no turn from the
   server (a cough, a click, a sound too short for the server's VAD): the bot
   resumes (:class:`BotAudioResumeFrame`) from where it paused. Nothing was lost.
 
@@ -62,19 +62,22 @@ class OnsetPauseProcessor(Processor):
         params: InterruptionParams | None = None,
         *,
         analyzer: VADAnalyzer | None = None,
-        resume_ms: float = 300.0,
+        resume_ms: float = 600.0,
         name: str = "onset_pause",
     ) -> None:
         """Create the stage; ``analyzer`` defaults to Silero at the input's rate.
 
         ``resume_ms`` is the silence after which a pause the server did not follow
         with a user turn is lifted: longer than the server's answer takes to come
-        back (its start plus the connection), so a real barge-in is not resumed.
+        back (its start plus the connection), and than the breath after a short
+        first word ("Sorry, ..."), which the server's VAD may not start a turn on
+        until the words after it; about the gap the cascade's words rule leaves.
         """
         super().__init__(name=name)
         self.params = params or InterruptionParams(rule="speech")
         if not 0 < resume_ms <= 10000:
             raise ValueError(f"resume_ms must be in (0, 10000], got {resume_ms!r}")
+        self.resume_ms = resume_ms
         self._analyzer = analyzer
         self._segmenter = SpeechSegmenter(
             VADParams(start_ms=self.params.onset_ms, stop_ms=resume_ms, pause_ms=0.0)

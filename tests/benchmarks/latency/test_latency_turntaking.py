@@ -99,8 +99,11 @@ def test_without_a_context_record_words_lost_are_unknown_not_zero() -> None:
     assert turn.context_words is None and turn.context_lost is None
 
 
-def _backchannel_conversation(cut: bool) -> ConversationResult:
-    """A question, a long reply, an "uh-huh" 1 s into it; the bot is cut or talks through."""
+def _backchannel_conversation(cut: bool, *, paused: bool = False) -> ConversationResult:
+    """A question, a long reply, an "uh-huh" 1 s into it; the bot is cut or talks through.
+
+    ``paused``: the bot went quiet at the onset and the interruption came after that.
+    """
     s = Script()
     s.start()
     ss, se = s.item(0, 1000, 2500, transcript="tell me a story")  # type: ignore[misc]
@@ -117,7 +120,10 @@ def _backchannel_conversation(cut: bool) -> ConversationResult:
         transcript="uh-huh",
         reply_expected=False,
     )
-    if cut:
+    if cut and paused:
+        s.bot_audio(reply, reply, bs + 130, interrupted=True)
+        s.frame("realtime", InterruptionFrame(), bs + 350)
+    elif cut:
         s.bot_audio(reply, reply, bs + 250, interrupted=True)
         s.frame("vad", InterruptionFrame(), bs + 200)
     else:
@@ -127,8 +133,9 @@ def _backchannel_conversation(cut: bool) -> ConversationResult:
     return measure_conversation(s.log.records, "cascade")
 
 
-def test_a_backchannel_that_stops_the_bot_is_a_false_interruption() -> None:
-    result = _backchannel_conversation(cut=True)
+@pytest.mark.parametrize("paused", [False, True], ids=["talking", "paused-at-onset"])
+def test_a_backchannel_that_stops_the_bot_is_a_false_interruption(paused: bool) -> None:
+    result = _backchannel_conversation(cut=True, paused=paused)
     first, backchannel = result.turns
     assert backchannel.kind == "backchannel" and not backchannel.reply_expected
     assert backchannel.bot_stopped is True

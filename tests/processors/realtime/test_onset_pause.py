@@ -96,14 +96,14 @@ async def test_speech_over_the_bot_pauses_it_at_the_onset_and_silence_resumes_it
 
     async def script(h: Harness) -> None:
         await h.from_below(BotStartedSpeakingFrame())
-        await h.feed(_silence(LEAD_S) + utterance.pcm + _silence(0.8))
+        await h.feed(_silence(LEAD_S) + utterance.pcm + _silence(1.0))
 
     await h.run(script)
     (paused,) = h.at_s(BotAudioPauseFrame)
     onset = LEAD_S + utterance.start_s + 0.096
     assert onset - 0.02 <= paused <= onset + WINDOWS_S
     (resumed,) = h.at_s(BotAudioResumeFrame)  # no turn from the server: a cough, say
-    quiet = LEAD_S + utterance.end_s + 0.3
+    quiet = LEAD_S + utterance.end_s + h.stage.resume_ms / 1000
     assert quiet - 0.02 <= resumed <= quiet + WINDOWS_S
     assert h.sink.frames(DOWN, BotAudioPauseFrame)[0].timeout_s == 1.5
     assert not h.stage.paused
@@ -125,7 +125,7 @@ async def test_once_the_server_takes_the_turn_the_bot_is_not_resumed(
         await h.feed(_silence(LEAD_S) + utterance.pcm[:half])
         await wait_until(lambda: bool(h.sink.frames(DOWN, BotAudioPauseFrame)))
         await h.from_below(decided)
-        await h.feed(utterance.pcm[half:] + _silence(0.8))
+        await h.feed(utterance.pcm[half:] + _silence(1.0))
 
     await h.run(script)
     assert len(h.at_s(BotAudioPauseFrame)) == 1
@@ -149,13 +149,13 @@ async def test_it_pauses_nothing_unless_the_bot_speaks_and_may_be_interrupted(
     async def script(h: Harness) -> None:
         if bot:
             await h.from_below(BotStartedSpeakingFrame())
-        await h.feed(_silence(LEAD_S) + utterance.pcm + _silence(0.8))
+        await h.feed(_silence(LEAD_S) + utterance.pcm + _silence(1.0))
 
     await h.run(script)
     assert not h.at_s(BotAudioPauseFrame) and not h.at_s(BotAudioResumeFrame)
     # the audio goes on to the realtime stage whole
     audio = b"".join(f.audio for f in h.sink.frames(DOWN, InputAudioFrame))
-    assert audio == _silence(LEAD_S) + utterance.pcm + _silence(0.8)
+    assert audio == _silence(LEAD_S) + utterance.pcm + _silence(1.0)
 
 
 def test_resume_ms_is_checked() -> None:
