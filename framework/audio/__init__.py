@@ -31,11 +31,12 @@ from framework.audio.pcm import (
     pcm_duration_s,
     to_mono,
 )
-from framework.audio.resample import Quality, StreamResampler, resample
+from framework.audio.resample import LISTENING_QUALITY, Quality, StreamResampler, resample
 from framework.audio.signals import sine_wave
 from framework.audio.wav import WavAudio, WavWriter, is_wav, read_wav, write_wav
 
 __all__ = [
+    "LISTENING_QUALITY",
     "BytesLike",
     "Chunker",
     "Quality",

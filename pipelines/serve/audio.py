@@ -13,7 +13,13 @@ back to session milliseconds exactly with :meth:`InputAudioBuffer.ms_at`.
 
 from __future__ import annotations
 
-from framework.audio import Chunker, StreamResampler, alaw_decode, ulaw_decode
+from framework.audio import (
+    LISTENING_QUALITY,
+    Chunker,
+    StreamResampler,
+    alaw_decode,
+    ulaw_decode,
+)
 from framework.frames import InputAudioFrame
 from pipelines.serve.items import BYTES_PER_MS
 
@@ -61,7 +67,9 @@ class InputAudioBuffer:
         self.buffer_start_ms = self.clock_ms
         rate = _NATIVE_RATE[fmt]
         self._resampler = (
-            StreamResampler(rate, self.pipeline_rate) if rate != self.pipeline_rate else None
+            StreamResampler(rate, self.pipeline_rate, quality=LISTENING_QUALITY)
+            if rate != self.pipeline_rate
+            else None
         )
 
     def append(self, data: bytes) -> list[InputAudioFrame]:

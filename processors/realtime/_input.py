@@ -44,16 +44,16 @@ class AudioUplink:
 
     def configure(self, sample_rate: int) -> None:
         """Expect input at ``sample_rate`` (the task's input rate)."""
-        from framework.audio import StreamResampler
+        from framework.audio import LISTENING_QUALITY, StreamResampler
 
-        self._resampler = StreamResampler(sample_rate, RATE)
+        self._resampler = StreamResampler(sample_rate, RATE, quality=LISTENING_QUALITY)
 
     def feed(self, frame: InputAudioFrame) -> None:
         """Take one input frame: send it, keep it for the turn, or keep it as pre-roll."""
-        from framework.audio import StreamResampler, to_mono
+        from framework.audio import LISTENING_QUALITY, StreamResampler, to_mono
 
         if self._resampler is None or frame.sample_rate != self._resampler.from_rate:
-            self._resampler = StreamResampler(frame.sample_rate, RATE)
+            self._resampler = StreamResampler(frame.sample_rate, RATE, quality=LISTENING_QUALITY)
         audio = frame.audio if frame.num_channels == 1 else to_mono(frame.audio, frame.num_channels)
         pcm = self._resampler.process(audio)
         if not pcm:

@@ -124,7 +124,13 @@ class OpenAIRealtimeParams(_Strict):
         default="OPENAI_API_KEY", min_length=1, description="Environment variable holding the key."
     )
     append_ms: int = Field(
-        default=40, ge=10, le=500, description="Input audio is sent in appends of about this long."
+        default=20,
+        ge=10,
+        le=500,
+        description=(
+            "Input audio is sent in appends of about this long (the server's VAD hears "
+            "the end of speech up to this much later)."
+        ),
     )
     connect_timeout_s: float = Field(default=10.0, gt=0, description="WebSocket open timeout.")
     reconnect_attempts: int = Field(
