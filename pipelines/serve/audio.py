@@ -2,7 +2,10 @@
 
 Appended audio (24 kHz PCM16, or 8 kHz G.711 mu-law/A-law) is kept raw in the
 input buffer until it is committed or cleared, and converted to PCM16 at the
-pipeline's input rate (16 kHz by default) in 20 ms :class:`InputAudioFrame`\\ s.
+pipeline's input rate (16 kHz by default) in :class:`InputAudioFrame`\\ s of up to
+20 ms. What an append brings goes on at once, the last frame shorter (down to
+5 ms) rather than held for the next append: held, it would reach the VAD up to
+20 ms later.
 
 One clock serves both sides. The session clock counts milliseconds of all audio
 appended since the session began (``audio_start_ms``/``audio_end_ms`` are read
@@ -42,6 +45,7 @@ class InputAudioBuffer:
         self._carry = b""
         self._resampler: StreamResampler | None = None
         self._chunker = Chunker(pipeline_rate, 1, 20)
+        self._min_tail = pipeline_rate * 5 // 1000 * 2  # bytes: 5 ms
         self._samples_out = 0
         self.set_format(fmt)
 
@@ -89,7 +93,10 @@ class InputAudioBuffer:
         if self._resampler is not None:
             pcm = self._resampler.process(pcm)
         frames = []
-        for chunk in self._chunker.push(pcm):
+        chunks = self._chunker.push(pcm)
+        if self._chunker.pending >= self._min_tail:
+            chunks.append(self._chunker.flush(pad=False) or b"")
+        for chunk in chunks:
             ts = self.origin_ns + round(self._samples_out * 1e9 / self.pipeline_rate)
             self._samples_out += len(chunk) // 2
             frames.append(

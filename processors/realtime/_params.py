@@ -124,12 +124,12 @@ class OpenAIRealtimeParams(_Strict):
         default="OPENAI_API_KEY", min_length=1, description="Environment variable holding the key."
     )
     append_ms: int = Field(
-        default=20,
+        default=10,
         ge=10,
         le=500,
         description=(
-            "Input audio is sent in appends of about this long (the server's VAD hears "
-            "the end of speech up to this much later)."
+            "Input audio is sent in appends of at least this long (the server's VAD hears "
+            "the end of speech up to this much later); 10 sends each input frame at once."
         ),
     )
     connect_timeout_s: float = Field(default=10.0, gt=0, description="WebSocket open timeout.")
