@@ -54,8 +54,11 @@ if TYPE_CHECKING:
     from processors.shared_models import SharedModel
 
 __all__ = [
+    "HOLD_PHRASES",
+    "OPEN_ENDINGS",
     "EndOfUtteranceProcessor",
     "TranscriptEndOfTurn",
+    "asks_for_more",
     "holds_the_turn",
     "normalise_transcript",
 ]
@@ -115,6 +118,17 @@ def normalise_transcript(text: str) -> str:
     return " ".join(_PUNCTUATION.sub(" ", spoken).split())
 
 
+HOLD_PHRASES = (
+    "wait", "wait a second", "wait a minute", "hold on", "hang on", "one second",
+    "one sec", "just a second", "just a moment", "let me think", "let me see",
+    "um", "uh", "er", "erm", "hmm", "so", "and", "but", "well", "actually",
+)  # fmt: skip
+"""Words that ask for time, not a reply; alone they leave the turn open."""
+
+OPEN_ENDINGS = (",", ";", ":", "...", "\u2026", "-", "\u2013", "\u2014")
+"""Punctuation with which a transcriber ends words it heard go on."""
+
+
 def holds_the_turn(text: str, phrases: Sequence[str]) -> bool:
     """Whether ``text`` is made only of ``phrases`` ("Wait.", "Um, hold on"): a request
     for time, not a message to answer.
@@ -137,6 +151,19 @@ def holds_the_turn(text: str, phrases: Sequence[str]) -> bool:
         else:
             return False
     return True
+
+
+def asks_for_more(text: str, hold_phrases: Sequence[str], open_endings: Sequence[str]) -> bool:
+    """Whether a pause's transcript says the user is not done, whatever the models say.
+
+    Made only of ``hold_phrases`` ("Wait."), or ending with one of ``open_endings``:
+    the transcriber heard the sentence go on ("I am packing, a tent, two sleeping
+    bags," where the words alone score a finished list).
+    """
+    text = text.rstrip()
+    if any(ending and text.endswith(ending) for ending in open_endings):
+        return True
+    return holds_the_turn(text, hold_phrases)
 
 
 class TranscriptEndOfTurn:

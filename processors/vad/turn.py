@@ -29,7 +29,7 @@ from framework.frames import (
     UserStoppedSpeakingFrame,
 )
 from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams, VADWindow
-from processors.vad.eou import holds_the_turn
+from processors.vad.eou import HOLD_PHRASES, OPEN_ENDINGS, asks_for_more
 from processors.vad.smart_turn import SMART_TURN_SECONDS, SmartTurnModel, shared_model
 
 __all__ = ["TurnParams", "TurnProcessor", "create_analyzer"]
@@ -39,11 +39,6 @@ UPSTREAM = Direction.UPSTREAM
 _BUILD_FIELDS = ("vad", "aggressiveness", "webrtc_frame_ms")
 _MODEL_RATE = 16000
 _PRE_ROLL_S = 0.2  # audio before the detected start that the model also hears
-HOLD_PHRASES = (
-    "wait", "wait a second", "wait a minute", "hold on", "hang on", "one second",
-    "one sec", "just a second", "just a moment", "let me think", "let me see",
-    "um", "uh", "er", "erm", "hmm", "so", "and", "but", "well", "actually",
-)  # fmt: skip
 
 
 class TurnParams(VADParams):
@@ -143,6 +138,14 @@ class TurnParams(VADParams):
             "transcript_check: words that ask for time, not a reply ('wait', 'hold on', "
             "'um'). A pause whose whole transcript is made of them is unfinished whatever "
             "the models say: the turn waits transcript_incomplete_stop_ms for the rest."
+        ),
+    )
+    open_endings: list[str] = Field(
+        default_factory=lambda: list(OPEN_ENDINGS),
+        description=(
+            "transcript_check: punctuation that, ending a pause's transcript, says the "
+            "transcriber heard the sentence go on ('I am packing, a tent, two sleeping "
+            "bags,'): the turn waits transcript_incomplete_stop_ms, whatever the models say."
         ),
     )
     transcript_wait_ms: float = Field(
@@ -435,12 +438,16 @@ class TurnProcessor(Processor):
             return p.complete_stop_ms
         if self._words is None:  # complete by the voice: wait for the words' verdict
             return max(p.transcript_wait_ms, p.complete_stop_ms)
-        words = self._words.probability
-        if holds_the_turn(self._words.text, p.hold_phrases) or (
-            words is not None and words < p.transcript_threshold
-        ):
+        if self._words_unfinished(self._words):
             return max(p.transcript_incomplete_stop_ms, p.complete_stop_ms)
         return p.complete_stop_ms
+
+    def _words_unfinished(self, verdict: EndOfUtteranceFrame) -> bool:
+        """The pause's words ask for more: a hold phrase, an open ending, a low probability."""
+        p = self.params
+        if asks_for_more(verdict.text, p.hold_phrases, p.open_endings):
+            return True
+        return verdict.probability is not None and verdict.probability < p.transcript_threshold
 
     @handles(EndOfUtteranceFrame)
     async def _words_verdict(self, frame: EndOfUtteranceFrame, direction: Direction) -> None:

@@ -23,7 +23,12 @@ from framework.frames import (
 from processors.llm.llama_cpp import LlamaCppLLM, LlamaCppLLMParams
 from processors.shared_models import MODELS
 from processors.vad import TurnParams
-from processors.vad.eou import TranscriptEndOfTurn, holds_the_turn, normalise_transcript
+from processors.vad.eou import (
+    TranscriptEndOfTurn,
+    asks_for_more,
+    holds_the_turn,
+    normalise_transcript,
+)
 from tests.framework.helpers import wait_until
 from tests.processors.vad.test_vad_smart_turn import SettledHarness, _pcm
 from tests.processors.vad.test_vad_turn import DOWN, UP, Harness, _run, _silence
@@ -157,9 +162,10 @@ def _wait_s(h: Harness) -> dict:  # type: ignore[type-arg]
 
 
 async def _speak_and_judge(  # type: ignore[no-untyped-def]
-    h: Harness, clip: Clip, words: float | None, *, stale: bool = False, text: str = "..."
+    h: Harness, clip: Clip, words: float | None, *, stale: bool = False, text: str = ""
 ):
     """Feed the sentence; at its pause send the words' verdict ``words`` (None: none)."""
+    text = text or clip.text
 
     async def script(h: Harness) -> None:
         await h.feed(_silence(0.5) + _pcm(clip.samples) + _silence(0.06))
@@ -208,6 +214,34 @@ async def test_words_that_ask_for_time_make_the_turn_wait_whatever_the_model_say
     params = PARAMS.model_copy(update={"hold_phrases": []})
     extra = await _speak_and_judge(SettledHarness(params), clip, 0.01, text="Wait.")
     assert 0.2 <= extra["audio_wait_s"] <= 0.2 + 0.1
+
+
+@pytest.mark.anyio
+async def test_a_transcript_that_ends_open_makes_the_turn_wait(clip: Clip) -> None:
+    # Whisper heard the list go on; the words without punctuation read finished (2e-5).
+    text = "For the camping trip I am packing, a tent, two sleeping bags,"
+    extra = await _speak_and_judge(SettledHarness(PARAMS), clip, 2e-5, text=text)
+    assert 1.5 <= extra["audio_wait_s"] <= 1.5 + 0.15
+    params = PARAMS.model_copy(update={"open_endings": []})
+    extra = await _speak_and_judge(SettledHarness(params), clip, 2e-5, text=text)
+    assert 0.2 <= extra["audio_wait_s"] <= 0.2 + 0.1
+
+
+@pytest.mark.parametrize(
+    ("text", "more"),
+    [
+        ("I am packing, a tent, two sleeping bags,", True),
+        ("Could you tell me, uh...", True),
+        ("My number is 2-", True),
+        ("Wait.", True),
+        ("I am packing a tent and two sleeping bags.", False),
+        ("What time is it?", False),
+        ("Seven.", False),
+    ],
+)
+def test_a_transcript_asks_for_more_when_it_ends_open_or_holds(text: str, more: bool) -> None:
+    p = TurnParams()
+    assert asks_for_more(text, p.hold_phrases, p.open_endings) is more
 
 
 @pytest.mark.parametrize(
