@@ -39,7 +39,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["MODELS", "ModelCache", "SharedModel"]
+__all__ = ["MODELS", "ModelCache", "SharedModel", "limit_blas_threads"]
 
 log = logging.getLogger("parley.models")
 T = TypeVar("T")
@@ -159,3 +159,31 @@ class ModelCache:
 
 MODELS = ModelCache()
 """The process's model cache."""
+
+
+def limit_blas_threads(limit: int) -> bool:
+    """Cap numpy's BLAS thread pool (OpenBLAS, MKL...) in this process at ``limit``.
+
+    The models' front ends multiply matrices with numpy (the log-mel spectrogram of
+    Whisper and Smart Turn: an 80 x 201 filterbank times the audio's frames, well
+    under a millisecond on one core). OpenBLAS splits such a product over every core
+    and its idle threads then spin for about 0.1 s: measured on the 2-core machine,
+    0.1 s of CPU per Whisper pass, taken from the cores the encoder computes on.
+    The cap is process-wide; it never raises a lower one. Returns False when
+    ``threadpoolctl`` (the ``local`` extra) is missing, so nothing changed.
+    """
+    if limit < 1:
+        raise ValueError(f"the BLAS thread limit must be at least 1, got {limit!r}")
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return False
+    with _blas_lock:
+        blas = ThreadpoolController().select(user_api="blas")
+        for pool in blas.lib_controllers:
+            if pool.num_threads > limit:
+                pool.set_num_threads(limit)
+    return True
+
+
+_blas_lock = threading.Lock()

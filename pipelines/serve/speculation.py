@@ -185,7 +185,10 @@ class Speculator:
         st = self.state
         spec.transcribed, spec.text = True, text
         settings = response_settings(st.config, ResponseParams())
-        if spec is st.speculation:
+        # The verdict only matters where the turn processor waits for it (semantic_vad
+        # with the words' check): under server_vad it would cost a model evaluation
+        # per pause, and hold the model while the reply waits.
+        if spec is st.speculation and self._turn.uses_words:
             history = model_messages(settings.instructions, list(st.conversation))
             if self._words is not None and self._words.busy():
                 # A reply holds the model (none will be prepared then): judge meanwhile.

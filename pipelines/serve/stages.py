@@ -65,6 +65,7 @@ from framework.frames import (
     UserStoppedSpeakingFrame,
 )
 from pipelines.config import ConfigError, PipelineConfig
+from processors.stt.whisper import WhisperSTTParams
 from processors.vad.turn import TurnProcessor
 
 __all__ = [
@@ -317,10 +318,15 @@ def build_pipeline(
             f"{config.source}: parley serve needs a cascade pipeline (vad, stt, llm, tts); "
             f"this one is {config.pipeline.architecture!r}"
         )
+    stt = build_stage(config, "stt")
+    if isinstance(getattr(stt, "params", None), WhisperSTTParams):
+        # The session reads no interim transcript: Whisper's passes while the user speaks
+        # would only cost CPU (a third of the server's per turn, benchmarks/RESULTS.md).
+        stt.params.interim_passes = False  # type: ignore[attr-defined]
     stages = SessionStages(
         turn=build_turn(config),
         gate=InputGate(hooks=hooks),
-        stt=build_stage(config, "stt"),
+        stt=stt,
         controller=Controller(hooks=hooks),
         llm=build_stage(config, "llm"),
         tap=LLMTap(hooks=hooks),

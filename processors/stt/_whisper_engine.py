@@ -41,7 +41,7 @@ from typing import Any
 
 import numpy as np
 
-from processors.shared_models import MODELS
+from processors.shared_models import MODELS, limit_blas_threads
 from processors.stt._mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
 from processors.stt._whisper_guard import Verdict, collapse_repeats, judge, token_budget
 
@@ -312,6 +312,7 @@ def _load(model_dir: Path, compute_type: str, cpu_threads: int) -> WhisperModel:
             "model_dir at a converted model directory"
         )
     ctranslate2 = _ctranslate2()
+    limit_blas_threads(1)  # the features' matrix product: see limit_blas_threads
     before = _thread_ids()
     model = WhisperModel(
         ctranslate2.models.Whisper(

@@ -5,7 +5,8 @@ wait after the end of a turn short, :class:`WhisperSTT` re-transcribes the
 growing turn in a worker thread while the user speaks, and pushes each result
 as an ``InterimTranscriptionFrame``:
 
-* a pass every ``interim_interval_ms`` of new audio while the audio is loud;
+* a pass every ``interim_interval_ms`` of new audio while the audio is loud
+  (unless ``interim_passes`` is off: nothing then reads the interims);
 * a pass as soon as the audio has been quiet for ``final_guard_ms`` after its
   last loud frame (:attr:`TurnAudio.loud_end`): the speech seems over, and this
   pass hears all of it. The VAD only ends the turn after its own ``stop_ms`` of
@@ -79,6 +80,13 @@ class WhisperSTTParams(STTParams):
         ge=100,
         le=10_000,
         description="New audio between two passes while the user speaks.",
+    )
+    interim_passes: bool = Field(
+        default=True,
+        description="With incremental: a pass every interim_interval_ms while the user "
+        "speaks, for interim transcripts. False keeps only the passes when the speech goes "
+        "quiet and at the end of the turn: the same final transcripts from fewer passes, for "
+        "a consumer that reads no interim transcript (parley serve turns them off).",
     )
     final_guard_ms: int = Field(
         default=100,
@@ -168,7 +176,7 @@ class WhisperSTT(STTProcessor[WhisperSTTParams]):
         def due() -> bool:
             n = turn.num_samples
             speaking = turn.loud_end > n - _HOLD
-            return (speaking and n >= done + step) or quiet_due(done)
+            return (p.interim_passes and speaking and n >= done + step) or quiet_due(done)
 
         while p.incremental:
             await turn.wait_until(due)  # returns at the end of the turn too

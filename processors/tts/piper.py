@@ -28,7 +28,7 @@ from processors.tts.base import TTSParams, TTSProcessor
 
 __all__ = ["PiperTTS", "PiperTTSParams", "default_voice_paths"]
 
-_VOICES: dict[tuple[str, str, int], Any] = {}
+_VOICES: dict[tuple[str, str, int, bool], Any] = {}
 _VOICES_LOCK = threading.Lock()
 
 
@@ -76,6 +76,13 @@ class PiperTTSParams(TTSParams):
         description="ONNX Runtime threads. One leaves the other core to the LLM, which "
         "generates while Piper speaks; on a busy 2-core machine it was also faster.",
     )
+    memory_arena: bool = Field(
+        default=True,
+        description="ONNX Runtime's memory arena: buffers are kept and reused between "
+        "syntheses. Off, every synthesis maps fresh memory and the kernel zeroes each page: "
+        "measured, twice the CPU per sentence (1.8 s against 0.95 s for four sentences) for "
+        "~90 MiB less RSS (~550 MiB less with four syntheses at once).",
+    )
     warmup: bool = Field(default=True, description="Synthesise a word at load to warm up.")
 
 
@@ -118,11 +125,11 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
             if not path.is_file():
                 raise FileNotFoundError(f"tts {what} {str(path)!r} is not a file")
         started = time.perf_counter()
-        key = (str(model.resolve()), str(config.resolve()), p.num_threads)
+        key = (str(model.resolve()), str(config.resolve()), p.num_threads, p.memory_arena)
         with _VOICES_LOCK:
             voice = _VOICES.get(key)
             if voice is None:
-                voice = _load_voice(model, config, p.num_threads)
+                voice = _load_voice(model, config, p.num_threads, p.memory_arena)
                 _VOICES[key] = voice
                 if p.warmup:
                     list(voice.synthesize("Hello."))
@@ -152,8 +159,8 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
         return time.thread_time() if self.params.num_threads == 1 else time.process_time()
 
 
-def _load_voice(model: Path, config: Path, num_threads: int) -> Any:
-    """A PiperVoice with its own ONNX Runtime session options (thread count, no spinning)."""
+def _load_voice(model: Path, config: Path, num_threads: int, memory_arena: bool = True) -> Any:
+    """A PiperVoice with its own ONNX Runtime session options (threads, arena, no spinning)."""
     import onnxruntime
     from piper import PiperVoice
     from piper.config import PiperConfig
@@ -163,7 +170,7 @@ def _load_voice(model: Path, config: Path, num_threads: int) -> Any:
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = num_threads
     options.inter_op_num_threads = 1
-    options.enable_cpu_mem_arena = False
+    options.enable_cpu_mem_arena = memory_arena
     if num_threads > 1:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     session = onnxruntime.InferenceSession(

@@ -123,6 +123,9 @@ class SmartTurnModel:
                     "onnxruntime is not installed: install the `local` extra "
                     "(pip install -e '.[local]')"
                 ) from exc
+            from processors.shared_models import limit_blas_threads
+
+            limit_blas_threads(1)  # the features' matrix product: see limit_blas_threads
             path = self._path or smart_turn_model_path()
             if not path.is_file():
                 raise RuntimeError(f"Smart Turn model file not found: {path}")

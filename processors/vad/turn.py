@@ -285,6 +285,15 @@ class TurnProcessor(Processor):
         return self._probability
 
     @property
+    def uses_words(self) -> bool:
+        """True when the words' verdict on a pause can change when the turn ends.
+
+        Only with the end-of-turn model and ``transcript_check`` on; otherwise a
+        verdict given to :meth:`judge_words` is only recorded in the metrics.
+        """
+        return self._smart() and self.params.transcript_check
+
+    @property
     def bot_speaking(self) -> bool:
         """True between the bot's started and stopped speaking frames."""
         return self._bot_speaking

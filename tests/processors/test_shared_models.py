@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
+from typing import Any
 
 import anyio
 import pytest
 
-from processors.shared_models import ModelCache
+from processors.shared_models import ModelCache, limit_blas_threads
 
 
 class _Model:
@@ -135,3 +137,29 @@ async def test_two_llama_stages_share_one_model_and_answer_in_turn() -> None:
     texts = ["".join(f.text for f in s.frames(kind=LLMTextFrame)) for s in sinks]
     assert texts[0] and texts[0] == texts[1]  # greedy decoding, same prompt: the same reply
     assert not any(key[0] == "llama_cpp" for key in MODELS.loaded())  # nobody keeps it: freed
+
+
+@pytest.fixture
+def blas_pools() -> Iterator[list[Any]]:
+    """numpy's BLAS pools (threadpoolctl's controllers), their sizes restored afterwards."""
+    import numpy  # noqa: F401  (loads the BLAS library threadpoolctl looks for)
+    from threadpoolctl import ThreadpoolController
+
+    pools = ThreadpoolController().select(user_api="blas").lib_controllers
+    if not pools:
+        pytest.fail("numpy loaded no BLAS library threadpoolctl knows")
+    sizes = [pool.num_threads for pool in pools]
+    yield pools
+    for pool, size in zip(pools, sizes, strict=True):
+        pool.set_num_threads(size)
+
+
+def test_limit_blas_threads_caps_numpys_pool_and_never_raises_it(blas_pools: list[Any]) -> None:
+    for pool in blas_pools:
+        pool.set_num_threads(2)
+    assert limit_blas_threads(1)
+    assert [pool.get_num_threads() for pool in blas_pools] == [1] * len(blas_pools)
+    assert limit_blas_threads(3)
+    assert [pool.get_num_threads() for pool in blas_pools] == [1] * len(blas_pools)
+    with pytest.raises(ValueError, match="at least 1"):
+        limit_blas_threads(0)

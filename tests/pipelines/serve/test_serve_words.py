@@ -1,4 +1,4 @@
-"""The words' second opinion on the end of a turn in ``parley serve`` (semantic_vad).
+"""The words' second opinion on the end of a turn in ``parley serve`` (semantic_vad only).
 
 Real models behind a server on 127.0.0.1 (Silero, Smart Turn v3.2, Whisper,
 SmolLM2, Piper), over a real WebSocket. The hesitation's first piece ends with a
@@ -22,6 +22,7 @@ import pytest
 import websockets
 
 from pipelines.serve.app import running_server
+from pipelines.serve.speculation import Speculation, Speculator
 from processors.vad.eou import TranscriptEndOfTurn
 from tests.pipelines.serve.helpers import (
     connect_session,
@@ -160,3 +161,26 @@ async def test_a_finished_question_still_ends_promptly(
     # The speech was sent at once (not in real time): its end is when the last byte went.
     stopped = events[kinds.index("input_audio_buffer.speech_stopped")]["_t"]
     assert stopped - spoken_at < INCOMPLETE_S, (stopped - spoken_at, words)
+
+
+async def test_server_vad_pauses_are_not_judged_by_the_words(
+    url: str, words: list[tuple[str, float | None]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under server_vad silence alone ends the turn: the words' verdict would change
+    # nothing, so the pause's transcript goes to the reply without the model's check.
+    pauses: list[str] = []
+    transcribed = Speculator.on_speculative_transcript
+
+    async def recording(self: Speculator, spec: Speculation, text: str) -> None:
+        pauses.append(text)
+        await transcribed(self, spec, text)
+
+    monkeypatch.setattr(Speculator, "on_speculative_transcript", recording)
+    async with websockets.connect(f"{url}/realtime") as ws:
+        client = await connect_session(ws, {"type": "server_vad", "silence_duration_ms": 800})
+        events, _ = await _talk(client, 300, speech_24k(QUESTION), 3000)
+    kinds = event_types(events)
+    assert kinds.count("input_audio_buffer.committed") == 1, kinds
+    assert kinds.count("response.created") == 1, kinds
+    assert any("france" in text.lower() for text in pauses), pauses  # a pause was transcribed
+    assert words == [], words

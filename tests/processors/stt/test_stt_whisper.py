@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from typing import Any
 
 import numpy as np
 import pytest
@@ -62,6 +63,30 @@ async def test_whisper_interims_while_speaking_and_loop_stays_free(
     [latency] = recorder.metrics("stt_final_s")
     print(f"\nwhisper final {latency * 1000:.0f} ms after the stop; loop gap {run.max_gap_s:.3f} s")
     assert run.max_gap_s < 0.1  # loose: the model runs in threads, never on the loop
+
+
+async def test_whisper_without_interim_passes_transcribes_the_same_in_fewer_passes(
+    speech: list[Utterance], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    utterance = speech[3]  # the longest, 2.7 s: several interval passes with them on
+    frames = spoken_turns([utterance], tail_ms=300)
+    passes: list[bool] = []
+    one_pass = WhisperSTT._pass
+
+    def counted(self: WhisperSTT, *args: Any) -> str | None:
+        passes.append(self.params.interim_passes)
+        return one_pass(self, *args)
+
+    monkeypatch.setattr(WhisperSTT, "_pass", counted)
+    texts = {}
+    for interim in (True, False):
+        run = await run_paced(WhisperSTT(WhisperSTTParams(interim_passes=interim)), frames)
+        [final] = run.recorder.finals
+        assert corpus_wer([utterance.text], [final.text]) <= 0.2
+        texts[interim] = final.text
+    with_interims, without = passes.count(True), passes.count(False)
+    print(f"\nwhisper passes: {with_interims} with interim passes, {without} without; {texts}")
+    assert 1 <= without < with_interims
 
 
 @pytest.mark.slow

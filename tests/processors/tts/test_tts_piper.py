@@ -169,3 +169,16 @@ async def test_a_bad_voice_path_is_reported_and_the_stage_keeps_passing_frames()
     errors = task.errors
     assert len(errors) == 1 and "model_path" in errors[0].message
     assert sink.count(OutputAudioFrame) == 0 and sink.count(ErrorFrame) == 0
+
+
+def test_the_memory_arena_setting_reaches_the_onnx_session() -> None:
+    kept, fresh = PiperTTS(), PiperTTS(PiperTTSParams(memory_arena=False))
+    kept.load()
+    fresh.load()
+    assert kept.voice.session.get_session_options().enable_cpu_mem_arena
+    assert not fresh.voice.session.get_session_options().enable_cpu_mem_arena
+    assert kept.voice is not fresh.voice  # one loaded voice per setting
+    same = PiperTTS()
+    same.load()
+    assert same.voice is kept.voice
+    assert kept.synthesize("Hello there.") and fresh.synthesize("Hello there.")
