@@ -47,6 +47,7 @@ from framework.frames import (
     UserStartedSpeakingFrame,
     UserStoppedSpeakingFrame,
 )
+from processors.interruption import is_backchannel
 
 if TYPE_CHECKING:
     from processors.llm.context import LLMContext
@@ -135,22 +136,11 @@ def holds_the_turn(text: str, phrases: Sequence[str]) -> bool:
 
     SmolLM2 reads a bare "Wait." as a finished message (3e-6 after an interrupted
     story, above the threshold), and a user who stops the bot with it usually goes
-    on after a breath. Matched on normalised words, longest phrase first.
+    on after a breath. Matched on normalised words, one phrase after another, as
+    the interruption stage matches backchannels.
     """
     words = normalise_transcript(text).split()
-    if not words:
-        return False
-    known = sorted((normalise_transcript(p).split() for p in phrases), key=len, reverse=True)
-    known = [k for k in known if k]
-    at = 0
-    while at < len(words):
-        for phrase in known:
-            if words[at : at + len(phrase)] == phrase:
-                at += len(phrase)
-                break
-        else:
-            return False
-    return True
+    return is_backchannel(words, [normalise_transcript(p).split() for p in phrases])
 
 
 def asks_for_more(text: str, hold_phrases: Sequence[str], open_endings: Sequence[str]) -> bool:
