@@ -256,7 +256,10 @@ class SpeechSegmenter:
     A start needs ``start_ms`` of speech windows (a window is speech when its
     confidence reaches ``threshold`` and its level ``min_volume_dbfs``) in a run
     whose non-speech stretches are each shorter than ``start_gap_ms``; the start
-    is the first speech window of that run. An end needs ``stop_ms`` of
+    is the first speech window of that run, or of an earlier run too short to start
+    that ended less than ``stop_ms`` before it: "Wait," (under ``start_ms`` of
+    speech), a breath, then the rest of the sentence is one turn from "Wait" on,
+    as it would have been had the word been long enough. An end needs ``stop_ms`` of
     consecutive non-speech windows and is the end of the last speech window.
     Between the two, ``pause_ms`` of non-speech gives a tentative end (``pause``),
     and speech after it a ``resume``; a stop after a pause confirms it.
@@ -267,6 +270,7 @@ class SpeechSegmenter:
         self.params = params or VADParams()
         self._speaking = False
         self._run = _Run()
+        self._lead: tuple[float, float] | None = None
 
     @property
     def speaking(self) -> bool:
@@ -321,16 +325,21 @@ class SpeechSegmenter:
         run = self._run
         duration = window.end_s - window.start_s
         speech = self.is_speech(window)
+        stop_s = (self.params.stop_ms if stop_ms is None else stop_ms) / 1000.0
         if not self._speaking:
             if not speech:
                 if run.active:
                     run.silence_s += duration
                     if run.silence_s + 1e-9 >= self.params.start_gap_ms / 1000.0:
+                        self._lead = (run.start_s, run.last_speech_end_s)
                         self._run = _Run()
                 return None
             if not run.active:
                 run.active = True
                 run.start_s = window.start_s
+                lead = self._lead
+                if lead is not None and 0.0 <= window.start_s - lead[1] < stop_s:
+                    run.start_s = lead[0]  # a short word, a breath, then the rest
             run.silence_s = 0.0
             run.speech_s += duration
             run.last_speech_end_s = window.end_s
@@ -338,6 +347,7 @@ class SpeechSegmenter:
             needed = max(start, min_start_ms) / 1000.0
             if run.speech_s + 1e-9 >= needed:
                 self._speaking = True
+                self._lead = None
                 return SpeechEvent("start", run.start_s, window.end_s)
             return None
         if speech:
@@ -349,7 +359,6 @@ class SpeechSegmenter:
                 return SpeechEvent("resume", window.start_s, window.end_s)
             return None
         run.silence_s += duration
-        stop_s = (self.params.stop_ms if stop_ms is None else stop_ms) / 1000.0
         if run.silence_s + 1e-9 >= stop_s:
             self._speaking = False
             self._run = _Run()
@@ -364,3 +373,4 @@ class SpeechSegmenter:
         """Back to silence, forgetting any run in progress."""
         self._speaking = False
         self._run = _Run()
+        self._lead = None

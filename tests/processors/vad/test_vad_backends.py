@@ -175,6 +175,27 @@ def test_segmenter_needs_start_ms_of_speech_in_one_run() -> None:
     ]
 
 
+def test_a_word_too_short_to_start_begins_the_turn_it_runs_into() -> None:
+    # "Wait," (6 windows, under start_ms), a 224 ms breath, then the sentence: the
+    # turn starts at "Wait", as it would have had the word been long enough.
+    pattern = "..######.......########"
+    assert _events(SpeechSegmenter(VADParams(start_ms=200, stop_ms=400)), pattern) == [
+        ("start", 0.064, 0.704)
+    ]
+    # A breath of stop_ms or more parts them: the short word was a sound of its own.
+    assert _events(SpeechSegmenter(VADParams(start_ms=200, stop_ms=200)), pattern) == [
+        ("start", 0.48, 0.704)
+    ]
+    # The stop_ms in effect counts (the turn processor sets it per window).
+    seg = SpeechSegmenter(VADParams(start_ms=200, stop_ms=400))
+    assert _events(seg, pattern, stop_ms=200) == [("start", 0.48, 0.704)]
+    # After a turn, or a reset, nothing earlier is carried into the next one.
+    seg = SpeechSegmenter(VADParams(start_ms=200, stop_ms=400))
+    _events(seg, "..######")
+    seg.reset()
+    assert _events(seg, "########") == [("start", 0.0, 0.224)]
+
+
 def test_segmenter_stop_reports_the_end_of_the_last_speech_window() -> None:
     seg = SpeechSegmenter(VADParams(start_ms=64, stop_ms=200, pause_ms=0))
     events = _events(seg, "##.#....##........")
