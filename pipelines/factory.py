@@ -167,8 +167,12 @@ def _end_of_utterance_stage(
     if not (vad.params.transcript_check and vad.params.end_of_turn == "smart_turn"):
         return None
 
-    llm_params = llm.params if isinstance(llm, LlamaCppLLM) else None
-    detector = TranscriptEndOfTurn(llm_params, system_prompt=context.system_prompt)
+    if isinstance(llm, LlamaCppLLM):  # its model and its conversation's context in the pool
+        detector = TranscriptEndOfTurn(
+            llm.params, system_prompt=context.system_prompt, affinity=llm.affinity
+        )
+    else:
+        detector = TranscriptEndOfTurn(system_prompt=context.system_prompt)
     return EndOfUtteranceProcessor(detector, context=context)
 
 

@@ -295,4 +295,6 @@ def _words_detector(llm: Processor) -> TranscriptEndOfTurn | None:
     """The end-of-utterance check on ``llm``'s model, or None when it is not llama.cpp's."""
     from processors.llm.llama_cpp import LlamaCppLLM
 
-    return TranscriptEndOfTurn(llm.params) if isinstance(llm, LlamaCppLLM) else None
+    if not isinstance(llm, LlamaCppLLM):
+        return None
+    return TranscriptEndOfTurn(llm.params, affinity=llm.affinity)

@@ -13,9 +13,13 @@ Latency choices:
 * The same ``Llama`` object serves every turn. llama-cpp-python compares each new
   prompt with the tokens already in its KV cache and evaluates only what differs,
   so the system prompt and earlier turns are not evaluated again. Stages with the
-  same model settings share one ``Llama`` (:mod:`processors.shared_models`), one
-  generation at a time under its lock; a conversation's turn that follows
-  another conversation's re-evaluates what differs from that one's prompt. Measured on the
+  same model settings share one pool of ``Llama`` contexts
+  (:mod:`processors.shared_models`, :mod:`processors.llm._llama_pool`): a reply
+  borrows one, preferring the context that last served its conversation; a
+  second context is loaded only when two callers overlap (up to ``contexts``), so
+  replies of different conversations run side by side instead of queueing. A
+  turn served by another context than its conversation's last re-evaluates what
+  differs from that context's prompt. Measured on the
   2-core machine (busy, one thread): first reply 290-325 ms to the first token
   without the warm-up, 120-220 ms with it, later turns about 100-180 ms.
 * On an interruption the generation thread sees a stop flag before the next
@@ -62,6 +66,7 @@ from framework.frames.base import Direction, Frame
 from framework.frames.lifecycle import CancelFrame, InterruptionFrame
 from framework.frames.llm import LLMMessagesFrame
 from processors.faults import max_failures_field
+from processors.llm._llama_pool import LlamaPool
 from processors.llm.base import LLMProcessor, Reply
 from processors.shared_models import MODELS, SharedModel
 
@@ -123,6 +128,14 @@ class LlamaCppLLMParams(BaseModel):
         "OpenMP threads then stall badly; see the module docstring.",
     )
     n_batch: int = Field(default=256, ge=8, le=4096, description="Prompt evaluation batch size.")
+    contexts: int = Field(
+        default=2,
+        ge=1,
+        le=16,
+        description="Most llama.cpp contexts the process's stages with these settings share "
+        "(one caller at a time each; the second is loaded only when callers overlap). Two "
+        "by default: one per core of a 2-core machine at one thread each.",
+    )
     max_tokens: int = Field(
         default=60, ge=1, le=4096, description="Longest reply in tokens; keep voice replies short."
     )
@@ -168,15 +181,18 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
     ) -> None:
         """Create the processor; the model loads when the pipeline starts.
 
-        ``context`` (an ``LLMContext``) supplies the system prompt to warm up with.
+        ``context`` (an ``LLMContext``) supplies the system prompt to warm up with,
+        and names the conversation to the shared pool of contexts (:attr:`affinity`).
         """
         self.params = params or LlamaCppLLMParams()
         super().__init__(name=name, max_failures_in_a_row=self.params.max_failures_in_a_row)
         self._warm_prompt = self.params.system_prompt or str(
             getattr(context, "system_prompt", "") or ""
         )
-        self._llama: Any = None
-        self._shared: SharedModel[Any] | None = None
+        self.affinity: object = context if context is not None else self
+        """What names this stage's conversation to the pool (the words' check uses it too)."""
+        self._llama: Any = None  # the context of the last reply (the pool's first at start)
+        self._shared: SharedModel[LlamaPool] | None = None
         self._stop: threading.Event | None = None
         self._threads_running = 0
         self.last_generation: GenerationStats | None = None
@@ -189,7 +205,7 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
 
     @property
     def model(self) -> Any:
-        """The loaded ``llama_cpp.Llama`` object (None before start)."""
+        """The ``llama_cpp.Llama`` context of the last reply (None before start)."""
         return self._llama
 
     # -------------------------------------------------------------- lifecycle
@@ -198,7 +214,7 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
         """Take the shared model for these settings, loading (and warming) it if needed."""
         if self._llama is None:
             self._shared = self._acquire()
-            self._llama = self._shared.model
+            self._llama = self._shared.model.first
 
     def loaded(self) -> bool:
         """Whether the model is there to answer."""
@@ -225,8 +241,8 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
         if self._stop is not None:
             self._stop.set()
 
-    def _acquire(self) -> SharedModel[Any]:
-        """The shared ``Llama`` for these settings, loaded unless it already is."""
+    def _acquire(self) -> SharedModel[LlamaPool]:
+        """The shared pool of ``Llama`` contexts for these settings, made unless it is."""
         before = set(MODELS.loaded())
         started = time.perf_counter()
         entry = acquire_llama(self.params, self._warm_prompt)
@@ -285,20 +301,26 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
         stop: threading.Event,
         send: MemoryObjectSendStream[str],
         stats: GenerationStats,
-        shared: SharedModel[Any] | None = None,
+        shared: SharedModel[LlamaPool] | None = None,
     ) -> None:
         """Worker thread: stream tokens into ``send`` until done or ``stop`` is set.
 
-        ``shared`` is the cache entry of ``llama``: its lock is held while generating.
+        ``shared`` is the cache entry of the pool: a context is borrowed from it for
+        the reply (the one that last served this conversation, if it is free) and
+        given back; without it ``llama`` is used as it is.
         """
         self._threads_running += 1
         cpu_start = time.process_time()
         p = self.params
         stream: Any = None
-        if shared is not None and not shared.hold(stop):  # stopped while another reply ran
-            stats.interrupted = True
-            self._threads_running -= 1
-            return
+        if shared is not None:
+            llama = shared.model.take(stop, self.affinity)
+            if llama is None:  # stopped while every context was busy
+                stats.interrupted = True
+                self._threads_running -= 1
+                return
+            if self._shared is shared:  # not cleaned up meanwhile
+                self._llama = llama
         try:
             prompt: Any = _fit(llama, messages, p.n_ctx - p.max_tokens)
             stream = llama.create_chat_completion(
@@ -323,33 +345,52 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     break
         except Exception:
-            llama.reset()  # under the shared lock: the next reply starts from a clean cache
+            llama.reset()  # still borrowed: the next caller starts from a clean cache
             raise
         finally:
             if stream is not None and hasattr(stream, "close"):
                 stream.close()
             if shared is not None:
-                shared.lock.release()
+                shared.model.give(llama, self.affinity)
             stats.cpu_s = time.process_time() - cpu_start
             self._threads_running -= 1
 
 
-def acquire_llama(params: LlamaCppLLMParams, warm_prompt: str = "") -> SharedModel[Any]:
-    """The process's shared ``Llama`` for ``params``, loaded (and warmed) unless it already is.
+def acquire_llama(params: LlamaCppLLMParams, warm_prompt: str = "") -> SharedModel[LlamaPool]:
+    """The process's shared pool of ``Llama`` contexts for ``params``, made unless it is.
 
-    Every stage that asks with the same file, context size, threads and batch gets
-    the same object (:mod:`processors.shared_models`); use it under the entry's lock
-    and pair the call with ``MODELS.release``. ``warm_prompt`` is the system prompt a
-    first load evaluates, so the first reply finds it cached.
+    Every stage that asks with the same file, context size, threads, batch and
+    ``contexts`` gets the same pool (:mod:`processors.shared_models`); borrow a
+    context with ``take`` and give it back, and pair the call with
+    ``MODELS.release``. ``warm_prompt`` is the system prompt the first context
+    evaluates when loaded, so the first reply finds it cached; a context loaded
+    later (callers overlapping) evaluates its caller's whole prompt anyway.
     """
     path = Path(params.model_path) if params.model_path else default_model_path()
     if not path.is_file():
         raise FileNotFoundError(f"llm model_path {str(path)!r} is not a file")
-    key = ("llama_cpp", str(path.resolve()), params.n_ctx, params.n_threads, params.n_batch)
-    return MODELS.acquire(key, lambda: _load_llama(path, params, warm_prompt), _close_llama)
+    key = (
+        "llama_cpp",
+        str(path.resolve()),
+        params.n_ctx,
+        params.n_threads,
+        params.n_batch,
+        params.contexts,
+    )
+    loaded = [0]
+
+    # The pool outlives the stage that made it (a server keeps it), so what it calls
+    # to load a context holds only the settings, not the stage.
+    def load_context() -> Any:
+        warm = warm_prompt if params.warmup and loaded[0] == 0 else None
+        loaded[0] += 1
+        return _load_llama(path, params, warm)
+
+    return MODELS.acquire(key, lambda: LlamaPool(load_context, params.contexts), _close_pool)
 
 
-def _load_llama(path: Path, p: LlamaCppLLMParams, warm_prompt: str) -> Any:
+def _load_llama(path: Path, p: LlamaCppLLMParams, warm_prompt: str | None) -> Any:
+    """A ``Llama`` context; with ``warm_prompt`` (maybe empty) a one-token warm-up first."""
     from llama_cpp import Llama
 
     with _LOAD_LOCK:
@@ -362,13 +403,17 @@ def _load_llama(path: Path, p: LlamaCppLLMParams, warm_prompt: str) -> Any:
             seed=p.seed,
             verbose=False,
         )
-    if p.warmup:
+    if warm_prompt is not None:
         messages: list[Any] = []
         if warm_prompt:
             messages.append({"role": "system", "content": warm_prompt})
         messages.append({"role": "user", "content": "Hello."})
         llama.create_chat_completion(messages=messages, max_tokens=1, temperature=0.0)
     return llama
+
+
+def _close_pool(pool: LlamaPool) -> None:
+    pool.close(_close_llama)
 
 
 def _close_llama(llama: Any) -> None:

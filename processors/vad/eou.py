@@ -10,9 +10,11 @@ The transcript is lower-cased and stripped of punctuation first, because the
 transcriber's punctuation ("for." or "for...") would give the answer away.
 
 The model is the cascade's own language model: :func:`acquire_llama` hands out
-the process's shared ``Llama`` for the same settings, so no second copy is
-loaded. It is used under the shared entry's lock, one caller at a time, and
-the prompt starts with the conversation the reply will be generated from
+the process's shared pool of ``Llama`` contexts for the same settings, so no
+second copy of the model is loaded. The check borrows a context the way a reply
+does, naming the same conversation (``affinity``: the LLM stage's), so it lands
+on the context that holds the conversation and the reply after it lands there
+too; the prompt starts with the conversation the reply will be generated from
 (system prompt and history, rendered by the model's own chat template): the
 reply that follows re-evaluates only the user's message, not the whole prompt.
 
@@ -50,6 +52,7 @@ from framework.frames import (
 from processors.interruption import is_backchannel
 
 if TYPE_CHECKING:
+    from processors.llm._llama_pool import LlamaPool
     from processors.llm.context import LLMContext
     from processors.llm.llama_cpp import LlamaCppLLMParams
     from processors.shared_models import SharedModel
@@ -162,24 +165,32 @@ class TranscriptEndOfTurn:
     ``llm_params`` selects the ``Llama`` (the cascade's LLM settings, to share its
     model; default: SmolLM2-135M-Instruct with the LLM stage's defaults).
     ``system_prompt`` is used when :meth:`probability` gets no history (default: the
-    template's own, which is what ``benchmarks/turn`` measured).
+    template's own, which is what ``benchmarks/turn`` measured). ``affinity`` names
+    the conversation to the pool of contexts (the LLM stage's
+    :attr:`~processors.llm.llama_cpp.LlamaCppLLM.affinity`), so the check and the
+    reply share the context that holds it.
     """
 
     def __init__(
-        self, llm_params: LlamaCppLLMParams | None = None, *, system_prompt: str | None = None
+        self,
+        llm_params: LlamaCppLLMParams | None = None,
+        *,
+        system_prompt: str | None = None,
+        affinity: object = None,
     ) -> None:
         """Create the detector; the model is taken at :meth:`load`."""
         from processors.llm.llama_cpp import LlamaCppLLMParams
 
         self.llm_params = llm_params or LlamaCppLLMParams()
         self.system_prompt = system_prompt
-        self._shared: SharedModel[Any] | None = None
+        self.affinity = affinity if affinity is not None else self
+        self._shared: SharedModel[LlamaPool] | None = None
         self._formatter: Any = None
         self._end = -1
         self._lock = threading.Lock()
         self._prefilling = False
         self.last_wait_s = 0.0
-        """How long the last :meth:`probability` waited for the shared model's lock."""
+        """How long the last :meth:`probability` waited for a context of the shared model."""
         self.last_tokens = 0
         """How many prompt tokens the last :meth:`probability` evaluated (the rest was cached)."""
 
@@ -188,12 +199,17 @@ class TranscriptEndOfTurn:
         return self._shared is not None
 
     def busy(self) -> bool:
-        """Whether another caller (a reply being generated) holds the model now.
+        """Whether a reply is being generated for this conversation, or none is free.
 
-        Not this detector's own :meth:`prefill`: the check needs that work done anyway.
+        A check then would wait (every context lent out) or run on a context that
+        does not hold the conversation (its own reply holds that one). Not for this
+        detector's own :meth:`prefill`: the check needs that work done anyway.
         """
         shared = self._shared
-        return shared is not None and shared.lock.locked() and not self._prefilling
+        if shared is None or self._prefilling:
+            return False
+        pool = shared.model
+        return pool.full() or pool.lent_to(self.affinity)
 
     def load(self) -> None:
         """Take the process's shared ``Llama`` (loading it if no stage has); blocking."""
@@ -205,7 +221,7 @@ class TranscriptEndOfTurn:
             if self._shared is not None:
                 return
             shared = acquire_llama(self.llm_params, self.system_prompt or "")
-            llama = shared.model
+            llama = shared.model.first  # the template and tokens are the model's, not a context's
             template = llama.metadata.get("tokenizer.chat_template")
             if not template:
                 from processors.shared_models import MODELS
@@ -264,8 +280,8 @@ class TranscriptEndOfTurn:
     ) -> float | None:
         """Probability that ``text`` is a finished user message; blocking (a worker thread).
 
-        Waits for the shared model's lock (other stages' generations); returns None
-        when ``stop`` is set before it is free.
+        Waits for a context of the shared model (other stages' generations hold them
+        all); returns None when ``stop`` is set before one is free.
         """
         shared = self._shared
         if shared is None:
@@ -273,13 +289,15 @@ class TranscriptEndOfTurn:
         self.last_wait_s, self.last_tokens = 0.0, 0
         prompt = self.prompt(text, history)
         began = time.perf_counter()
-        if not shared.hold(stop):
+        pool = shared.model
+        llama = pool.take(stop, self.affinity)
+        if llama is None:
             return None
         self.last_wait_s = time.perf_counter() - began
         try:
-            return self._next_token_probability(shared.model, prompt)
+            return self._next_token_probability(llama, prompt)
         finally:
-            shared.lock.release()
+            pool.give(llama, self.affinity)
 
     def prefill(self, history: Sequence[Message] = ()) -> int:
         """Evaluate the conversation up to the user's words now, if the model is free.
@@ -287,20 +305,24 @@ class TranscriptEndOfTurn:
         Run while the user speaks, it takes the last reply's tokens (which the cache
         rarely holds as the context has them) off the pause's critical path: the
         check, and the reply after it, then evaluate only the user's words. Returns
-        how many tokens it evaluated (0 when another caller holds the model).
+        how many tokens it evaluated (0 when no context is free now).
         """
         shared = self._shared
-        if shared is None or not shared.lock.acquire(blocking=False):
+        if shared is None:
+            return 0
+        pool = shared.model
+        llama = pool.take(owner=self.affinity, wait=False)
+        if llama is None:
             return 0
         self._prefilling = True
         try:
-            return self._evaluate(shared.model, self.prompt("", history))
+            return self._evaluate(llama, self.prompt("", history))
         finally:
             self._prefilling = False
-            shared.lock.release()
+            pool.give(llama, self.affinity)
 
     def timed_probability(self, text: str, history: Sequence[Message] = ()) -> tuple[float, float]:
-        """:meth:`probability` and the seconds it took (lock wait included)."""
+        """:meth:`probability` and the seconds it took (the wait for a context included)."""
         began = time.perf_counter()
         value = self.probability(text, history)
         return (value if value is not None else math.nan), time.perf_counter() - began
@@ -319,7 +341,7 @@ class TranscriptEndOfTurn:
 
     @staticmethod
     def _evaluate(llm: Any, prompt: str) -> int:
-        """Bring the model's cache to ``prompt``; return the tokens evaluated. Under the lock."""
+        """Bring a borrowed context's cache to ``prompt``; return the tokens evaluated."""
         tokens = llm.tokenize(prompt.encode(), add_bos=False, special=True)
         # Keep the cached prefix (the conversation, the template) and evaluate only
         # the rest; eval() drops the cache beyond n_tokens itself.

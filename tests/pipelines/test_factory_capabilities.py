@@ -125,3 +125,11 @@ def test_pause_bot_puts_the_onset_pause_in_front_of_a_server_that_detects_turns(
     assert names == ["transport.in", "onset_pause", "realtime.openai", "transport.out"]
     with pytest.raises(ConfigError, match=r"interruption.pause_bot .* remove one"):
         _session(REALTIME, "interruption.pause_bot=true", 'vad.backend="silero"')
+
+
+def test_the_words_check_and_the_reply_name_the_same_conversation_to_the_llm_pool() -> None:
+    # The check evaluates the conversation at a pause; the reply after it should land
+    # on the same llama.cpp context, so both name the session's conversation.
+    session = _session(PIPELINES / "cascade-local.toml")
+    llm, words = session.stages["llm"], session.stages["end_of_utterance"]
+    assert words.detector.affinity is llm.affinity is session.context

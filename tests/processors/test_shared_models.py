@@ -129,7 +129,7 @@ async def test_two_llama_stages_share_one_model_and_answer_in_turn() -> None:
         await wait_until(lambda: all(s.frames(kind=StartFrame) for s in sinks), 120)
         assert llms[0].model is not None and llms[0].model is llms[1].model
         assert sum(1 for key in MODELS.loaded() if key[0] == "llama_cpp") == 1
-        for task in tasks:  # both at once: the second waits for the first's lock
+        for task in tasks:  # both at once: a second context if they overlap
             await task.queue_frames([question])
         await wait_until(lambda: all(s.frames(kind=LLMResponseEndFrame) for s in sinks), 120)
         for task in tasks:
@@ -163,3 +163,38 @@ def test_limit_blas_threads_caps_numpys_pool_and_never_raises_it(blas_pools: lis
     assert [pool.get_num_threads() for pool in blas_pools] == [1] * len(blas_pools)
     with pytest.raises(ValueError, match="at least 1"):
         limit_blas_threads(0)
+
+
+@pytest.mark.anyio
+@pytest.mark.models
+@pytest.mark.parametrize("contexts", [2, 1])
+async def test_a_reply_while_the_only_context_is_busy_gets_a_second_one(contexts: int) -> None:
+    """With the pool's first context lent out, a stage's reply loads and uses another;
+    with ``contexts=1`` it waits until the first is given back."""
+    from framework import Pipeline, PipelineTask, TaskParams
+    from framework.frames import LLMMessagesFrame, LLMResponseEndFrame, LLMTextFrame, StartFrame
+    from processors.llm.llama_cpp import LlamaCppLLM, LlamaCppLLMParams
+    from tests.framework.helpers import Recorder, wait_until
+
+    question = LLMMessagesFrame(messages=[{"role": "user", "content": "Say hello."}])
+    llm = LlamaCppLLM(LlamaCppLLMParams(max_tokens=8, temperature=0.0, contexts=contexts))
+    sink = Recorder("sink")
+    task = PipelineTask(Pipeline([llm, sink]), TaskParams(cleanup_timeout_s=10))
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(task.run)
+        await wait_until(lambda: sink.frames(kind=StartFrame), 120)
+        assert llm._shared is not None
+        pool = llm._shared.model
+        first = pool.take(owner=object())  # another conversation's reply holds it
+        assert first is llm.model
+        await task.queue_frames([question])
+        if contexts == 2:
+            await wait_until(lambda: sink.frames(kind=LLMResponseEndFrame), 120)
+            assert len(pool.instances) == 2 and llm.model is pool.instances[1]
+        else:
+            await anyio.sleep(0.5)
+            assert not sink.frames(kind=LLMResponseEndFrame)  # waits for the context
+        pool.give(first, owner=object())
+        await wait_until(lambda: sink.frames(kind=LLMResponseEndFrame), 120)
+        await task.stop_when_done()
+    assert "".join(f.text for f in sink.frames(kind=LLMTextFrame)).strip()

@@ -46,6 +46,31 @@ PAIRS = (
 )
 
 
+class _Replies:
+    """Other callers' replies holding every context of the shared pool, as while generating."""
+
+    def __init__(self, detector: TranscriptEndOfTurn) -> None:
+        assert detector._shared is not None
+        self.pool = detector._shared.model
+        self.held: list[object] = []
+
+    def __enter__(self) -> _Replies:
+        while not self.pool.full():
+            self.held.append(self.pool.take(owner=self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self) -> None:
+        self.__enter__()
+
+    def release(self) -> None:
+        held, self.held = self.held, []
+        for context in held:
+            self.pool.give(context, self)
+
+
 def _history(user: str, assistant: str) -> list[dict[str, str]]:
     return [
         {"role": "system", "content": CASCADE_PROMPT},
@@ -119,14 +144,15 @@ def test_it_uses_the_llm_stages_model_rather_than_a_second_copy() -> None:
         detector = TranscriptEndOfTurn(params)
         detector.load()
         try:
-            assert detector._shared is not None and detector._shared.model is llm.model
+            assert detector._shared is not None and detector._shared.model.first is llm.model
             assert MODELS.loaded() == loaded  # nothing more was loaded
             assert MODELS.users(key) == users + 1
             assert detector.probability("What is the capital of France?") is not None
         finally:
             detector.release()
     finally:
-        MODELS.release_model(llm.model)
+        assert llm._shared is not None
+        MODELS.release(llm._shared)
 
 
 def test_it_refuses_to_work_before_load() -> None:
@@ -313,8 +339,7 @@ def test_prefill_leaves_only_the_users_words_to_evaluate(detector: TranscriptEnd
     assert detector.prefill(HISTORY) > 20  # the conversation, evaluated ahead
     detector.probability("I would like the", HISTORY)
     assert 0 < detector.last_tokens <= 6  # "i would like the"
-    assert detector._shared is not None
-    with detector._shared.lock:  # another stage generating: no prefill, no wait
+    with _Replies(detector):  # other stages generating: no prefill, no wait
         assert detector.prefill([]) == 0
 
 
@@ -356,8 +381,7 @@ async def test_a_pause_transcript_waits_for_its_check_only_while_the_model_is_fr
     # being generated) and the user resumes meanwhile. If the model looked free when
     # the transcript came, the check held it: it is dropped (the next transcript
     # covers the turn). If it was busy, the transcript went on at once.
-    shared = detector._shared
-    assert shared is not None
+    replies = _Replies(detector)
     if model_free_at_first:
         monkeypatch.setattr(detector, "busy", lambda: False)
 
@@ -366,7 +390,7 @@ async def test_a_pause_transcript_waits_for_its_check_only_while_the_model_is_fr
         await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=10))
         await task.queue_frame(TranscriptionFrame(text="Book a table for", user_id="u"))
         await wait_until(lambda: bool(head.frames(UP, EndOfUtteranceFrame)), limit_s=30.0)
-        shared.lock.acquire()
+        replies.acquire()
         try:
             await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=20))
             await task.queue_frame(TranscriptionFrame(text="Book a table for two", user_id="u"))
@@ -374,7 +398,7 @@ async def test_a_pause_transcript_waits_for_its_check_only_while_the_model_is_fr
             await task.queue_frame(UserResumedSpeakingFrame(speech_start_ns=30))
             await wait_until(lambda: len(head.frames(UP, EndOfUtteranceFrame)) == 2, limit_s=30)
         finally:
-            shared.lock.release()
+            replies.release()
 
     (first, second), passed = await _stage_run(detector, script)
     assert first.speech_end_ns == 10 and first.probability is not None
@@ -391,13 +415,11 @@ async def test_a_check_behind_a_reply_is_sent_once_the_model_is_free(
     own_detector: TranscriptEndOfTurn,
 ) -> None:
     detector = own_detector
-    shared = detector._shared
-    assert shared is not None
 
     async def script(task, head) -> None:  # type: ignore[no-untyped-def]
         await task.queue_frame(UserStartedSpeakingFrame(speech_start_ns=1))
         await anyio.sleep(0.3)  # the background prefill
-        with shared.lock:
+        with _Replies(detector):
             await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=10))
             await task.queue_frame(TranscriptionFrame(text="What time is it?", user_id="u"))
             await anyio.sleep(0.3)
@@ -434,8 +456,6 @@ def test_its_own_prefill_does_not_count_as_the_model_being_busy(
 ) -> None:
     import threading
 
-    shared = detector._shared
-    assert shared is not None
     busy_during: list[bool] = []
     real_evaluate = detector._evaluate
 
@@ -451,6 +471,14 @@ def test_its_own_prefill_does_not_count_as_the_model_being_busy(
         thread.join()
     finally:
         del detector._evaluate
-    assert busy_during[-1] is False  # inside the prefill, holding the lock
-    with shared.lock:
-        assert detector.busy()  # anyone else holding it
+    assert busy_during[-1] is False  # inside the prefill, holding a context
+    with _Replies(detector):
+        assert detector.busy()  # everyone else holding them all
+    assert not detector.busy()
+    pool = detector._shared.model if detector._shared is not None else None
+    assert pool is not None
+    mine = pool.take(owner=detector.affinity)  # this conversation's reply generating
+    try:
+        assert detector.busy()
+    finally:
+        pool.give(mine, detector.affinity)
