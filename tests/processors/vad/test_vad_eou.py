@@ -55,7 +55,7 @@ class _Replies:
         self.held: list[object] = []
 
     def __enter__(self) -> _Replies:
-        while not self.pool.full():
+        while len(self.held) < self.pool.size:  # each, once its caller gives it back
             self.held.append(self.pool.take(owner=self))
         return self
 
