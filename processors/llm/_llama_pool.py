@@ -9,7 +9,7 @@ memory-mapped, so each extra context costs its KV cache and compute buffers,
 tens of MiB for SmolLM2-135M, not another copy of the model):
 
 - :meth:`LlamaPool.take` lends a free context, preferring the one its ``owner``
-  gave back last (its cache still holds that conversation's prompt), else the one
+  gave back last (its cache holds that conversation's latest prompt), else the one
   idle the longest; when none is free and fewer than ``size`` exist, it loads one
   more (so a process that never has two callers at once never holds a second);
   otherwise it waits for one to be given back, and gives up once ``stop`` is set.
@@ -132,10 +132,14 @@ class LlamaPool:
             close_one(context)
 
     def _preferred(self, owner: object) -> Any:
-        """The free context ``owner`` used last, else the one idle the longest (locked)."""
+        """The free context ``owner`` gave back last, else the one idle the longest (locked).
+
+        Of two contexts the same owner used, the one given back last has its latest
+        prompt in its cache.
+        """
         if owner is not None:
             mine = id(owner)
-            for context in self._free:
+            for context in reversed(self._free):
                 if self._owner.get(id(context)) == mine:
                     return context
         return self._free[0]

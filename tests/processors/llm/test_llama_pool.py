@@ -67,6 +67,10 @@ def test_prefers_the_context_its_owner_gave_back_else_the_one_idle_longest() -> 
     assert pool.take(owner=mine) is c
     assert pool.take(owner=object()) is b  # a stranger: the one given back first
     assert pool.take(owner=mine) is a
+    # Both used by the same owner: the one it gave back last holds its latest prompt.
+    pool.give(a, owner=mine)
+    pool.give(c, owner=mine)
+    assert pool.take(owner=mine) is c
 
 
 def test_lent_to_and_full_tell_who_holds_what() -> None:
