@@ -21,9 +21,11 @@ Sharing is safe only for what the model allows:
 * models that may run from several threads at once (CTranslate2, ONNX Runtime)
   are simply shared;
 * a model with state of its own (a llama.cpp context and its KV cache) is used
-  under its entry's :attr:`SharedModel.lock`, one caller at a time, and whatever
-  per-conversation state it keeps is rebuilt by the next caller (llama.cpp
-  re-evaluates only the part of the prompt that differs from the cached tokens).
+  one caller at a time: under its entry's :attr:`SharedModel.lock`, or lent from
+  a small pool of such objects (llama.cpp's, :mod:`processors.llm._llama_pool`),
+  and whatever per-conversation state it keeps is rebuilt by the next caller
+  (llama.cpp re-evaluates only the part of the prompt that differs from the
+  cached tokens).
 
 Loading happens under a per-key lock, so one model is never loaded twice, and
 the loads of different keys under one global lock: llama.cpp can crash the
