@@ -143,6 +143,11 @@ class ModelCache:
         with self._lock:
             return list(self._entries)
 
+    def models(self) -> list[Any]:
+        """The shared models loaded now."""
+        with self._lock:
+            return [entry.model for entry in self._entries.values()]
+
     def users(self, key: Hashable) -> int:
         """How many stages use the model of ``key`` now (0 if it is not loaded)."""
         with self._lock:

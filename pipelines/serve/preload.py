@@ -6,7 +6,8 @@ connection would load them: a Realtime client streams audio from the moment
 its socket opens, so that session would hear its first seconds of speech only
 once the loading is over, all at once. :func:`preload_models` starts one
 session's pipeline with no client behind it and ends it once every stage has
-started, leaving the models in the process's cache for the sessions to come.
+started, leaving the models in the process's cache for the sessions to come,
+then loads the rest of the language model's pool of contexts.
 """
 
 from __future__ import annotations
@@ -68,5 +69,14 @@ async def preload_models(
             "; ".join(failures) or "no error reported",
         )
         return False
-    log.info("parley serve: models loaded in %.1f s", time.perf_counter() - began)
+    # A server's sessions overlap: the language model's other contexts are loaded now
+    # rather than in the first reply that finds the first one busy.
+    from processors.llm.llama_cpp import fill_llama_pools
+
+    contexts = await anyio.to_thread.run_sync(fill_llama_pools)
+    log.info(
+        "parley serve: models loaded in %.1f s (%d more llama.cpp contexts)",
+        time.perf_counter() - began,
+        contexts,
+    )
     return True

@@ -113,6 +113,30 @@ class LlamaPool:
             return None
         return context
 
+    def fill(self) -> int:
+        """Load contexts until there are ``size`` (blocking); how many were loaded.
+
+        A long-lived server calls it once at start, so the first overlap of two
+        callers does not wait for a load and the memory is there from the start.
+        """
+        loaded = 0
+        while True:
+            with self._cond:
+                if len(self.instances) + self._loading >= self.size:
+                    return loaded
+                self._loading += 1
+            try:
+                context = self._load()
+            finally:
+                with self._cond:
+                    self._loading -= 1
+                    self._cond.notify()
+            with self._cond:
+                self.instances.append(context)
+                self._free.append(context)
+                self._cond.notify()
+            loaded += 1
+
     def give(self, context: Any, owner: object = None) -> None:
         """Give back a context from :meth:`take`; ``owner`` used it last."""
         with self._cond:

@@ -79,6 +79,7 @@ __all__ = [
     "LlamaCppLLMParams",
     "acquire_llama",
     "default_model_path",
+    "fill_llama_pools",
 ]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -387,6 +388,14 @@ def acquire_llama(params: LlamaCppLLMParams, warm_prompt: str = "") -> SharedMod
         return _load_llama(path, params, warm)
 
     return MODELS.acquire(key, lambda: LlamaPool(load_context, params.contexts), _close_pool)
+
+
+def fill_llama_pools() -> int:
+    """Load every shared pool's contexts up to its size (blocking); how many were loaded.
+
+    For a long-lived server, once its models are loaded: see :meth:`LlamaPool.fill`.
+    """
+    return sum(m.fill() for m in MODELS.models() if isinstance(m, LlamaPool))
 
 
 def _load_llama(path: Path, p: LlamaCppLLMParams, warm_prompt: str | None) -> Any:

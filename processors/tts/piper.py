@@ -28,7 +28,7 @@ from processors.tts.base import TTSParams, TTSProcessor
 
 __all__ = ["PiperTTS", "PiperTTSParams", "default_voice_paths"]
 
-_VOICES: dict[tuple[str, str, int, bool], Any] = {}
+_VOICES: dict[tuple[str, str, int, bool, int], tuple[Any, threading.BoundedSemaphore]] = {}
 _VOICES_LOCK = threading.Lock()
 
 
@@ -83,6 +83,14 @@ class PiperTTSParams(TTSParams):
         "measured, twice the CPU per sentence (1.8 s against 0.95 s for four sentences) for "
         "~90 MiB less RSS (~550 MiB less with four syntheses at once).",
     )
+    max_syntheses: int = Field(
+        default=2,
+        ge=1,
+        le=64,
+        description="Most syntheses the process's shared voice runs at once (others wait "
+        "their turn). The memory arena keeps buffers for as many runs as ever ran at once, "
+        "so this bounds its size; more runs than cores would not finish sooner anyway.",
+    )
     warmup: bool = Field(default=True, description="Synthesise a word at load to warm up.")
 
 
@@ -96,6 +104,7 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
         super().__init__(params or PiperTTSParams(), name=name)
         assert isinstance(self.params, PiperTTSParams)
         self._voice: Any = None
+        self._turns: threading.BoundedSemaphore | None = None  # the shared voice's run slots
         self._syn_config: Any = None
         self._rate = 22050
         self.load_s: float | None = None
@@ -125,14 +134,21 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
             if not path.is_file():
                 raise FileNotFoundError(f"tts {what} {str(path)!r} is not a file")
         started = time.perf_counter()
-        key = (str(model.resolve()), str(config.resolve()), p.num_threads, p.memory_arena)
+        key = (
+            str(model.resolve()),
+            str(config.resolve()),
+            p.num_threads,
+            p.memory_arena,
+            p.max_syntheses,
+        )
         with _VOICES_LOCK:
-            voice = _VOICES.get(key)
-            if voice is None:
+            shared = _VOICES.get(key)
+            if shared is None:
                 voice = _load_voice(model, config, p.num_threads, p.memory_arena)
-                _VOICES[key] = voice
+                shared = _VOICES[key] = (voice, threading.BoundedSemaphore(p.max_syntheses))
                 if p.warmup:
                     list(voice.synthesize("Hello."))
+            voice, self._turns = shared
         self._syn_config = SynthesisConfig(
             speaker_id=p.speaker_id,
             length_scale=p.length_scale,
@@ -147,12 +163,14 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
 
     def synthesize(self, text: str) -> bytes:
         """Mono PCM16 audio of ``text`` at the voice's rate (all its sentences joined)."""
-        voice = self._voice
-        if voice is None:
+        voice, turns = self._voice, self._turns
+        if voice is None or turns is None:
             raise RuntimeError(f"{self.name}: the voice is not loaded; start the pipeline first")
-        return b"".join(
-            chunk.audio_int16_bytes for chunk in voice.synthesize(text, syn_config=self._syn_config)
-        )
+        with turns:  # at most max_syntheses at once on the shared voice
+            return b"".join(
+                chunk.audio_int16_bytes
+                for chunk in voice.synthesize(text, syn_config=self._syn_config)
+            )
 
     def cpu_time(self) -> float:
         """Thread time with one ONNX thread; process time when ONNX Runtime uses a pool."""

@@ -15,6 +15,7 @@ import pytest
 import websockets
 
 from pipelines.serve.app import running_server
+from processors.llm._llama_pool import LlamaPool
 from processors.shared_models import MODELS
 from tests.pipelines.serve.helpers import RawClient, cascade_config, speech_24k
 
@@ -66,6 +67,9 @@ async def test_first_turn_is_detected_as_promptly_as_the_next() -> None:
         # No connection has been made yet: whatever is loaded was loaded at start.
         loaded = {key[0] for key in MODELS.loaded() if isinstance(key, tuple)}
         assert {"whisper", "llama_cpp"} <= loaded, MODELS.loaded()
+        # and the language model's whole pool of contexts, for sessions that overlap
+        pools = [m for m in MODELS.models() if isinstance(m, LlamaPool)]
+        assert pools and all(len(p.instances) == p.size == 2 for p in pools)
         first_lag, second_lag = await _speech_started_lags(url)
     assert first_lag < second_lag + MARGIN_S, (
         f"the first turn was detected {first_lag:.2f} s after its speech was sent, "

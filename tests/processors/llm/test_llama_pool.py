@@ -123,3 +123,21 @@ def test_close_closes_every_context_and_bad_size_is_refused() -> None:
     assert sorted(c.number for c in closed) == [0, 1] and pool.instances == []
     with pytest.raises(ValueError, match="at least one context"):
         LlamaPool(_Loader(), size=0)
+
+
+def test_fill_loads_up_to_size_once() -> None:
+    loader = _Loader()
+    pool = LlamaPool(loader, size=3)
+    held = pool.take()
+    assert pool.fill() == 2 and len(loader.made) == 3
+    assert pool.fill() == 0  # full already
+    assert pool.take(wait=False) is not None and pool.take(wait=False) is not None
+    pool.give(held)
+
+
+def test_a_failed_load_in_fill_leaves_the_place_free() -> None:
+    loader = _Loader(fail_at=1)
+    pool = LlamaPool(loader, size=2)
+    with pytest.raises(RuntimeError, match="load failed"):
+        pool.fill()
+    assert pool.fill() == 1 and len(pool.instances) == 2
