@@ -182,3 +182,43 @@ def test_the_memory_arena_setting_reaches_the_onnx_session() -> None:
     same.load()
     assert same.voice is kept.voice
     assert kept.synthesize("Hello there.") and fresh.synthesize("Hello there.")
+
+
+def test_the_shared_voice_runs_at_most_max_syntheses_at_once() -> None:
+    import threading
+    import time
+
+    stages = [PiperTTS(PiperTTSParams(max_syntheses=2)) for _ in range(4)]
+    for stage in stages:
+        stage.load()
+    voice = stages[0].voice
+    assert all(s.voice is voice for s in stages)  # one voice, one bound for all
+    running, most = 0, 0
+    lock = threading.Lock()
+    real = voice.synthesize
+
+    def counting(*args, **kwargs):  # type: ignore[no-untyped-def]
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            time.sleep(0.2)  # long enough for the four to overlap, were they let in
+            yield from real(*args, **kwargs)
+        finally:
+            with lock:
+                running -= 1
+
+    voice.synthesize = counting
+    try:
+        threads = [
+            threading.Thread(target=s.synthesize, args=("A sentence of a few words.",))
+            for s in stages
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+    finally:
+        del voice.synthesize
+    assert most == 2  # four asked at once: two ran, two waited their turn
