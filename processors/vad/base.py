@@ -254,8 +254,11 @@ class SpeechSegmenter:
     """Turns analysed windows into speech starts and ends.
 
     A start needs ``start_ms`` of speech windows (a window is speech when its
-    confidence reaches ``threshold`` and its level ``min_volume_dbfs``) in a run
-    whose non-speech stretches are each shorter than ``start_gap_ms``; the start
+    confidence reaches ``threshold`` and its level ``min_volume_dbfs``; once a run
+    has begun, the level is not asked of the windows that go on with it, so a
+    word's quiet tail counts: Piper's "Wait." is 192 ms above -50 dBFS and 256 ms
+    of speech to the model) in a run whose non-speech stretches are each shorter
+    than ``start_gap_ms``; the start
     is the first speech window of that run, or of an earlier run too short to start
     that ended less than ``stop_ms`` before it: "Wait," (under ``start_ms`` of
     speech), a breath, then the rest of the sentence is one turn from "Wait" on,
@@ -327,6 +330,8 @@ class SpeechSegmenter:
         speech = self.is_speech(window)
         stop_s = (self.params.stop_ms if stop_ms is None else stop_ms) / 1000.0
         if not self._speaking:
+            if not speech and run.active and window.confidence >= self.params.threshold:
+                speech = True  # a started word's quiet tail: the level gate is for onsets
             if not speech:
                 if run.active:
                     run.silence_s += duration

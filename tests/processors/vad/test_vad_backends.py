@@ -10,6 +10,7 @@ from benchmarks.vad.measure import run_vad
 from framework.audio import float32_to_pcm16, resample
 from processors.vad import (
     SileroVAD,
+    SpeechEvent,
     SpeechSegmenter,
     TurnParams,
     VADAnalyzer,
@@ -194,6 +195,22 @@ def test_a_word_too_short_to_start_begins_the_turn_it_runs_into() -> None:
     _events(seg, "..######")
     seg.reset()
     assert _events(seg, "########") == [("start", 0.0, 0.224)]
+
+
+def test_a_started_words_quiet_tail_counts_towards_the_start_but_opens_nothing() -> None:
+    def windows(levels: list[float]) -> list[VADWindow]:
+        return [VADWindow(i * 0.032, (i + 1) * 0.032, 0.9, db) for i, db in enumerate(levels)]
+
+    def starts(levels: list[float]) -> list[SpeechEvent]:
+        seg = SpeechSegmenter(VADParams(start_ms=200, min_volume_dbfs=-50))
+        return [e for w in windows(levels) if (e := seg.update(w)) is not None]
+
+    # "Wait.": six loud windows (192 ms), then two the model still calls speech at -57
+    # and -75 dBFS: the word's tail makes it 256 ms, and a turn.
+    (start,) = starts([-20.0] * 6 + [-57.0, -75.0])
+    assert start.kind == "start" and start.speech_s == 0.0
+    # Quiet windows alone start nothing, however confident the model is.
+    assert starts([-57.0] * 20) == []
 
 
 def test_segmenter_stop_reports_the_end_of_the_last_speech_window() -> None:
