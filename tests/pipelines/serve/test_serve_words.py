@@ -182,5 +182,7 @@ async def test_server_vad_pauses_are_not_judged_by_the_words(
     kinds = event_types(events)
     assert kinds.count("input_audio_buffer.committed") == 1, kinds
     assert kinds.count("response.created") == 1, kinds
-    assert any("france" in text.lower() for text in pauses), pauses  # a pause was transcribed
+    # a pause of the question was transcribed (Whisper has heard "France" as "friends"
+    # in a pause cut just after the word)
+    assert any("capital" in text.lower() for text in pauses), pauses
     assert words == [], words
