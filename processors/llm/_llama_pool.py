@@ -97,17 +97,7 @@ class LlamaPool:
                     self._loading += 1
                     break
                 self._cond.wait(poll_s)
-        try:
-            context = self._load()
-        except BaseException:
-            with self._cond:
-                self._loading -= 1
-                self._cond.notify()
-            raise
-        with self._cond:
-            self._loading -= 1
-            self.instances.append(context)
-            self._lent[id(context)] = id(owner)
+        context = self._load_reserved(lent_to=owner)
         if stop is not None and stop.is_set():
             self.give(context)
             return None
@@ -125,17 +115,26 @@ class LlamaPool:
                 if len(self.instances) + self._loading >= self.size:
                     return loaded
                 self._loading += 1
-            try:
-                context = self._load()
-            finally:
-                with self._cond:
-                    self._loading -= 1
-                    self._cond.notify()
-            with self._cond:
-                self.instances.append(context)
-                self._free.append(context)
-                self._cond.notify()
+            self.give(self._load_reserved(lent_to=None))
             loaded += 1
+
+    def _load_reserved(self, lent_to: object) -> Any:
+        """Load the context a caller reserved a place for (``_loading``), lent to ``lent_to``.
+
+        A failed load frees its place again.
+        """
+        try:
+            context = self._load()
+        except BaseException:
+            with self._cond:
+                self._loading -= 1
+                self._cond.notify()
+            raise
+        with self._cond:  # one step: never a moment with neither the place nor the context
+            self._loading -= 1
+            self.instances.append(context)
+            self._lent[id(context)] = id(lent_to)
+        return context
 
     def give(self, context: Any, owner: object = None) -> None:
         """Give back a context from :meth:`take`; ``owner`` used it last."""
