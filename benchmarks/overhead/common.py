@@ -202,11 +202,15 @@ class Histogram:
 
     def add(self, value_ns: int) -> None:
         """Record one sample (negative values count as zero)."""
-        value_ns = max(value_ns, 0)
-        self.bins[min(value_ns // self.bin_ns, self._last)] += 1
+        # Plain comparisons, not min/max: this runs once or twice per frame measured.
+        if value_ns < 0:
+            value_ns = 0
+        index = value_ns // self.bin_ns
+        self.bins[index if index < self._last else self._last] += 1
         self.count += 1
         self.total_ns += value_ns
-        self.max_ns = max(self.max_ns, value_ns)
+        if value_ns > self.max_ns:
+            self.max_ns = value_ns
 
     def quantile_ns(self, q: float) -> float:
         """Upper edge of the bin holding the nearest-rank percentile ``q`` (0..100)."""

@@ -101,10 +101,10 @@ class OutputTransport(Processor):
         self._floor_free: anyio.Event | None = None
         self._interruptions = 0  # a chunk waited for across an interruption is not played
         self._pacer: Pacer | None = None
-        # Chunks written from the pacer's tick (see write_chunk_now): their tickets,
-        # and how many the current batch wrote.
+        # Chunks written from the pacer's tick (see write_chunk_now): the batch's one
+        # ticket (taken again for every chunk), and how many chunks the batch wrote.
         self._direct = type(self).write_chunk is OutputTransport.write_chunk
-        self._tickets: list[Ticket] = []
+        self._ticket: Ticket | None = None
         self._tick_written = 0
 
     # ------------------------------------------------------------ for subclasses
@@ -216,9 +216,7 @@ class OutputTransport(Processor):
         self._speaking = False
 
     def _reset(self) -> None:
-        tickets, self._tickets = self._tickets, []
-        for ticket in tickets:  # nothing is written from the tick after this
-            ticket.cancel()
+        self._drop_ticket()  # nothing is written from the tick after this
         self._pending.clear()
         if self._resampler is not None:
             self._resampler.reset()
@@ -476,13 +474,11 @@ class OutputTransport(Processor):
         done = asyncio.get_running_loop().create_future()
         interruptions = self._interruptions
         self._tick_written = 0
-        self._next_tick(done)
+        self._ticket = pacer.call_at(self._next_due(), partial(self._write_from_tick, done))
         try:
             await done
         finally:
-            tickets, self._tickets = self._tickets, []
-            for ticket in tickets:
-                ticket.cancel()
+            self._drop_ticket()
         if interruptions != self._interruptions:
             return True  # cut off: nothing more of this audio plays
         if not self._tick_written:
@@ -494,13 +490,16 @@ class OutputTransport(Processor):
     def _pause_pending(self) -> bool:
         return self._paused is not None
 
-    def _next_tick(self, done: asyncio.Future[None]) -> None:
-        self._tickets = [self.pacer.call_at(self._next_due(), partial(self._write_from_tick, done))]
+    def _drop_ticket(self) -> None:
+        ticket, self._ticket = self._ticket, None
+        if ticket is not None:
+            ticket.cancel()
 
     def _write_from_tick(self, done: asyncio.Future[None]) -> None:
-        """A ticket of :meth:`_play_from_tick`: write the chunk due, then take the next."""
-        self._tickets = []
-        if done.done():
+        """The ticket of :meth:`_play_from_tick`: write the chunk due, then take it again
+        for the next."""
+        ticket = self._ticket
+        if ticket is None or done.done():
             return
         size = 2 * self._chunk_samples
         if len(self._pending) < size:
@@ -516,8 +515,8 @@ class OutputTransport(Processor):
             return
         if self._paused is not None or len(self._pending) < size:
             done.set_result(None)
-        else:
-            self._next_tick(done)
+        elif self._ticket is ticket:  # (not reset by the write)
+            self.pacer.call_again(ticket, self._audio_end_ns)  # when the next chunk is due
 
     async def _finish_playback(self, *, release: bool, confirm: bool = True) -> None:
         """Play what is buffered, wait until it has played, then pass on the held text.

@@ -169,8 +169,24 @@ class Pacer:
         """
         if self.clock is None:
             raise RuntimeError("an unshared pacer has no timer; use sleep_until or wait")
-        slot = -(-when_ns // self.tick_ns)
-        ticket = Ticket(self, slot, callback)
+        ticket = Ticket(self, -(-when_ns // self.tick_ns), callback)
+        self._queue(ticket)
+        return ticket
+
+    def call_again(self, ticket: Ticket, when_ns: int) -> None:
+        """Queue a released ``ticket`` of this pacer once more, for ``when_ns``'s slot.
+
+        For a stream that takes a ticket per chunk: reusing one keeps the steady
+        state free of new objects, so the garbage collector has nothing to do.
+        """
+        if ticket._pacer is not None:
+            raise RuntimeError("the ticket is still pending; cancel it or wait for its release")
+        ticket._pacer = self
+        ticket.slot = -(-when_ns // self.tick_ns)
+        self._queue(ticket)
+
+    def _queue(self, ticket: Ticket) -> None:
+        slot = ticket.slot
         bucket = self._slots.get(slot)
         if bucket is None:
             self._slots[slot] = [ticket]
@@ -181,7 +197,6 @@ class Pacer:
             self._live[slot] += 1
         if not self._firing and (self._armed is None or slot < self._armed):
             self._arm(slot)
-        return ticket
 
     def _arm(self, slot: int) -> None:
         assert self.clock is not None

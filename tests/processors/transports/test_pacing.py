@@ -16,7 +16,7 @@ import pytest
 from framework import Pipeline, PipelineTask, Processor, TaskParams
 from framework.frames import BotStoppedSpeakingFrame, InterruptionFrame, TTSTextFrame
 from processors.transports import OutputTransport
-from processors.transports.pacing import Pacer, current_pacer, use_pacer
+from processors.transports.pacing import Pacer, Ticket, current_pacer, use_pacer
 
 from .transport_helpers import Tap, tone_frames
 
@@ -231,6 +231,41 @@ async def test_each_event_loop_has_one_pacer_on_the_loop_clock() -> None:
 # ------------------------------------------------------ the output transport on it
 
 
+def test_a_released_ticket_taken_again_runs_again_and_a_pending_one_is_refused() -> None:
+    """``call_again`` re-queues a released ticket (a stream's one ticket per chunk):
+    it runs at its new slot, can be withdrawn, and a pending ticket cannot be re-queued."""
+    clock = ManualClock()
+    pacer = Pacer(clock, tick_ms=5)
+    runs: list[int] = []
+    ticket = pacer.call_at(T0 + 20 * MS, lambda: runs.append(clock.now))
+    with pytest.raises(RuntimeError, match="still pending"):
+        pacer.call_again(ticket, T0 + 40 * MS)
+    clock.jump(20 * MS)
+    assert runs == [T0 + 20 * MS] and not ticket.pending
+    pacer.call_again(ticket, T0 + 38 * MS)  # rounded up to the 40 ms slot
+    assert ticket.pending and pacer.pending == 1 and pacer.armed
+    clock.jump(17 * MS)
+    assert runs == [T0 + 20 * MS]
+    clock.jump(3 * MS)
+    assert runs == [T0 + 20 * MS, T0 + 40 * MS]
+    pacer.call_again(ticket, T0 + 60 * MS)
+    ticket.cancel()
+    clock.jump(40 * MS)
+    assert len(runs) == 2 and pacer.pending == 0 and not pacer.armed and clock.live == 0
+
+
+class _CountingPacer(Pacer):
+    """Counts the tickets it makes (``call_at``), not those taken again."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock, tick_ms=5)
+        self.tickets_made = 0
+
+    def call_at(self, when_ns: int, callback: Callable[[], None]) -> Ticket:
+        self.tickets_made += 1
+        return super().call_at(when_ns, callback)
+
+
 class _Sink(OutputTransport):
     def __init__(self, clock: ManualClock) -> None:
         super().__init__(OutputTransport.Params(stop_delay_ms=20), name="sink")
@@ -300,6 +335,25 @@ async def test_output_chunks_play_on_schedule_and_the_session_leaves_no_timer() 
     assert pacer.pending == 0 and not pacer.armed and clock.live == 0
     if isinstance(sink, _DirectSink):  # the task wrote the first chunk, the tick the rest
         assert sink.from_worker <= 2, sink.from_worker
+
+
+async def test_a_piece_written_from_the_tick_takes_one_ticket_for_all_its_chunks() -> None:
+    """Steady playback makes no new object per chunk: the batch's one ticket is taken
+    again for each (the awaited write sleeps on a ticket per chunk)."""
+    clock = ManualClock()
+    pacer = _CountingPacer(clock)
+
+    async def drive(task: PipelineTask, sink: _Sink, tap: Tap) -> None:
+        await task.queue_frames(tone_frames(0.4, frame_ms=400))  # one piece, 20 chunks
+        await clock.run(500 * MS)
+
+    sink, _ = await _session(pacer, clock, drive)
+    assert len(sink.writes) == 20
+    if isinstance(sink, _DirectSink):
+        assert pacer.tickets_made <= 4, pacer.tickets_made
+    else:
+        assert pacer.tickets_made >= 19, pacer.tickets_made
+    assert pacer.pending == 0 and not pacer.armed and clock.live == 0
 
 
 async def test_barge_in_stops_within_one_chunk_and_keeps_the_words_heard() -> None:
