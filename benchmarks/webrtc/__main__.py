@@ -31,7 +31,9 @@ def _thread_cpu() -> dict[str, float]:
     return found
 
 
-async def _serve(max_sessions: int, opus_complexity: int, session: str) -> None:
+async def _serve(
+    max_sessions: int, opus_complexity: int, opus_application: str, session: str
+) -> None:
     from aiohttp import web
 
     from benchmarks.webrtc.echo import CUT_TIMES, RUN_SESSIONS
@@ -39,7 +41,11 @@ async def _serve(max_sessions: int, opus_complexity: int, session: str) -> None:
     from processors.transports.webrtc.server import SESSIONS
 
     app = web.Application()
-    params = WebRTCTransportParams(max_sessions=max_sessions, opus_complexity=opus_complexity)
+    params = WebRTCTransportParams(
+        max_sessions=max_sessions,
+        opus_complexity=opus_complexity,
+        opus_application=opus_application,  # type: ignore[arg-type]  # checked by the model
+    )
     WebRTCTransport.mount(app, params, RUN_SESSIONS[session])
 
     async def stats(request: web.Request) -> web.Response:
@@ -87,6 +93,12 @@ def main(argv: list[str] | None = None) -> None:
         "--opus-complexity", type=int, default=5, help="the server's Opus encoder complexity"
     )
     parser.add_argument(
+        "--opus-application",
+        choices=["audio", "voip", "lowdelay"],
+        default="audio",
+        help="the server's Opus encoder mode",
+    )
+    parser.add_argument(
         "--profile", type=Path, help="(serve) write a cProfile of the server's event loop here"
     )
     parser.add_argument(
@@ -107,7 +119,9 @@ def main(argv: list[str] | None = None) -> None:
             profiler = cProfile.Profile()
             profiler.enable()
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_serve(args.max_sessions, args.opus_complexity, args.session))
+            asyncio.run(
+                _serve(args.max_sessions, args.opus_complexity, args.opus_application, args.session)
+            )
         if profiler is not None:
             profiler.disable()
             profiler.dump_stats(args.profile)
@@ -122,7 +136,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     from benchmarks.webrtc.cpu import measure, report
 
-    server_args = ["--opus-complexity", str(args.opus_complexity), "--session", args.session]
+    server_args = [
+        "--opus-complexity",
+        str(args.opus_complexity),
+        "--opus-application",
+        args.opus_application,
+        "--session",
+        args.session,
+    ]
     if args.profile:
         server_args += ["--profile", str(args.profile.resolve())]
     result = asyncio.run(measure(args.sessions, args.seconds, server_args=server_args))

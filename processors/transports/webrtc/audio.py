@@ -80,6 +80,7 @@ class OutgoingAudio(MediaStreamTrack):
         grace_ms: float = 10.0,
         bitrate: int = 32000,
         complexity: int = 5,
+        application: str = "audio",
         paced: bool = False,
     ) -> None:
         """Create the track; ``grace_ms`` is how long a partial frame waits for the rest.
@@ -98,6 +99,7 @@ class OutgoingAudio(MediaStreamTrack):
         self._max_queued_ms = max_queued_ms
         self._bitrate = bitrate
         self._complexity = complexity
+        self._application = application
         self.dropped_bytes = 0
         self.frames_sent = 0
         self.set_rate(WIRE_RATE)
@@ -128,7 +130,10 @@ class OutgoingAudio(MediaStreamTrack):
         encoder.sample_rate = rate
         encoder.bit_rate = self._bitrate
         encoder.time_base = fractions.Fraction(1, rate)
-        encoder.options = {"application": "voip", "compression_level": str(self._complexity)}
+        encoder.options = {
+            "application": self._application,
+            "compression_level": str(self._complexity),
+        }
         return encoder
 
     @property

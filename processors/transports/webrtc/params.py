@@ -6,6 +6,8 @@ signalling server, the transport itself) all depend on it and not on each other.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from processors.transports.base import OutputTransportParams
@@ -47,6 +49,15 @@ class WebRTCTransportParams(OutputTransportParams):
         le=10,
         description="Opus encoder complexity: higher sounds better and costs more CPU "
         "(about 0.1 ms per 20 ms frame at 5 on this project's machine, 0.2 ms at 10).",
+    )
+    opus_application: Literal["audio", "voip", "lowdelay"] = Field(
+        default="audio",
+        description="Opus encoder mode for the bot's audio. 'audio' (the default) codes "
+        "32 kbps speech in the MDCT mode, about 55 us per 20 ms frame on this project's "
+        "machine; 'voip' adds the speech codec's analysis (about 140 us) and suits low "
+        "bitrates and noisy microphones more than a clean synthetic voice; 'lowdelay' "
+        "is the MDCT mode alone. Whisper heard the same words after either: "
+        "benchmarks/RESULTS.md, 'WebRTC: the bot's Opus mode'.",
     )
     max_queued_ms: float = Field(
         default=140.0,

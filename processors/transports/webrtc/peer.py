@@ -42,6 +42,7 @@ class PeerLink:
             max_queued_ms=params.max_queued_ms,
             bitrate=params.opus_bitrate,
             complexity=params.opus_complexity,
+            application=params.opus_application,
         )
         self.lost_reason: str | None = None
         self.frames_received = 0

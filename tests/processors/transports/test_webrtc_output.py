@@ -120,3 +120,28 @@ async def test_written_audio_sets_the_schedule_from_when_it_was_sent(
     await track.recv()
     assert track._next_ns == clock.ns + 20_000_000
     track.stop()
+
+
+@pytest.mark.parametrize(
+    ("application", "modes"),
+    [("audio", range(16, 32)), ("lowdelay", range(16, 32)), ("voip", range(12, 16))],
+)
+async def test_the_opus_mode_is_the_one_chosen(application: str, modes: range) -> None:
+    """The bot's speech is coded in the mode ``opus_application`` names: 'audio' and
+    'lowdelay' send MDCT-only packets (TOC configurations 16-31), 'voip' at 32 kbps the
+    hybrid of both coders (12-15); every packet decodes to sound."""
+    from processors.transports.webrtc.audio import OutgoingAudio
+
+    track = OutgoingAudio(application=application, max_queued_ms=None)
+    track.set_rate(24000)
+    for frame in tone_frames(0.3, rate=24000):
+        track.write(frame.audio)
+    packets = [bytes(await track.recv()) for _ in range(10)]
+    track.stop()
+    assert [p[0] >> 3 in modes for p in packets] == [True] * 10, [p[0] >> 3 for p in packets]
+    assert min(_decoded_levels(packets)[2:]) > 1000  # past the codec's first frames: the tone
+
+
+def test_an_unknown_opus_mode_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match="opus_application"):
+        WebRTCTransportParams(opus_application="music")  # type: ignore[arg-type]
