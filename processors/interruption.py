@@ -62,6 +62,7 @@ __all__ = [
     "InterruptionParams",
     "InterruptionProcessor",
     "is_backchannel",
+    "stops_the_bot",
     "words_of",
 ]
 
@@ -102,6 +103,13 @@ def words_of(text: str) -> list[str]:
     """
     found = _WORD.findall(text.lower().replace("-", " "))
     return [w for w in found if not _SOUND.fullmatch(w)]
+
+
+def stops_the_bot(text: str, min_words: int, phrases: Iterable[Sequence[str]]) -> bool:
+    """Whether ``text``, said over the bot, stops it: at least ``min_words`` words
+    (:func:`words_of`), not all backchannel ``phrases``."""
+    words = words_of(text)
+    return len(words) >= min_words and not is_backchannel(words, phrases)
 
 
 def is_backchannel(words: Sequence[str], phrases: Iterable[Sequence[str]]) -> bool:
@@ -230,10 +238,7 @@ class InterruptionProcessor(Processor):
 
     def barge_in_words(self, text: str) -> bool:
         """Whether ``text`` stops the bot: ``min_words`` words, not all backchannels."""
-        words = words_of(text)
-        if len(words) < self.params.min_words:
-            return False
-        return not is_backchannel(words, self._phrases)
+        return stops_the_bot(text, self.params.min_words, self._phrases)
 
     async def on_start(self, frame: StartFrame) -> None:
         """Take the task's interruption policy."""

@@ -186,6 +186,7 @@ class ClientEvents:
         item = self.state.conversation.get(ev.item_id, event_id=ev.event_id)
         self._check_not_generating(item, ev.event_id)
         truncate(item, ev.content_index, ev.audio_end_ms, event_id=ev.event_id)
+        self.state.playback.stop()  # the client stopped playing the reply there
         self._send(
             event(
                 "conversation.item.truncated",

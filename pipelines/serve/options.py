@@ -80,6 +80,15 @@ class ServerOptions(BaseModel):
         "and hold it until the turn ends (withdrawn if the user goes on); False starts it "
         "at the end of the turn.",
     )
+    backchannel_ms: float = Field(
+        default=600.0,
+        ge=0,
+        description="Speech that starts while the client still plays a reply is held this "
+        "long (at most the pipeline file's [interruption] max_pause_ms, under its 'words' "
+        "rule) before it interrupts: a backchannel ('uh-huh') or a cough that ends sooner "
+        "is judged on its words, and the reply plays on through it. 0: every speech start "
+        "interrupts at once.",
+    )
     eager_start: bool = Field(
         default=True,
         description="Load the models before listening and start each session's pipeline "

@@ -118,6 +118,7 @@ class Replies:
             conversation=st.conversation,
             input_usage=self._input_usage(settings.instructions, items),
             delta_ms=self._options.delta_ms,
+            playback=st.playback,
         )
         st.response = response
         st.prepare_scope = None
@@ -265,6 +266,7 @@ class Replies:
 
     async def cancel_response(self, reason: str) -> None:
         """Cancel the active response (``turn_detected`` or ``client_cancelled``)."""
+        self.state.playback.stop()  # the client stops playing what it has
         await self.end_response("cancelled", reason)
 
     async def _after_response(self) -> None:

@@ -33,6 +33,7 @@ from typing import Any
 
 from framework.audio import StreamResampler, alaw_encode, ulaw_encode
 from pipelines.serve.items import BYTES_PER_MS, Conversation, Item, Part, audio_ms, text_tokens
+from pipelines.serve.over_bot import Playback
 from pipelines.serve.protocol import event, new_id
 from pipelines.serve.session_config import ResponseParams, SessionConfig, ToolChoiceFunction
 
@@ -112,6 +113,7 @@ class Response:
         conversation: Conversation,
         input_usage: tuple[int, int] = (0, 0),
         delta_ms: int = 100,
+        playback: Playback | None = None,
     ) -> None:
         """Create an ``in_progress`` response; call :meth:`start` to announce it."""
         self.id = new_id("resp")
@@ -122,6 +124,7 @@ class Response:
         self._send = send
         self._conversation = conversation
         self._input_usage = input_usage
+        self._playback = playback
         self._delta_bytes = max(1, delta_ms) * BYTES_PER_MS[settings.audio_format["type"]]
         self._message: Item | None = None
         self._resampler: StreamResampler | None = None
@@ -424,6 +427,8 @@ class Response:
         chunk = bytes(part.audio[self._sent : end])
         self._sent = end
         self.audio_deltas += 1
+        if self._playback is not None:
+            self._playback.sent(audio_ms(len(chunk), part.audio_format))
         self._send(
             event(
                 "response.output_audio.delta",

@@ -58,6 +58,7 @@ from pipelines.config import PipelineConfig
 from pipelines.serve.audio import InputAudioBuffer
 from pipelines.serve.handlers import ClientEvents
 from pipelines.serve.options import ServerOptions
+from pipelines.serve.over_bot import over_bot_rules
 from pipelines.serve.protocol import (
     ProtocolError,
     error_event,
@@ -149,6 +150,8 @@ class RealtimeSession:
             gate=stages.gate,
             replies=self.replies,
             speculator=self.speculator,
+            spawn=self.start_soon,
+            over_bot=over_bot_rules(pipeline.interruption, options.backchannel_ms),
         )
         self.events = ClientEvents(
             state,

@@ -154,6 +154,7 @@ class Speculator:
             and st.turn_by_vad
             and st.vad_item_id is not None
             and st.speculation is None
+            and st.held is None  # over the bot: no reply is prepared for it yet
         ):
             return False
         spec = Speculation(

@@ -32,6 +32,7 @@ import anyio
 
 from pipelines.serve.audio import InputAudioBuffer
 from pipelines.serve.items import Conversation, Item
+from pipelines.serve.over_bot import HeldTurn, Playback
 from pipelines.serve.responses import Response, ResponseSettings
 from pipelines.serve.session_config import SessionConfig, TurnDetection
 
@@ -158,12 +159,16 @@ class SessionState:
     vad_speaking: bool = False
     """What the VAD last said, in any mode (manual turns ignore it)."""
     vad_start_ns: int | None = None
-    slots: deque[Item | Speculation | None] = field(default_factory=deque)
+    slots: deque[Item | Speculation | HeldTurn | None] = field(default_factory=deque)
     """Turns closed in the STT, oldest first, each waiting for its transcript."""
     transcribed: dict[str, anyio.Event] = field(default_factory=dict)
     """Committed user audio items whose transcript has not arrived, by id."""
     speculation: Speculation | None = None
     """The pause of the open VAD turn the STT has transcribed (None outside one)."""
+    held: HeldTurn | None = None
+    """A VAD turn over the bot's audio not announced yet (:mod:`pipelines.serve.over_bot`)."""
+    playback: Playback = field(default_factory=Playback)
+    """When the client will have played the reply audio sent so far."""
 
     @property
     def turn_detection(self) -> TurnDetection | None:

@@ -9,17 +9,25 @@ held since a pause of it, if one fits: :mod:`pipelines.serve.speculation`).
 
 from __future__ import annotations
 
+import logging
+
+import anyio
+
 from framework.frames import TranscriptionFrame, UserStartedSpeakingFrame, UserStoppedSpeakingFrame
 from pipelines.serve.commits import commit_buffer, fill_transcript
 from pipelines.serve.items import Item
+from pipelines.serve.over_bot import HeldTurn, is_barge_in
 from pipelines.serve.protocol import event, new_id
 from pipelines.serve.replies import Replies
 from pipelines.serve.session_config import SemanticVad, ServerVad
 from pipelines.serve.speculation import Speculator
 from pipelines.serve.stages import InputGate
-from pipelines.serve.state import Send, SessionState, Speculation
+from pipelines.serve.state import Send, SessionState, Spawn, Speculation
 from pipelines.serve.turn_settings import turn_settings
+from processors.interruption import InterruptionParams
 from processors.vad.turn import TurnProcessor
+
+log = logging.getLogger("parley.serve")
 
 __all__ = ["Turns", "prefix_padding_ms"]
 
@@ -41,10 +49,19 @@ class Turns:
         gate: InputGate,
         replies: Replies,
         speculator: Speculator,
+        spawn: Spawn,
+        over_bot: InterruptionParams | None = None,
     ) -> None:
-        """Drive ``turn`` (the VAD) and the STT turns that pass ``gate``."""
+        """Drive ``turn`` (the VAD) and the STT turns that pass ``gate``.
+
+        ``over_bot`` (the pipeline file's ``[interruption]`` words rule) holds turns
+        that begin while the client plays a reply (:mod:`pipelines.serve.over_bot`);
+        None interrupts at every speech start.
+        """
         self.state = state
         self._send = send
+        self._spawn = spawn
+        self._over_bot = over_bot
         self.turn = turn
         """The turn processor (the pipeline file's ``[vad]``)."""
         self._gate = gate
@@ -83,7 +100,7 @@ class Turns:
 
     async def close_stt_turn(
         self,
-        slot: Item | None,
+        slot: Item | HeldTurn | None,
         frame: UserStoppedSpeakingFrame | None = None,
         *,
         keep_reply: bool = False,
@@ -96,7 +113,8 @@ class Turns:
         withdraws it).
         """
         st = self.state
-        spec = self._speculator.take_speculation(slot)
+        # (a turn held over the bot had no speculation: Speculator.vad_paused)
+        spec = None if isinstance(slot, HeldTurn) else self._speculator.take_speculation(slot)
         if spec is None:
             st.slots.append(slot)
         elif not keep_reply:
@@ -124,24 +142,49 @@ class Turns:
             st.input.ms_at(frame.speech_start_ns) - prefix_padding_ms(td),
         )
         st.input.trim_before(start_ms)
-        st.vad_item_id = new_id("item")
+        item_id = st.vad_item_id = new_id("item")
         st.stt_turn_open, st.turn_by_vad = True, True
         self._replies.disarm_idle_timer()
+        if self._over_bot is not None and td.interrupt_response and st.playback.playing():
+            held = st.held = HeldTurn(item_id, start_ms, anyio.CancelScope())
+            self._spawn(self._hold, held, self._over_bot.max_pause_ms / 1000)
+            return True
+        await self._announce(item_id, start_ms)
+        return True
+
+    async def _announce(self, item_id: str, start_ms: float) -> None:
+        """``speech_started`` for a turn; it cancels the response if the session says so."""
+        st = self.state
         self._send(
             event(
                 "input_audio_buffer.speech_started",
                 audio_start_ms=round(start_ms),
-                item_id=st.vad_item_id,
+                item_id=item_id,
             )
         )
-        response = st.response
+        td, response = st.turn_detection, st.response
         if (
-            td.interrupt_response
+            td is not None
+            and td.interrupt_response
             and response is not None
             and (response.settings.conversation == "auto")
         ):
             await self._replies.cancel_response("turn_detected")
-        return True
+        else:
+            st.playback.stop()  # the client stops playing at speech_started
+
+    async def _hold(self, held: HeldTurn, delay_s: float) -> None:
+        """Speech over the bot that goes on for ``max_pause_ms`` is a barge-in."""
+        with held.timer:
+            await anyio.sleep(delay_s)
+            if self.state.held is held and held.speech_end_ns is None:
+                log.debug("session %s: speech over the bot went on: a barge-in", self._id)
+                self.state.held = None
+                await self._announce(held.item_id, held.start_ms)
+
+    @property
+    def _id(self) -> str:
+        return self.state.config.id
 
     async def vad_stopped(self, frame: UserStoppedSpeakingFrame) -> None:
         """The VAD heard speech end: commit the turn, maybe answer it."""
@@ -152,6 +195,12 @@ class Turns:
             return
         item_id = st.vad_item_id or new_id("item")
         st.vad_item_id = None
+        held = st.held
+        if held is not None:  # over the bot, not announced: its words decide
+            held.timer.cancel()
+            held.speech_end_ns = frame.speech_end_ns
+            await self.close_stt_turn(held, frame)
+            return
         self._send(
             event(
                 "input_audio_buffer.speech_stopped",
@@ -178,7 +227,33 @@ class Turns:
         st = self.state
         slot = st.slots.popleft() if st.slots else None
         text = frame.text.strip()
-        if isinstance(slot, Speculation):
+        if isinstance(slot, HeldTurn):
+            await self._decide(slot, text)
+        elif isinstance(slot, Speculation):
             await self._speculator.on_speculative_transcript(slot, text)
         elif slot is not None:
             fill_transcript(st, self._send, slot, text)
+
+    async def _decide(self, held: HeldTurn, text: str) -> None:
+        """The transcript of a turn held over the bot: a barge-in, or nothing happened."""
+        st = self.state
+        if st.held is not held:  # announced meanwhile (cannot happen once it ended)
+            return
+        st.held = None
+        assert self._over_bot is not None
+        assert held.speech_end_ns is not None
+        end_ms = st.input.ms_at(held.speech_end_ns)
+        if not is_barge_in(text, self._over_bot):
+            log.info("session %s: %r over the bot: it talks on", self._id, text)
+            if not st.stt_turn_open:  # (a newer turn trimmed the buffer itself)
+                st.input.trim_before(end_ms)
+            return
+        await self._announce(held.item_id, held.start_ms)
+        self._send(
+            event("input_audio_buffer.speech_stopped", audio_end_ms=end_ms, item_id=held.item_id)
+        )
+        item = self.commit_buffer(held.item_id)
+        fill_transcript(st, self._send, item, text)
+        td = st.turn_detection
+        if td is not None and td.create_response:
+            await self._replies.answer_turn(None, item)

@@ -56,6 +56,15 @@ async def url() -> AsyncIterator[str]:
         yield base
 
 
+@pytest.fixture(scope="module")
+async def url_interrupting() -> AsyncIterator[str]:
+    """A server where every speech start interrupts at once (``backchannel_ms=0``; the
+    holding of speech over the bot is tests/pipelines/serve/test_serve_over_bot.py's)."""
+    config = scripted_llm.scripted_cascade(WORD_DELAY_S)
+    async with running_server(config, transcript_timeout_s=5.0, backchannel_ms=0) as base:
+        yield base
+
+
 def _speculate(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make new sessions' turn processors emit pauses after 96 ms of silence."""
     apply = Turns.apply_turn_detection
@@ -104,8 +113,9 @@ async def _quiet(client: RawClient, seconds: float) -> list[dict[str, Any]]:
     ids=["vad200", "vad400-speculating"],  # the benchmark's setting; today's pipeline files
 )
 async def test_barge_in_cancels_the_reply_and_later_turns_are_answered(
-    url: str, silence_ms: int, speculate: bool, monkeypatch: pytest.MonkeyPatch
+    url_interrupting: str, silence_ms: int, speculate: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    url = url_interrupting
     if speculate:
         _speculate(monkeypatch)
     first = speech_24k("I would like to book a table for two people tomorrow evening please.")

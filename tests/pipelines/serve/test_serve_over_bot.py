@@ -1,0 +1,170 @@
+"""Speech over the bot in ``parley serve``: backchannels and coughs let the reply play on,
+words interrupt it (pipelines/serve/over_bot.py), over a real WebSocket, with the
+shipped cascade (a scripted model at the language-model boundary, so replies last)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import anyio
+import pytest
+import websockets
+
+from pipelines.serve.app import running_server
+from pipelines.serve.over_bot import Playback, is_barge_in, over_bot_rules
+from processors.interruption import InterruptionParams
+from tests.pipelines.serve import scripted_llm
+from tests.pipelines.serve.helpers import (
+    RawClient,
+    connect_session,
+    event_types,
+    reply_text,
+    say,
+    speech_24k,
+)
+
+pytestmark = pytest.mark.anyio
+
+WORD_DELAY_S = 0.2  # the reply is still being generated while the user speaks over it
+VAD = {"type": "server_vad", "silence_duration_ms": 200}
+QUESTION = "I would like to book a table for two people tomorrow evening please."
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+async def url() -> AsyncIterator[str]:
+    config = scripted_llm.scripted_cascade(WORD_DELAY_S)
+    async with running_server(config, transcript_timeout_s=5.0) as base:
+        yield base
+
+
+async def _events_for(client: RawClient, seconds: float) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    with anyio.move_on_after(seconds):
+        while True:
+            out.append(await client.recv())
+    return out
+
+
+async def _reply_playing(client: RawClient) -> list[dict[str, Any]]:
+    """Ask the question and return once the reply's audio has begun."""
+    await say(client, 300, speech_24k(QUESTION), 250)
+    return await client.until("response.output_audio.delta", limit_s=30)
+
+
+@pytest.mark.models
+@pytest.mark.parametrize("said", ["Okay.", "Uh-huh."])
+async def test_a_backchannel_over_the_bot_lets_the_reply_play_on(url: str, said: str) -> None:
+    async with websockets.connect(f"{url}/realtime") as ws:
+        client = await connect_session(ws, VAD)
+        await _reply_playing(client)
+        await say(client, speech_24k(said), 700, live=True)
+        during = await client.until("response.done", limit_s=30)
+        kinds = event_types(during)
+        assert "input_audio_buffer.speech_started" not in kinds
+        assert "input_audio_buffer.committed" not in kinds
+        assert during[-1]["response"]["status"] == "completed"
+        assert QUESTION.split()[-1].strip(".") in reply_text(during[-1])
+        assert event_types(await _events_for(client, 1.0)) == []  # no turn, no new reply
+
+        # The next turn is answered, and the backchannel's audio is not part of it.
+        await say(client, speech_24k("Do you have a table near the window?"), 600, live=True)
+        later = await client.until("response.done", limit_s=30)
+        (transcript,) = [
+            e["transcript"]
+            for e in later
+            if e["type"] == "conversation.item.input_audio_transcription.completed"
+        ]
+        assert "window" in transcript.lower()
+        assert said.lower().strip(".") not in transcript.lower()
+        assert later[-1]["response"]["status"] == "completed"
+
+
+@pytest.mark.models
+async def test_a_word_over_the_bot_interrupts_it_from_where_the_speech_began(url: str) -> None:
+    async with websockets.connect(f"{url}/realtime") as ws:
+        client = await connect_session(ws, VAD)
+        opening = await _reply_playing(client)
+        (created,) = [e for e in opening if e["type"] == "response.created"]
+        await anyio.sleep(0.3)
+        await say(client, speech_24k("Stop."), 700, live=True)
+        barge = await client.until("input_audio_buffer.committed", limit_s=30)
+        kinds = event_types(barge)
+        started = barge[kinds.index("input_audio_buffer.speech_started")]
+        stopped = barge[kinds.index("input_audio_buffer.speech_stopped")]
+        # The turn keeps its real start (announced once its words were known).
+        assert 0 < stopped["audio_end_ms"] - started["audio_start_ms"] < 1500
+        assert started["item_id"] == stopped["item_id"] == barge[-1]["item_id"]
+        events = list(barge)
+        while [e["type"] for e in events].count("response.done") < 2:  # the cut, the answer
+            events += await client.until("response.done", limit_s=30)
+        cut, answer = [e for e in events if e["type"] == "response.done"]
+        assert cut["response"]["id"] == created["response"]["id"]
+        assert cut["response"]["status"] == "cancelled"
+        assert cut["response"]["status_details"]["reason"] == "turn_detected"
+        assert "stop" in reply_text(answer).lower()
+
+
+@pytest.mark.models
+async def test_long_speech_over_the_bot_interrupts_before_it_ends(url: str) -> None:
+    """Speech longer than ``backchannel_ms`` is a barge-in while the user still talks."""
+    speech = speech_24k("Can you make that three people at seven near the window please?")
+    async with websockets.connect(f"{url}/realtime") as ws:
+        client = await connect_session(ws, VAD)
+        await _reply_playing(client)
+        sent = time.monotonic()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(say, client, speech, 700, True)
+            barge = await client.until("input_audio_buffer.speech_started", limit_s=30)
+            announced = time.monotonic() - sent
+        assert announced < len(speech) / 48000 - 0.5, announced  # well before its end
+        rest = await client.until("response.done", limit_s=30)
+        assert rest[-1]["response"]["status"] == "cancelled"
+        answer = await client.until("response.done", limit_s=30)
+        assert "three" in reply_text(answer[-1]).lower()
+        assert "input_audio_buffer.speech_started" in event_types(barge)
+
+
+def test_what_counts_as_a_barge_in() -> None:
+    rules = InterruptionParams()
+    for text in ("Okay.", "Uh-huh.", "Yeah, okay.", "Hmm", "", "I see."):
+        assert not is_barge_in(text, rules), text
+    for text in ("Stop.", "Wait, what?", "Okay, stop."):
+        assert is_barge_in(text, rules), text
+    assert not is_barge_in("Stop.", rules.model_copy(update={"min_words": 2}))
+
+
+def test_the_hold_is_the_files_words_rule_cut_to_backchannel_ms() -> None:
+    words = InterruptionParams(rule="words", max_pause_ms=1500)
+    held = over_bot_rules(words, 600)
+    assert held is not None and held.max_pause_ms == 600 and held.backchannels
+    assert over_bot_rules(words, 0) is None
+    assert over_bot_rules(InterruptionParams(rule="speech"), 600) is None
+    short = over_bot_rules(words.model_copy(update={"max_pause_ms": 400}), 600)
+    assert short is not None and short.max_pause_ms == 400
+
+
+def test_playback_runs_in_real_time_from_the_first_delta(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pipelines.serve import over_bot
+
+    now = [1_000_000_000]
+    monkeypatch.setattr(over_bot.time, "monotonic_ns", lambda: now[0])
+    playback = Playback()
+    assert not playback.playing()
+    playback.sent(100)
+    playback.sent(100)  # sent at once: played one after the other
+    assert playback.until_ns == now[0] + 200_000_000
+    now[0] += 150_000_000
+    assert playback.playing()
+    now[0] += 100_000_000
+    assert not playback.playing()
+    playback.sent(100)  # after a gap: from now
+    assert playback.until_ns == now[0] + 100_000_000
+    playback.stop()
+    assert not playback.playing()
