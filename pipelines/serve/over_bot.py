@@ -25,6 +25,7 @@ wait, since no turn came.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -41,18 +42,18 @@ class Playback:
     from the moment it was sent at the earliest.
     """
 
-    def __init__(self) -> None:
-        """Nothing playing."""
+    def __init__(self, clock: Callable[[], int] = time.monotonic_ns) -> None:
+        """Nothing playing; times come from ``clock`` (ns)."""
         self.until_ns = 0
+        self._clock = clock
 
     def sent(self, duration_ms: float) -> None:
         """``duration_ms`` of reply audio went to the client now."""
-        now = time.monotonic_ns()
-        self.until_ns = max(self.until_ns, now) + int(duration_ms * 1e6)
+        self.until_ns = max(self.until_ns, self._clock()) + int(duration_ms * 1e6)
 
     def playing(self) -> bool:
         """True while audio sent is presumably still playing."""
-        return time.monotonic_ns() < self.until_ns
+        return self._clock() < self.until_ns
 
     def stop(self) -> None:
         """The client stopped playing (a barge-in, a truncate)."""

@@ -150,12 +150,9 @@ def test_the_hold_is_the_files_words_rule_cut_to_backchannel_ms() -> None:
     assert short is not None and short.max_pause_ms == 400
 
 
-def test_playback_runs_in_real_time_from_the_first_delta(monkeypatch: pytest.MonkeyPatch) -> None:
-    from pipelines.serve import over_bot
-
+def test_playback_runs_in_real_time_from_the_first_delta() -> None:
     now = [1_000_000_000]
-    monkeypatch.setattr(over_bot.time, "monotonic_ns", lambda: now[0])
-    playback = Playback()
+    playback = Playback(clock=lambda: now[0])
     assert not playback.playing()
     playback.sent(100)
     playback.sent(100)  # sent at once: played one after the other
