@@ -12,7 +12,9 @@ yet, and the response goes on. The held turn becomes a barge-in, with the events
 turn would have had from its start and the response cancelled, as soon as either
 
 * the speech has gone on for ``backchannel_ms`` after its start (a backchannel is
-  short; at most the file's ``max_pause_ms``), or
+  short; at most the file's ``max_pause_ms``), or the user speaks again after a
+  pause once that time has passed (under ``semantic_vad`` a turn may stay open
+  through a long pause: silence is no speech going on), or
 * its transcript holds ``min_words`` words that are not all backchannels.
 
 A held turn whose transcript is only backchannels, or has no words at all (a
@@ -71,7 +73,11 @@ class HeldTurn:
     timer: anyio.CancelScope
     """The ``backchannel_ms`` wait that makes long speech a barge-in."""
     speech_end_ns: int | None = None
-    """When the VAD heard it end (None while the user speaks)."""
+    """When the VAD heard it end (None while the turn is open)."""
+    paused: bool = False
+    """The VAD reports a pause inside it (the user is silent, the turn still open)."""
+    expired: bool = False
+    """``backchannel_ms`` has passed since it began."""
 
 
 def is_barge_in(text: str, rules: InterruptionParams) -> bool:

@@ -349,11 +349,13 @@ class RealtimeSession:
         await self.turns.vad_stopped(frame)
 
     async def vad_paused(self, frame: UserPausedSpeakingFrame) -> bool:
-        """A pause inside a turn (:meth:`Speculator.vad_paused`)."""
+        """A pause inside a turn (:meth:`Turns.held_paused`, :meth:`Speculator.vad_paused`)."""
+        await self.turns.held_paused(frame)
         return await self.speculator.vad_paused(frame)
 
     async def vad_resumed(self, frame: UserResumedSpeakingFrame) -> bool:
-        """Speech after a pause (:meth:`Speculator.vad_resumed`)."""
+        """Speech after a pause (:meth:`Turns.held_resumed`, :meth:`Speculator.vad_resumed`)."""
+        await self.turns.held_resumed()
         return await self.speculator.vad_resumed(frame)
 
     async def on_transcription(self, frame: TranscriptionFrame) -> None:

@@ -166,7 +166,8 @@ class SessionState:
     speculation: Speculation | None = None
     """The pause of the open VAD turn the STT has transcribed (None outside one)."""
     held: HeldTurn | None = None
-    """A VAD turn over the bot's audio not announced yet (:mod:`pipelines.serve.over_bot`)."""
+    """The open VAD turn, when it began over the bot's audio and is not announced yet
+    (:mod:`pipelines.serve.over_bot`); once it ends its slot waits for the words."""
     playback: Playback = field(default_factory=Playback)
     """When the client will have played the reply audio sent so far."""
 

@@ -13,7 +13,13 @@ import logging
 
 import anyio
 
-from framework.frames import TranscriptionFrame, UserStartedSpeakingFrame, UserStoppedSpeakingFrame
+from framework.frames import (
+    EndOfUtteranceFrame,
+    TranscriptionFrame,
+    UserPausedSpeakingFrame,
+    UserStartedSpeakingFrame,
+    UserStoppedSpeakingFrame,
+)
 from pipelines.serve.commits import commit_buffer, fill_transcript
 from pipelines.serve.items import Item
 from pipelines.serve.over_bot import HeldTurn, is_barge_in
@@ -174,13 +180,42 @@ class Turns:
             st.playback.stop()  # the client stops playing at speech_started
 
     async def _hold(self, held: HeldTurn, delay_s: float) -> None:
-        """Speech over the bot that goes on for ``max_pause_ms`` is a barge-in."""
+        """Speech over the bot that goes on for ``backchannel_ms`` is a barge-in."""
         with held.timer:
             await anyio.sleep(delay_s)
-            if self.state.held is held and held.speech_end_ns is None:
-                log.debug("session %s: speech over the bot went on: a barge-in", self._id)
-                self.state.held = None
-                await self._announce(held.item_id, held.start_ms)
+            held.expired = True
+            if not held.paused:
+                await self._barge_in(held)
+
+    async def _barge_in(self, held: HeldTurn) -> None:
+        if self.state.held is held:
+            log.debug("session %s: speech over the bot went on: a barge-in", self._id)
+            self.state.held = None
+            await self._announce(held.item_id, held.start_ms)
+
+    async def held_paused(self, frame: UserPausedSpeakingFrame) -> None:
+        """The VAD reports a pause in the open turn: a held turn's speech is not going on.
+
+        No reply is prepared for a held turn, so no words' verdict will come for its
+        pause (:meth:`Speculator.vad_paused`): the turn processor is told at once, and
+        the turn ends on the end-of-turn model's verdict alone.
+        """
+        held = self.state.held
+        if held is None:
+            return
+        held.paused = True
+        if self.turn.uses_words:
+            await self.turn.judge_words(
+                EndOfUtteranceFrame(probability=None, speech_end_ns=frame.speech_end_ns)
+            )
+
+    async def held_resumed(self) -> None:
+        """Speech after that pause: past ``backchannel_ms``, a held turn is a barge-in now."""
+        held = self.state.held
+        if held is not None:
+            held.paused = False
+            if held.expired:
+                await self._barge_in(held)
 
     @property
     def _id(self) -> str:
@@ -195,8 +230,8 @@ class Turns:
             return
         item_id = st.vad_item_id or new_id("item")
         st.vad_item_id = None
-        held = st.held
-        if held is not None:  # over the bot, not announced: its words decide
+        held, st.held = st.held, None
+        if held is not None:  # over the bot, not announced: its words decide (_decide)
             held.timer.cancel()
             held.speech_end_ns = frame.speech_end_ns
             await self.close_stt_turn(held, frame)
@@ -237,9 +272,6 @@ class Turns:
     async def _decide(self, held: HeldTurn, text: str) -> None:
         """The transcript of a turn held over the bot: a barge-in, or nothing happened."""
         st = self.state
-        if st.held is not held:  # announced meanwhile (cannot happen once it ended)
-            return
-        st.held = None
         assert self._over_bot is not None
         assert held.speech_end_ns is not None
         end_ms = st.input.ms_at(held.speech_end_ns)

@@ -29,6 +29,7 @@ pytestmark = pytest.mark.anyio
 
 WORD_DELAY_S = 0.2  # the reply is still being generated while the user speaks over it
 VAD = {"type": "server_vad", "silence_duration_ms": 200}
+SEMANTIC = {"type": "semantic_vad"}  # the Smart Turn model at each pause, with the words' check
 QUESTION = "I would like to book a table for two people tomorrow evening please."
 
 
@@ -59,10 +60,16 @@ async def _reply_playing(client: RawClient) -> list[dict[str, Any]]:
 
 
 @pytest.mark.models
-@pytest.mark.parametrize("said", ["Okay.", "Uh-huh."])
-async def test_a_backchannel_over_the_bot_lets_the_reply_play_on(url: str, said: str) -> None:
+@pytest.mark.parametrize(
+    ("said", "detection"),
+    [("Okay.", VAD), ("Uh-huh.", VAD), ("Okay.", SEMANTIC), ("Yeah.", SEMANTIC)],
+    ids=["okay-server_vad", "uh-huh-server_vad", "okay-semantic_vad", "yeah-semantic_vad"],
+)
+async def test_a_backchannel_over_the_bot_lets_the_reply_play_on(
+    url: str, said: str, detection: dict[str, Any]
+) -> None:
     async with websockets.connect(f"{url}/realtime") as ws:
-        client = await connect_session(ws, VAD)
+        client = await connect_session(ws, detection)
         await _reply_playing(client)
         await say(client, speech_24k(said), 700, live=True)
         during = await client.until("response.done", limit_s=30)
