@@ -5,9 +5,10 @@ through "uh-huh" or a cough; this is the same rule in ``parley serve``, taken fr
 the served pipeline file's ``[interruption]`` table (``rule = "words"``, its
 ``min_words``, ``backchannels`` and ``max_pause_ms``).
 
-While the client is still playing a reply (as far as the server can tell: the audio
-it sent, played in real time from the first delta on, :class:`Playback`), a VAD
-turn under ``interrupt_response`` is *held*: no ``input_audio_buffer.speech_started``
+When speech starts while the client plays a reply that was playing before it
+(as far as the server can tell: the audio it sent, played in real time from the
+first delta on, :class:`Playback`), a VAD turn under ``interrupt_response`` is
+*held*: no ``input_audio_buffer.speech_started``
 yet, and the response goes on. The held turn becomes a barge-in, with the events a
 turn would have had from its start and the response cancelled, as soon as either
 
@@ -22,6 +23,10 @@ cough the transcriber writes as "Hmm"), is dropped: no event, no item, its audio
 leaves the input buffer, and the reply plays on. A client that paused the bot at the
 speech onset (the realtime processor's ``pause_bot``) resumes it after its silence
 wait, since no turn came.
+
+Speech that began before the reply's audio did (the user went on after a pause the
+server took for the end of the turn, and the reply started meanwhile) is not held:
+the client heard no bot at its onset and did not pause it, so it interrupts at once.
 """
 
 from __future__ import annotations
@@ -47,15 +52,28 @@ class Playback:
     def __init__(self, clock: Callable[[], int] = time.monotonic_ns) -> None:
         """Nothing playing; times come from ``clock`` (ns)."""
         self.until_ns = 0
+        self.since_ns = 0
+        """When the stretch playing now began."""
         self._clock = clock
+
+    def now_ns(self) -> int:
+        """The clock's time."""
+        return self._clock()
 
     def sent(self, duration_ms: float) -> None:
         """``duration_ms`` of reply audio went to the client now."""
-        self.until_ns = max(self.until_ns, self._clock()) + int(duration_ms * 1e6)
+        now = self._clock()
+        if now >= self.until_ns:
+            self.since_ns = now
+        self.until_ns = max(self.until_ns, now) + int(duration_ms * 1e6)
 
     def playing(self) -> bool:
         """True while audio sent is presumably still playing."""
         return self._clock() < self.until_ns
+
+    def playing_since(self, when_ns: int) -> bool:
+        """True while audio plays that was already playing at ``when_ns`` (clock time)."""
+        return self.playing() and self.since_ns <= when_ns
 
     def stop(self) -> None:
         """The client stopped playing (a barge-in, a truncate)."""

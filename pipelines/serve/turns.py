@@ -151,7 +151,14 @@ class Turns:
         item_id = st.vad_item_id = new_id("item")
         st.stt_turn_open, st.turn_by_vad = True, True
         self._replies.disarm_idle_timer()
-        if self._over_bot is not None and td.interrupt_response and st.playback.playing():
+        # (the speech's onset in wall-clock time: as long ago as in the audio clock)
+        heard_ns = st.input.now_ns()
+        onset_ns = st.playback.now_ns() - (heard_ns - (frame.speech_start_ns or heard_ns))
+        if (
+            self._over_bot is not None
+            and td.interrupt_response
+            and st.playback.playing_since(onset_ns)
+        ):
             held = st.held = HeldTurn(item_id, start_ms, anyio.CancelScope())
             self._spawn(self._hold, held, self._over_bot.max_pause_ms / 1000)
             return True

@@ -170,5 +170,7 @@ def test_playback_runs_in_real_time_from_the_first_delta() -> None:
     assert not playback.playing()
     playback.sent(100)  # after a gap: from now
     assert playback.until_ns == now[0] + 100_000_000
+    # Speech that began before this stretch did is not speech over a playing bot.
+    assert playback.playing_since(now[0]) and not playback.playing_since(now[0] - 1)
     playback.stop()
-    assert not playback.playing()
+    assert not playback.playing() and not playback.playing_since(now[0])
