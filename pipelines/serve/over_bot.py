@@ -7,10 +7,11 @@ the served pipeline file's ``[interruption]`` table (``rule = "words"``, its
 
 When speech starts while the client plays a reply that was playing before it
 (as far as the server can tell: the audio it sent, played in real time from the
-first delta on, :class:`Playback`), a VAD turn under ``interrupt_response`` is
-*held*: no ``input_audio_buffer.speech_started``
-yet, and the response goes on. The held turn becomes a barge-in, with the events a
-turn would have had from its start and the response cancelled, as soon as either
+first delta on, :class:`Playback`), or between two pieces of a reply whose audio
+had begun, a VAD turn under ``interrupt_response`` is *held*: no
+``input_audio_buffer.speech_started`` yet, and the response goes on. The held turn
+becomes a barge-in, with the events a turn would have had from its start and the
+response cancelled, as soon as either
 
 * the speech has gone on for ``backchannel_ms`` after its start (a backchannel is
   short; at most the file's ``max_pause_ms``), or the user speaks again after a
@@ -39,7 +40,12 @@ import anyio
 
 from processors.interruption import InterruptionParams, stops_the_bot, words_of
 
-__all__ = ["HeldTurn", "Playback", "is_barge_in", "over_bot_rules"]
+__all__ = ["ONSET_GRACE_NS", "HeldTurn", "Playback", "is_barge_in", "over_bot_rules"]
+
+ONSET_GRACE_NS = 100_000_000
+"""Speech counts as over a reply that began up to this long after the speech's onset
+(as the server's VAD places it, a window or so early): a client that pauses the bot
+at the onset hears the speech about 100 ms in, when that reply already plays."""
 
 
 class Playback:

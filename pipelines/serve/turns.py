@@ -22,7 +22,7 @@ from framework.frames import (
 )
 from pipelines.serve.commits import commit_buffer, fill_transcript
 from pipelines.serve.items import Item
-from pipelines.serve.over_bot import HeldTurn, is_barge_in
+from pipelines.serve.over_bot import ONSET_GRACE_NS, HeldTurn, is_barge_in
 from pipelines.serve.protocol import event, new_id
 from pipelines.serve.replies import Replies
 from pipelines.serve.session_config import SemanticVad, ServerVad
@@ -151,19 +151,27 @@ class Turns:
         item_id = st.vad_item_id = new_id("item")
         st.stt_turn_open, st.turn_by_vad = True, True
         self._replies.disarm_idle_timer()
-        # (the speech's onset in wall-clock time: as long ago as in the audio clock)
+        # The speech's onset in wall-clock time (as long ago as in the audio clock), give
+        # or take the VAD's window: a reply that began by ONSET_GRACE_NS after it was
+        # playing when a client's onset detector (96 ms) heard the speech.
         heard_ns = st.input.now_ns()
         onset_ns = st.playback.now_ns() - (heard_ns - (frame.speech_start_ns or heard_ns))
-        if (
-            self._over_bot is not None
-            and td.interrupt_response
-            and st.playback.playing_since(onset_ns)
-        ):
+        onset_ns += ONSET_GRACE_NS
+        if self._over_bot is not None and td.interrupt_response and self._over_bot_at(onset_ns):
             held = st.held = HeldTurn(item_id, start_ms, anyio.CancelScope())
             self._spawn(self._hold, held, self._over_bot.max_pause_ms / 1000)
             return True
         await self._announce(item_id, start_ms)
         return True
+
+    def _over_bot_at(self, onset_ns: int) -> bool:
+        """Whether the bot spoke when speech began at ``onset_ns``: its audio played, or a
+        reply whose audio had begun was between two pieces (the next still being made)."""
+        st = self.state
+        playback, response = st.playback, st.response
+        if playback.playing_since(onset_ns):
+            return True
+        return response is not None and response.audio_deltas > 0 and playback.since_ns <= onset_ns
 
     async def _announce(self, item_id: str, start_ms: float) -> None:
         """``speech_started`` for a turn; it cancels the response if the session says so."""
@@ -211,10 +219,9 @@ class Turns:
         if held is None:
             return
         held.paused = True
-        if self.turn.uses_words:
-            await self.turn.judge_words(
-                EndOfUtteranceFrame(probability=None, speech_end_ns=frame.speech_end_ns)
-            )
+        if self.turn.uses_words:  # (from a task: the turn processor is pushing this pause)
+            verdict = EndOfUtteranceFrame(probability=None, speech_end_ns=frame.speech_end_ns)
+            self._spawn(self.turn.judge_words, verdict)
 
     async def held_resumed(self) -> None:
         """Speech after that pause: past ``backchannel_ms``, a held turn is a barge-in now."""
