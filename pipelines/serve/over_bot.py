@@ -25,9 +25,11 @@ leaves the input buffer, and the reply plays on. A client that paused the bot at
 speech onset (the realtime processor's ``pause_bot``) resumes it after its silence
 wait, since no turn came.
 
-Speech that began before the reply's audio did (the user went on after a pause the
-server took for the end of the turn, and the reply started meanwhile) is not held:
-the client heard no bot at its onset and did not pause it, so it interrupts at once.
+Speech that began before the reply's audio did, or less than ``MIN_QUIET_NS`` after
+the user's own last words (the user went on after a pause the server took for the
+end of the turn, and the reply started meanwhile), is not held: a client's onset
+pause did not fire for it (to the client the user never stopped), so it interrupts
+at once.
 """
 
 from __future__ import annotations
@@ -40,7 +42,20 @@ import anyio
 
 from processors.interruption import InterruptionParams, stops_the_bot, words_of
 
-__all__ = ["ONSET_GRACE_NS", "HeldTurn", "Playback", "is_barge_in", "over_bot_rules"]
+__all__ = [
+    "MIN_QUIET_NS",
+    "ONSET_GRACE_NS",
+    "HeldTurn",
+    "Playback",
+    "is_barge_in",
+    "over_bot_rules",
+]
+
+MIN_QUIET_NS = 1_000_000_000
+"""Speech that follows the user's own last words by less than this is the user going
+on after a pause the server took for the end of the turn (a reply began in it), not a
+remark over the bot: it interrupts at once. A listener's "uh-huh" comes after the bot
+has been speaking a while; the pauses inside a sentence are 0.5-0.9 s."""
 
 ONSET_GRACE_NS = 100_000_000
 """Speech counts as over a reply that began up to this long after the speech's onset

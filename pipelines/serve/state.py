@@ -159,6 +159,8 @@ class SessionState:
     vad_speaking: bool = False
     """What the VAD last said, in any mode (manual turns ignore it)."""
     vad_start_ns: int | None = None
+    vad_end_ns: int | None = None
+    """When the VAD last heard the user's speech end (wall clock, ``time.monotonic_ns``)."""
     slots: deque[Item | Speculation | HeldTurn | None] = field(default_factory=deque)
     """Turns closed in the STT, oldest first, each waiting for its transcript."""
     transcribed: dict[str, anyio.Event] = field(default_factory=dict)

@@ -22,7 +22,7 @@ from framework.frames import (
 )
 from pipelines.serve.commits import commit_buffer, fill_transcript
 from pipelines.serve.items import Item
-from pipelines.serve.over_bot import ONSET_GRACE_NS, HeldTurn, is_barge_in
+from pipelines.serve.over_bot import MIN_QUIET_NS, ONSET_GRACE_NS, HeldTurn, is_barge_in
 from pipelines.serve.protocol import event, new_id
 from pipelines.serve.replies import Replies
 from pipelines.serve.session_config import SemanticVad, ServerVad
@@ -151,27 +151,35 @@ class Turns:
         item_id = st.vad_item_id = new_id("item")
         st.stt_turn_open, st.turn_by_vad = True, True
         self._replies.disarm_idle_timer()
-        # The speech's onset in wall-clock time (as long ago as in the audio clock), give
-        # or take the VAD's window: a reply that began by ONSET_GRACE_NS after it was
-        # playing when a client's onset detector (96 ms) heard the speech.
-        heard_ns = st.input.now_ns()
-        onset_ns = st.playback.now_ns() - (heard_ns - (frame.speech_start_ns or heard_ns))
-        onset_ns += ONSET_GRACE_NS
-        if self._over_bot is not None and td.interrupt_response and self._over_bot_at(onset_ns):
+        if self._over_bot is not None and td.interrupt_response and self._over_bot_at(frame):
             held = st.held = HeldTurn(item_id, start_ms, anyio.CancelScope())
             self._spawn(self._hold, held, self._over_bot.max_pause_ms / 1000)
             return True
         await self._announce(item_id, start_ms)
         return True
 
-    def _over_bot_at(self, onset_ns: int) -> bool:
-        """Whether the bot spoke when speech began at ``onset_ns``: its audio played, or a
-        reply whose audio had begun was between two pieces (the next still being made)."""
+    def _over_bot_at(self, frame: UserStartedSpeakingFrame) -> bool:
+        """Whether speech starting with ``frame`` is a remark over the bot (held).
+
+        The bot spoke at the speech's onset: its audio played, or a reply whose audio
+        had begun was between two pieces (the next still being made); and the user had
+        been quiet for ``MIN_QUIET_NS`` (else they are going on after a pause).
+        """
         st = self.state
+        onset_ns = self._wall_ns(frame.speech_start_ns)
+        if st.vad_end_ns is not None and onset_ns - st.vad_end_ns < MIN_QUIET_NS:
+            return False
+        onset_ns += ONSET_GRACE_NS  # (give or take the VAD's window)
         playback, response = st.playback, st.response
         if playback.playing_since(onset_ns):
             return True
         return response is not None and response.audio_deltas > 0 and playback.since_ns <= onset_ns
+
+    def _wall_ns(self, ns: int | None) -> int:
+        """Wall-clock (monotonic) time of pipeline time ``ns``: as long before now as in
+        the audio clock (a client may send audio faster than real time, or pause)."""
+        heard_ns = self.state.input.now_ns()
+        return self.state.playback.now_ns() - (heard_ns - (ns or heard_ns))
 
     async def _announce(self, item_id: str, start_ms: float) -> None:
         """``speech_started`` for a turn; it cancels the response if the session says so."""
@@ -238,7 +246,7 @@ class Turns:
     async def vad_stopped(self, frame: UserStoppedSpeakingFrame) -> None:
         """The VAD heard speech end: commit the turn, maybe answer it."""
         st = self.state
-        st.vad_speaking = False
+        st.vad_speaking, st.vad_end_ns = False, self._wall_ns(frame.speech_end_ns)
         td = st.turn_detection
         if td is None or not (st.stt_turn_open and st.turn_by_vad):
             return

@@ -176,3 +176,40 @@ def test_playback_runs_in_real_time_from_the_first_delta() -> None:
     assert playback.playing_since(now[0]) and not playback.playing_since(now[0] - 1)
     playback.stop()
     assert not playback.playing() and not playback.playing_since(now[0])
+
+
+def _rule_at(now_s: float, *, played_from_s: float, last_words_end_s: float | None) -> bool:
+    """``Turns._over_bot_at`` for speech starting at ``now_s`` (audio and wall clock
+    agree): a reply playing from ``played_from_s`` for 5 s, the user's last words ending
+    at ``last_words_end_s``."""
+    from types import SimpleNamespace
+
+    from framework.frames import UserStartedSpeakingFrame
+    from pipelines.serve.turns import Turns
+
+    s = 1_000_000_000
+    clock = [int(played_from_s * s)]
+    playback = Playback(clock=lambda: clock[0])
+    playback.sent(5000)
+    clock[0] = int(now_s * s)
+    turns = Turns.__new__(Turns)
+    turns.state = SimpleNamespace(  # type: ignore[assignment]
+        input=SimpleNamespace(now_ns=lambda: clock[0]),
+        playback=playback,
+        response=None,
+        vad_end_ns=None if last_words_end_s is None else int(last_words_end_s * s),
+    )
+    return turns._over_bot_at(UserStartedSpeakingFrame(speech_start_ns=clock[0]))
+
+
+def test_speech_over_a_playing_reply_is_held_unless_the_user_is_going_on() -> None:
+    # the bot has played 1.5 s; the user's last words ended 3 s ago: a remark over it
+    assert _rule_at(10.0, played_from_s=8.5, last_words_end_s=7.0)
+    # ... their last words ended 0.6 s ago (a pause taken for the end of the turn)
+    assert not _rule_at(10.0, played_from_s=9.7, last_words_end_s=9.4)
+    # the reply began after the speech did (more than the onset's grace)
+    assert not _rule_at(10.0, played_from_s=10.2, last_words_end_s=5.0)
+    # ... or within the grace: the client's onset detector heard a bot playing
+    assert _rule_at(10.0, played_from_s=10.05, last_words_end_s=5.0)
+    # no words before at all
+    assert _rule_at(10.0, played_from_s=9.0, last_words_end_s=None)
