@@ -5,7 +5,9 @@ input buffer until it is committed or cleared, and converted to PCM16 at the
 pipeline's input rate (16 kHz by default) in :class:`InputAudioFrame`\\ s of up to
 20 ms. What an append brings goes on at once, the last frame shorter (down to
 5 ms) rather than held for the next append: held, it would reach the VAD up to
-20 ms later.
+20 ms later. The resampler's filter still holds a few milliseconds: a commit
+sends them on (:meth:`InputAudioBuffer.flush`), so the turn's transcript hears
+its last sound, and a clear drops them, so the cleared audio reaches no turn.
 
 One clock serves both sides. The session clock counts milliseconds of all audio
 appended since the session began (``audio_start_ms``/``audio_end_ms`` are read
@@ -66,15 +68,13 @@ class InputAudioBuffer:
         if fmt not in _NATIVE_RATE:
             raise ValueError(f"unknown input format {fmt!r}")
         self._format = fmt
-        self._carry = b""
-        self.buffer.clear()
-        self.buffer_start_ms = self.clock_ms
         rate = _NATIVE_RATE[fmt]
         self._resampler = (
             StreamResampler(rate, self.pipeline_rate, quality=LISTENING_QUALITY)
             if rate != self.pipeline_rate
             else None
         )
+        self.clear()
 
     def append(self, data: bytes) -> list[InputAudioFrame]:
         """Add appended audio to the buffer; return the pipeline frames it completes."""
@@ -92,11 +92,24 @@ class InputAudioBuffer:
                 self._carry = b""
         if self._resampler is not None:
             pcm = self._resampler.process(pcm)
-        frames = []
         chunks = self._chunker.push(pcm)
         if self._chunker.pending >= self._min_tail:
             chunks.append(self._chunker.flush(pad=False) or b"")
+        return self._frames(chunks)
+
+    def flush(self) -> list[InputAudioFrame]:
+        """Frames of the audio still held in conversion (the resampler's filter, the
+        last few milliseconds): what was appended has then all gone to the pipeline."""
+        pcm = self._resampler.flush() if self._resampler is not None else b""
+        chunks = self._chunker.push(pcm)
+        chunks.append(self._chunker.flush(pad=False) or b"")
+        return self._frames(chunks)
+
+    def _frames(self, chunks: list[bytes]) -> list[InputAudioFrame]:
+        frames = []
         for chunk in chunks:
+            if not chunk:
+                continue
             ts = self.origin_ns + round(self._samples_out * 1e9 / self.pipeline_rate)
             self._samples_out += len(chunk) // 2
             frames.append(
@@ -123,9 +136,15 @@ class InputAudioBuffer:
         return data, start, self.clock_ms
 
     def clear(self) -> None:
-        """Drop the buffered audio (the clock goes on)."""
+        """Drop the buffered audio, and what of it is still in conversion (the clock goes on)."""
         self.buffer.clear()
         self.buffer_start_ms = self.clock_ms
+        self._carry = b""
+        if self._resampler is not None:
+            self._resampler.reset()
+        self._chunker.flush(pad=False)
+        # the next frame is stamped where the next append starts on the session clock
+        self._samples_out = round(self.clock_ms * self.pipeline_rate / 1000)
 
     def trim_before(self, ms: float) -> None:
         """Drop buffered audio older than session time ``ms``."""

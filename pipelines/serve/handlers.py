@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from framework.errors import TaskFinishedError
-from framework.frames import Frame
+from framework.frames import Frame, InputAudioFrame
 from pipelines.serve import protocol as p
 from pipelines.serve.items import Item, item_from_client, truncate
 from pipelines.serve.options import ServerOptions
@@ -122,6 +122,12 @@ class ClientEvents:
         td = st.turn_detection
         if td is None and frames and not st.stt_turn_open:
             await self._turns.open_stt_turn()
+        await self._send_audio(frames, ev.event_id)
+        if td is not None and not st.stt_turn_open:
+            st.input.trim_before(st.input.clock_ms - prefix_padding_ms(td) - _VAD_KEEP_MS)
+
+    async def _send_audio(self, frames: list[InputAudioFrame], event_id: str | None) -> None:
+        """Send input frames down the session's pipeline."""
         try:
             for frame in frames:
                 await self._queue_frame(frame)
@@ -130,10 +136,8 @@ class ClientEvents:
                 "The session's pipeline has stopped.",
                 type_="server_error",
                 code="pipeline_stopped",
-                event_id=ev.event_id,
+                event_id=event_id,
             ) from None
-        if td is not None and not st.stt_turn_open:
-            st.input.trim_before(st.input.clock_ms - prefix_padding_ms(td) - _VAD_KEEP_MS)
 
     async def _commit(self, ev: p.InputAudioBufferCommit) -> None:
         st = self.state
@@ -146,6 +150,8 @@ class ClientEvents:
                 event_id=ev.event_id,
             )
         await self._wait_ready(ev.event_id)
+        # the turn's last sound, still in the resampler, goes to the STT before the turn ends
+        await self._send_audio(st.input.flush(), ev.event_id)
         self._replies.disarm_idle_timer()
         item = self._turns.commit_buffer(st.vad_item_id)
         st.vad_item_id = None

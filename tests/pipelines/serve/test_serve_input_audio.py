@@ -51,3 +51,39 @@ def test_frame_stamps_follow_the_samples_sent() -> None:
     for frame in frames:
         assert frame.timestamp_ns == 5_000_000_000 + round(sent * 1e9 / RATE)
         sent += len(frame.audio) // 2
+
+
+def test_a_flush_sends_the_tail_so_the_frames_hold_all_that_was_appended() -> None:
+    buffer = InputAudioBuffer(RATE, origin_ns=0)
+    audio = _speech_like(0.73)
+    frames = [f for i in range(0, len(audio), APPEND) for f in buffer.append(audio[i : i + APPEND])]
+    frames += buffer.flush()
+    got = b"".join(f.audio for f in frames)
+    assert got == resample(audio, 24000, RATE, quality=LISTENING_QUALITY)
+    assert buffer.flush() == []
+    assert buffer.now_ns() == round(0.73 * 1e9)
+
+
+def test_a_clear_drops_the_audio_still_in_conversion_and_keeps_the_clock() -> None:
+    """Cleared audio reaches no frame, however little of it the resampler let through."""
+    for fmt, rate, width in (("audio/pcmu", 8000, 1), ("audio/pcm", 24000, 2)):
+        buffer = InputAudioBuffer(RATE, origin_ns=0, fmt=fmt)
+        cleared = buffer.append(bytes([0x7F if fmt == "audio/pcmu" else 0]) * (rate // 20 * width))
+        buffer.clear()  # 50 ms appended, then cleared
+        after_ms = buffer.clock_ms
+        assert after_ms == 50
+        tone = (np.sin(np.arange(rate // 5) * 0.3) * 8000).astype("<i2")
+        data = tone.tobytes() if width == 2 else bytes(np.full(rate // 5, 0x10, dtype=np.uint8))
+        frames = buffer.append(data) + buffer.flush()
+        expected = resample(
+            data if width == 2 else _ulaw_pcm(data), rate, RATE, quality=LISTENING_QUALITY
+        )
+        assert b"".join(f.audio for f in frames) == expected, fmt
+        assert frames[0].timestamp_ns == round(after_ms * 1e6)
+        assert sum(len(f.audio) for f in cleared) < rate // 20 * width  # some was held
+
+
+def _ulaw_pcm(data: bytes) -> bytes:
+    from framework.audio import ulaw_decode
+
+    return ulaw_decode(data)
