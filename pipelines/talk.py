@@ -43,6 +43,7 @@ import anyio
 from pydantic import BaseModel
 
 from framework import EndReason, PipelineTask
+from framework.runtime import tune_gc
 from pipelines import registry
 from pipelines.config import ConfigError, PipelineConfig, load_pipeline_file
 from pipelines.factory import Session, Transport, build_session
@@ -282,6 +283,7 @@ def talk_main(
         sets.append(f"transport.backend={transport}")
     config = load_pipeline_file(pipeline_path, sets)
     server = LiveServer(config, host=host, port=port)
+    tune_gc()
 
     def announce(urls: list[str]) -> None:
         backend = config.stage("transport").backend

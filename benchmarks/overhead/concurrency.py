@@ -166,10 +166,13 @@ async def _session_run(k: int, stages: int, duration_s: float, variant: str) -> 
 
 def child_concurrency(k: int, stages: int, duration_s: float, variant: str) -> int:
     """Entry point of the child process: run one K and print its JSON on stdout."""
-    if variant == "output":
+    if variant in ("output", "output-pygc"):
         from benchmarks.overhead.paced import run_output_sessions
+        from framework.runtime import tune_gc
 
-        result = anyio.run(run_output_sessions, k, stages, duration_s, backend="asyncio")
+        if variant == "output":  # as parley serve and parley talk run their sessions
+            tune_gc()
+        result = anyio.run(run_output_sessions, k, stages, duration_s, variant, backend="asyncio")
     else:
         result = anyio.run(_session_run, k, stages, duration_s, variant, backend="asyncio")
     sys.stdout.write(json.dumps(result) + "\n")

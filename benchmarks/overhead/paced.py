@@ -16,6 +16,10 @@ as lateness of every later chunk rather than being forgiven. Kept up: every chun
 written and 99 % of them less than 20 ms late. Also reported: how late each write
 was against the output's own schedule (its ``play_ns``, which restarts after a
 stall), and how many times the schedule restarted.
+
+Variant ``output`` runs with the garbage collector as ``parley serve`` and ``parley
+talk`` set it (:func:`framework.runtime.tune_gc`); ``output-pygc`` keeps Python's
+thresholds, the baseline for that setting in the same run.
 """
 
 from __future__ import annotations
@@ -83,7 +87,9 @@ async def _tts(rig: Rig, rate: int, start_ns: int, pieces: int) -> None:
         await rig.task.queue_frame(OutputAudioFrame(audio=audio, sample_rate=rate))
 
 
-async def run_output_sessions(k: int, stages: int, duration_s: float) -> dict[str, Any]:
+async def run_output_sessions(
+    k: int, stages: int, duration_s: float, variant: str = "output"
+) -> dict[str, Any]:
     """Run K output sessions for ``duration_s`` of audio each; the child's result."""
     lateness = Histogram(bin_ns=100_000, max_ns=20_000_000_000)
     own = Histogram(bin_ns=100_000, max_ns=20_000_000_000)
@@ -122,7 +128,8 @@ async def run_output_sessions(k: int, stages: int, duration_s: float) -> dict[st
     late = lateness.summary("ms")
     return {
         "k": k,
-        "variant": "output",
+        "variant": variant,
+        "gc_thresholds": list(gc.get_threshold()),
         "stages": stages,
         "duration_s": duration_s,
         "piece_ms": PIECE_MS,

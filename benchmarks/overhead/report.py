@@ -137,6 +137,9 @@ def _output_targets(conc: dict[str, Any]) -> list[dict[str, Any]]:
             "p99 ms": _get(run1000, "playout_lateness_ms", "p99"),
             "CPU %": round(run1000["cpu_pct_of_one_core"], 1),
         }
+        baseline = _get(conc, "runs", "output-pygc", "1000")
+        if baseline is not None:  # the same sessions with Python's collector thresholds
+            seen["p99 ms, Python's GC"] = _get(baseline, "playout_lateness_ms", "p99")
         figure = "d. 1000 sessions, paced output: every chunk, p99 lateness < 20 ms"
         rows.append(_row(figure, run1000["kept_up"], "", "yes", lambda v: v is True, seen))
     return rows

@@ -59,6 +59,7 @@ from urllib.parse import parse_qs, urlsplit
 import anyio
 from websockets.typing import Subprotocol
 
+from framework.runtime import tune_gc
 from pipelines.config import PipelineConfig, load_pipeline_file
 from pipelines.serve.drain import DRAIN_CLOSE_CODE, DRAIN_ERROR_CODE, Drain
 from pipelines.serve.health import WorkerLoad
@@ -488,6 +489,7 @@ def serve_main(
         print(f"parley serve: {exc}", file=sys.stderr)
         return 2
     config = serve_pipeline_file(pipeline, overrides)
+    tune_gc(options.gc_threshold)
 
     def ready(bound_host: str, bound_port: int) -> None:
         print(

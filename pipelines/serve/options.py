@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from framework.runtime import YOUNG_THRESHOLD
+
 __all__ = ["ServerOptions", "parse_options"]
 
 MIB = 1024 * 1024
@@ -44,6 +46,13 @@ class ServerOptions(BaseModel):
         le=86_400.0,
         description="On SIGTERM, how long running sessions get to end before they are "
         "closed (error server_shutting_down, close 1012); new sessions are refused at once.",
+    )
+    gc_threshold: int = Field(
+        default=YOUNG_THRESHOLD,
+        ge=0,
+        description="Young-generation threshold of Python's garbage collector, set when "
+        "the server starts (framework.runtime.tune_gc: many sessions otherwise set off "
+        "full collections that stall every session's audio); 0 keeps Python's 700.",
     )
     max_message_bytes: int = Field(
         default=16 * MIB,
