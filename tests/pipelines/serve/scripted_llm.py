@@ -14,6 +14,8 @@ request is logged in :data:`CALLS` with the time it reached the model.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, ClassVar
 
 import anyio
@@ -92,3 +94,14 @@ def scripted_cascade(word_delay_s: float, *overrides: str) -> Any:
 
     register()
     return cascade_config("llm.backend=scripted", f"llm.word_delay_s={word_delay_s}", *overrides)
+
+
+@asynccontextmanager
+async def scripted_server(word_delay_s: float, **options: Any) -> AsyncIterator[str]:
+    """A running server of :func:`scripted_cascade` (a transcript waited for 5 s at most,
+    then server ``options``); yields its base URL."""
+    from pipelines.serve.app import running_server
+
+    config = scripted_cascade(word_delay_s)
+    async with running_server(config, transcript_timeout_s=5.0, **options) as base:
+        yield base

@@ -12,7 +12,6 @@ import anyio
 import pytest
 import websockets
 
-from pipelines.serve.app import running_server
 from pipelines.serve.over_bot import Playback, is_barge_in, over_bot_rules
 from processors.interruption import InterruptionParams
 from tests.pipelines.serve import scripted_llm
@@ -43,8 +42,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def url() -> AsyncIterator[str]:
-    config = scripted_llm.scripted_cascade(WORD_DELAY_S)
-    async with running_server(config, transcript_timeout_s=5.0) as base:
+    async with scripted_llm.scripted_server(WORD_DELAY_S) as base:
         yield base
 
 

@@ -25,7 +25,6 @@ import anyio
 import pytest
 import websockets
 
-from pipelines.serve.app import running_server
 from pipelines.serve.turns import Turns
 from tests.pipelines.serve import scripted_llm
 from tests.pipelines.serve.helpers import (
@@ -51,8 +50,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 async def url() -> AsyncIterator[str]:
-    config = scripted_llm.scripted_cascade(WORD_DELAY_S)
-    async with running_server(config, transcript_timeout_s=5.0) as base:
+    async with scripted_llm.scripted_server(WORD_DELAY_S) as base:
         yield base
 
 
@@ -60,8 +58,7 @@ async def url() -> AsyncIterator[str]:
 async def url_interrupting() -> AsyncIterator[str]:
     """A server where every speech start interrupts at once (``backchannel_ms=0``; the
     holding of speech over the bot is tests/pipelines/serve/test_serve_over_bot.py's)."""
-    config = scripted_llm.scripted_cascade(WORD_DELAY_S)
-    async with running_server(config, transcript_timeout_s=5.0, backchannel_ms=0) as base:
+    async with scripted_llm.scripted_server(WORD_DELAY_S, backchannel_ms=0) as base:
         yield base
 
 
