@@ -37,7 +37,9 @@ from tests.processors.fault_helpers import (
     failing_calls,
     wait_for,
 )
+from tests.speech import synthesize_speech
 
+from .conftest import SENTENCES
 from .stt_helpers import Utterance, corpus_wer, run_unpaced, spoken_turns
 
 pytestmark = pytest.mark.models
@@ -58,6 +60,19 @@ def halves(turn: list[Frame]) -> tuple[list[Frame], list[Frame]]:
     kinds = [type(f) for f in turn]
     mid = (kinds.index(UserStartedSpeakingFrame) + kinds.index(UserStoppedSpeakingFrame)) // 2
     return turn[:mid], turn[mid:]
+
+
+@pytest.fixture(scope="module")
+def speech() -> list[Utterance]:
+    """The STT tests' sentences without Piper's generator noise: the same clips every run.
+
+    A fault test compares a decoding after the fault with one without it; fed in other
+    chunks (a turn decoded again is fed in bounded calls), PocketSphinx can part by a few
+    words on a clip it finds hard, and with the noise on, a run now and then drew one
+    ("carrasco lights in the kitchen" against "god awful whites in the kitchen").
+    """
+    clips = synthesize_speech(SENTENCES, 16000)
+    return [Utterance(text, pcm) for text, pcm in zip(SENTENCES, clips, strict=True)]
 
 
 def close_enough(speech: list[Utterance], texts: list[str], bound: float) -> bool:
