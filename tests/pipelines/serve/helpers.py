@@ -39,11 +39,14 @@ def cascade_config(*overrides: str) -> PipelineConfig:
 
 @functools.cache
 def speech_24k(text: str) -> bytes:
-    """``text`` spoken by Piper's joe voice, as 24 kHz PCM16 (the protocol's format)."""
-    from framework.audio import resample
-    from processors.tts.piper import PiperTTS
+    """``text`` spoken by Piper's joe voice, as 24 kHz PCM16 (the protocol's format).
 
-    tts = PiperTTS()
+    Without Piper's generator noise, so a test hears the same audio in every run.
+    """
+    from framework.audio import resample
+    from processors.tts.piper import PiperTTS, PiperTTSParams
+
+    tts = PiperTTS(PiperTTSParams(noise_scale=0.0, noise_w_scale=0.0))
     tts.load()
     pcm = tts.synthesize(text)
     return resample(pcm, tts.voice_sample_rate, 24000)
