@@ -102,14 +102,14 @@ class InputAudioBuffer:
         last few milliseconds): what was appended has then all gone to the pipeline."""
         pcm = self._resampler.flush() if self._resampler is not None else b""
         chunks = self._chunker.push(pcm)
-        chunks.append(self._chunker.flush(pad=False) or b"")
+        tail = self._chunker.flush(pad=False)
+        if tail:
+            chunks.append(tail)
         return self._frames(chunks)
 
     def _frames(self, chunks: list[bytes]) -> list[InputAudioFrame]:
         frames = []
         for chunk in chunks:
-            if not chunk:
-                continue
             ts = self.origin_ns + round(self._samples_out * 1e9 / self.pipeline_rate)
             self._samples_out += len(chunk) // 2
             frames.append(
@@ -142,7 +142,7 @@ class InputAudioBuffer:
         self._carry = b""
         if self._resampler is not None:
             self._resampler.reset()
-        self._chunker.flush(pad=False)
+        self._chunker.reset()
         # the next frame is stamped where the next append starts on the session clock
         self._samples_out = round(self.clock_ms * self.pipeline_rate / 1000)
 

@@ -16,8 +16,14 @@ SENTENCES = (
 )
 
 
+def spoken_sentences(*, deterministic: bool) -> list[Utterance]:
+    """The four sentences spoken by Piper as 16 kHz PCM16, its generator noise off if
+    ``deterministic`` (the same clips every run)."""
+    clips = synthesize_speech(SENTENCES, 16000, deterministic=deterministic)
+    return [Utterance(text, pcm) for text, pcm in zip(SENTENCES, clips, strict=True)]
+
+
 @pytest.fixture(scope="session")
 def speech() -> list[Utterance]:
     """Four short spoken sentences (1.6-2.8 s) as 16 kHz PCM16, Piper's generator noise on."""
-    clips = synthesize_speech(SENTENCES, 16000, deterministic=False)
-    return [Utterance(text, pcm) for text, pcm in zip(SENTENCES, clips, strict=True)]
+    return spoken_sentences(deterministic=False)

@@ -37,9 +37,8 @@ from tests.processors.fault_helpers import (
     failing_calls,
     wait_for,
 )
-from tests.speech import synthesize_speech
 
-from .conftest import SENTENCES
+from .conftest import spoken_sentences
 from .stt_helpers import Utterance, corpus_wer, run_unpaced, spoken_turns
 
 pytestmark = pytest.mark.models
@@ -71,8 +70,7 @@ def speech() -> list[Utterance]:
     words on a clip it finds hard, and with the noise on, a run now and then drew one
     ("carrasco lights in the kitchen" against "god awful whites in the kitchen").
     """
-    clips = synthesize_speech(SENTENCES, 16000)
-    return [Utterance(text, pcm) for text, pcm in zip(SENTENCES, clips, strict=True)]
+    return spoken_sentences(deterministic=True)
 
 
 def close_enough(speech: list[Utterance], texts: list[str], bound: float) -> bool:
