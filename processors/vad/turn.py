@@ -7,10 +7,10 @@ docs/vad.md for the defaults and how they were measured.
 from __future__ import annotations
 
 import time
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import anyio
-from pydantic import Field, ValidationError, model_validator
+from pydantic import ValidationError
 
 from framework import Direction, Frame, Processor, handles
 from framework.audio import resample, to_mono
@@ -29,8 +29,9 @@ from framework.frames import (
     UserStoppedSpeakingFrame,
 )
 from processors.vad.base import SpeechEvent, SpeechSegmenter, VADAnalyzer, VADParams, VADWindow
-from processors.vad.eou import HOLD_PHRASES, OPEN_ENDINGS, asks_for_more
+from processors.vad.eou import asks_for_more
 from processors.vad.smart_turn import SMART_TURN_SECONDS, SmartTurnModel, shared_model
+from processors.vad.turn_params import TurnParams
 
 __all__ = ["TurnParams", "TurnProcessor", "create_analyzer"]
 
@@ -39,135 +40,6 @@ UPSTREAM = Direction.UPSTREAM
 _BUILD_FIELDS = ("vad", "aggressiveness", "webrtc_frame_ms")
 _MODEL_RATE = 16000
 _PRE_ROLL_S = 0.2  # audio before the detected start that the model also hears
-
-
-class TurnParams(VADParams):
-    """Settings of :class:`TurnProcessor`: the VAD settings plus barge-in policy."""
-
-    vad: Literal["silero", "webrtc"] = Field(
-        default="silero",
-        description="VAD backend used when no analyzer is passed in (silero resists noise).",
-    )
-    min_interruption_ms: float = Field(
-        default=300.0,
-        ge=0,
-        le=5000,
-        description=(
-            "While the bot speaks, user speech must last this long (and at least start_ms) "
-            "before it counts as a turn and interrupts the bot, so clicks and noise do not. "
-            "Not used while the bot speaks when a later stage decides barge-in on the "
-            "user's words (the cascades' [interruption] rule = 'words')."
-        ),
-    )
-    interrupt_on_start: bool = Field(
-        default=True,
-        description=(
-            "While the bot is silent, a user start also broadcasts an interruption, "
-            "cancelling any reply still being prepared."
-        ),
-    )
-    end_of_turn: Literal["smart_turn", "silence"] = Field(
-        default="smart_turn",
-        description=(
-            "How a pause becomes the end of the turn. 'smart_turn': the Smart Turn v3.2 model "
-            "judges the last 8 s of the turn at each pause; complete ends the turn after "
-            "complete_stop_ms of silence, incomplete waits up to incomplete_stop_ms. "
-            "'silence': stop_ms of silence always ends it. The model runs at the pause, so "
-            "with pause_ms = 0 turns end on stop_ms whatever this says. See docs/turn-taking.md."
-        ),
-    )
-    complete_stop_ms: float = Field(
-        default=200.0,
-        gt=0,
-        le=10000,
-        description="smart_turn: silence that ends a turn the model judged complete.",
-    )
-    incomplete_stop_ms: float = Field(
-        default=1500.0,
-        gt=0,
-        le=10000,
-        description=("smart_turn: silence that ends a turn the model judged incomplete."),
-    )
-    unjudged_stop_ms: float = Field(
-        default=800.0,
-        gt=0,
-        le=10000,
-        description=(
-            "smart_turn: silence that ends a turn while the model has not answered yet "
-            "(normally ~50 ms after the pause; longer only on a CPU too busy for it)."
-        ),
-    )
-    end_of_turn_threshold: float = Field(
-        default=0.5,
-        gt=0.0,
-        lt=1.0,
-        description="smart_turn: probability at or above which the model's verdict is 'complete'.",
-    )
-    transcript_check: bool = Field(
-        default=False,
-        description=(
-            "smart_turn: also ask the words. A pause Smart Turn judges complete ends the "
-            "turn only once the pause's transcript is judged too (an EndOfUtteranceFrame "
-            "from the end-of-utterance stage, which the cascade adds after speech-to-text); "
-            "words judged unfinished make it wait transcript_incomplete_stop_ms. "
-            "See docs/turn-taking.md."
-        ),
-    )
-    transcript_threshold: float = Field(
-        default=1e-7,
-        gt=0.0,
-        lt=1.0,
-        description=(
-            "transcript_check: the language model's end-of-utterance probability below "
-            "which the words are unfinished."
-        ),
-    )
-    transcript_incomplete_stop_ms: float = Field(
-        default=1500.0,
-        gt=0,
-        le=10000,
-        description=(
-            "transcript_check: silence that ends a turn Smart Turn judged complete but whose "
-            "words read unfinished. Shorter than a long incomplete_stop_ms on purpose: the "
-            "words misjudge some bare one-word answers, which then wait this long."
-        ),
-    )
-    hold_phrases: list[str] = Field(
-        default_factory=lambda: list(HOLD_PHRASES),
-        description=(
-            "transcript_check: words that ask for time, not a reply ('wait', 'hold on', "
-            "'um'). A pause whose whole transcript is made of them is unfinished whatever "
-            "the models say: the turn waits transcript_incomplete_stop_ms for the rest."
-        ),
-    )
-    open_endings: list[str] = Field(
-        default_factory=lambda: list(OPEN_ENDINGS),
-        description=(
-            "transcript_check: punctuation that, ending a pause's transcript, says the "
-            "transcriber heard the sentence go on ('I am packing, a tent, two sleeping "
-            "bags,'): the turn waits transcript_incomplete_stop_ms, whatever the models say."
-        ),
-    )
-    transcript_wait_ms: float = Field(
-        default=1200.0,
-        gt=0,
-        le=10000,
-        description=(
-            "transcript_check: the longest silence to wait for the words' verdict once "
-            "Smart Turn says complete; without it by then the turn ends on Smart Turn's."
-        ),
-    )
-
-    @model_validator(mode="after")
-    def _check_smart_turn(self) -> TurnParams:
-        if self.end_of_turn != "smart_turn":
-            return self
-        if self.complete_stop_ms > self.incomplete_stop_ms:
-            raise ValueError(
-                f"complete_stop_ms ({self.complete_stop_ms:g}) must not exceed "
-                f"incomplete_stop_ms ({self.incomplete_stop_ms:g})"
-            )
-        return self
 
 
 def create_analyzer(params: VADParams, backend: str, sample_rate: int = 16000) -> VADAnalyzer:
@@ -254,6 +126,8 @@ class TurnProcessor(Processor):
         self._infer_s: float | None = None
         self._pause_end_ns: int | None = None  # the pause being judged
         self._words: EndOfUtteranceFrame | None = None  # the words' verdict on it
+        self._paused_at_s: float | None = None  # where the current pause's silence began
+        self._hesitation_s = 0.0  # the longest pause this turn went on from (hesitation_ms)
         self._windows_lock = anyio.Lock()  # a verdict may end the turn between frames
         self._segmenter = SpeechSegmenter(self.params)
         self._allow_interruptions = True
@@ -419,10 +293,12 @@ class TurnProcessor(Processor):
             elif event.kind == "stop":
                 await self._user_stopped(event)
             elif event.kind == "pause":
+                self._paused_at_s = event.speech_s
                 self._judge(rate)
                 self._pause_end_ns = self._to_ns(event.speech_s)
                 await self._both_ways(UserPausedSpeakingFrame(speech_end_ns=self._pause_end_ns))
             else:
+                self._note_hesitation(event.speech_s)
                 self._forget_verdict()
                 await self._both_ways(
                     UserResumedSpeakingFrame(speech_start_ns=self._to_ns(event.speech_s))
@@ -440,16 +316,40 @@ class TurnProcessor(Processor):
         if not self._smart():
             return p.stop_ms
         if self._probability is None:  # no verdict yet: a CPU too busy for the model
-            return max(p.unjudged_stop_ms, p.complete_stop_ms)
+            return max(p.unjudged_stop_ms, self._complete_stop_ms())
         if self._probability < p.end_of_turn_threshold:
             return p.incomplete_stop_ms
         if not p.transcript_check:
-            return p.complete_stop_ms
+            return self._complete_stop_ms()
         if self._words is None:  # complete by the voice: wait for the words' verdict
             return max(p.transcript_wait_ms, p.complete_stop_ms)
         if self._words_unfinished(self._words):
             return max(p.transcript_incomplete_stop_ms, p.complete_stop_ms)
-        return p.complete_stop_ms
+        return self._complete_stop_ms()
+
+    def _complete_stop_ms(self) -> float:
+        """The silence that ends a turn judged complete: longer after a hesitation.
+
+        ``complete_stop_ms``; once the user has gone on from a pause of at least
+        ``hesitation_ms`` in this turn, ``hesitation_margin_ms`` more than the longest
+        such pause (at most ``incomplete_stop_ms``): the next pause of a speaker who
+        stops to think is judged by the speaker's own pauses, not the models' alone.
+        """
+        p = self.params
+        if self._hesitation_s <= 0.0:
+            return p.complete_stop_ms
+        wait_ms = self._hesitation_s * 1000.0 + p.hesitation_margin_ms
+        return max(p.complete_stop_ms, min(wait_ms, p.incomplete_stop_ms))
+
+    def _note_hesitation(self, resumed_s: float) -> None:
+        """The user went on at ``resumed_s``: remember the pause if it was a hesitation."""
+        paused_at, self._paused_at_s = self._paused_at_s, None
+        hesitation_ms = self.params.hesitation_ms
+        if paused_at is None or hesitation_ms <= 0:
+            return
+        pause_s = resumed_s - paused_at
+        if pause_s * 1000.0 + 1e-6 >= hesitation_ms:
+            self._hesitation_s = max(self._hesitation_s, pause_s)
 
     def _words_unfinished(self, verdict: EndOfUtteranceFrame) -> bool:
         """The pause's words ask for more: a hold phrase, an open ending, a low probability."""
@@ -555,6 +455,7 @@ class TurnProcessor(Processor):
 
     async def _user_started(self, event: SpeechEvent) -> None:
         self._turn_start_s = event.speech_s
+        self._paused_at_s, self._hesitation_s = None, 0.0
         self._forget_verdict()
         self._interrupted_turn = False
         self._barge_s = 0.0
@@ -593,10 +494,13 @@ class TurnProcessor(Processor):
         if self._smart():
             extra["end_of_turn_probability"] = self._probability
             extra["end_of_turn_model_s"] = self._infer_s
+            if self._hesitation_s > 0.0:
+                extra["hesitation_s"] = round(self._hesitation_s, 4)
             if self._words is not None:
                 extra["end_of_turn_words_probability"] = self._words.probability
                 extra["end_of_turn_words_s"] = round(self._words.model_s, 4)
         self._forget_verdict()
+        self._paused_at_s, self._hesitation_s = None, 0.0
         sample = MetricSample(
             processor=self.name,
             name="end_of_turn_s",

@@ -86,6 +86,7 @@ def test_eagerness_sets_the_end_of_turn_waits() -> None:
         assert settings["pause_ms"] == base.pause_ms  # the model judges at the pause
         assert settings["complete_stop_ms"] == EAGERNESS[eagerness].complete_stop_ms
         TurnParams.model_validate({**base.model_dump(), **settings})  # a valid combination
+        assert not any(k.startswith("hesitation") for k in settings)  # the file's own
 
 
 def test_server_vad_keeps_its_silence_and_pauses_only_when_speculating() -> None:

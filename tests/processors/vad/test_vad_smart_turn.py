@@ -200,7 +200,8 @@ async def test_a_hesitation_waits_and_the_resumed_sentence_is_one_turn(
         await h.feed(_silence(0.5) + _pcm(clips[1, "filler"].samples) + _silence(0.9))
         assert h.turn.user_speaking, "the turn ended during the hesitation"
         assert h.turn.probability is not None and h.turn.probability < 0.5
-        await h.feed(_pcm(rest) + _silence(1.0))
+        # After the 0.9 s hesitation the end waits 0.3 s longer than it (hesitation_ms).
+        await h.feed(_pcm(rest) + _silence(1.5))
 
     await _run(h, script)
     assert len(h.down(UserStartedSpeakingFrame)) == 1
@@ -339,3 +340,57 @@ async def test_without_a_verdict_the_turn_ends_on_unjudged_stop_ms(
     assert extra["end_of_turn_probability"] is None
     assert 0.4 <= extra["audio_wait_s"] <= 0.4 + 0.1
     assert len(h.down(UserStoppedSpeakingFrame)) == 1
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("hesitation_ms", [500.0, 0.0])
+async def test_after_a_hesitation_a_complete_pause_waits_longer_than_the_hesitation(
+    hesitation_ms: float, clips: dict[tuple[int, str], Clip]
+) -> None:
+    # "What time does the, um, [0.9 s] pharmacy close today? [0.8 s] How far is the
+    # nearest train station from here?": the second pause is judged complete; after a
+    # 0.9 s hesitation the turn waits ~1.2 s and the user's next question joins it.
+    # With hesitation_ms = 0 the turn ends 200 ms into that pause: two turns.
+    h = SettledHarness(PARAMS.model_copy(update={"hesitation_ms": hesitation_ms}))
+    complete = clips[1, "complete"].samples
+    rest = complete[len(clips[1, "audio-cut"].samples) - 1536 :]
+
+    async def script(h: Harness) -> None:
+        await h.feed(_silence(0.5) + _pcm(clips[1, "filler"].samples) + _silence(0.9))
+        await h.feed(_pcm(rest) + _silence(0.8))
+        await h.feed(_pcm(clips[2, "complete"].samples) + _silence(2.0))
+        # A new turn starts afresh: its complete pause waits the short time again.
+        await h.feed(_pcm(clips[0, "complete"].samples) + _silence(1.0))
+
+    await _run(h, script)
+    waits = _waits(h)
+    if hesitation_ms:
+        assert len(h.down(UserStoppedSpeakingFrame)) == 2, waits
+        first, second = waits
+        assert 0.9 <= first["hesitation_s"] <= 0.9 + 0.2
+        assert first["end_of_turn_probability"] >= 0.5
+        wait = first["hesitation_s"] + 0.3  # hesitation_margin_ms
+        assert wait <= first["audio_wait_s"] <= wait + 0.1
+        assert "hesitation_s" not in second and 0.2 <= second["audio_wait_s"] <= 0.3
+    else:
+        assert len(h.down(UserStoppedSpeakingFrame)) == 3, waits
+        assert all("hesitation_s" not in w for w in waits)
+        assert 0.2 <= waits[0]["audio_wait_s"] <= 0.3
+
+
+@pytest.mark.anyio
+async def test_a_short_pause_is_not_a_hesitation(clips: dict[tuple[int, str], Clip]) -> None:
+    # "What time does the, um, [~0.3 s] pharmacy close today?": a pause as short as the
+    # gap between two sentences is not a hesitation, and the end waits only 200 ms.
+    h = SettledHarness(PARAMS)
+    rest = clips[1, "complete"].samples[len(clips[1, "audio-cut"].samples) - 1536 :]
+
+    async def script(h: Harness) -> None:
+        await h.feed(_silence(0.5) + _pcm(clips[1, "filler"].samples) + _silence(0.2))
+        assert h.turn.probability is not None and h.turn.probability < 0.5
+        await h.feed(_pcm(rest) + _silence(1.0))
+
+    await _run(h, script)
+    [extra] = _waits(h)
+    assert "hesitation_s" not in extra
+    assert 0.2 <= extra["audio_wait_s"] <= 0.3
