@@ -21,21 +21,24 @@ import numpy.typing as npt
 import soxr
 
 from framework.audio._checks import BytesLike, check_channels, check_pcm16, check_rate
+from framework.audio.lowdelay import LowDelayStream
 
 __all__ = ["LISTENING_QUALITY", "Quality", "StreamResampler", "resample"]
 
-Quality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
-"""soxr quality presets, from quick (``QQ``) to very high (``VHQ``)."""
+Quality = Literal["LD", "QQ", "LQ", "MQ", "HQ", "VHQ"]
+"""``LD`` (low delay, :mod:`framework.audio.lowdelay`), then soxr's presets from quick
+(``QQ``) to very high (``VHQ``)."""
 
 _QUALITIES: tuple[str, ...] = get_args(Quality)
 
-LISTENING_QUALITY: Quality = "LQ"
+LISTENING_QUALITY: Quality = "LD"
 """The quality for a live stream that only a VAD and a transcriber listen to.
 
-A streaming resampler holds back the length of its filter: 21 ms at ``HQ``,
-15 ms at ``MQ``, 6 ms at ``LQ`` between 16 and 24 kHz (measured on a 20 ms
-chunked stream). On a user's speech every held-back millisecond delays the end
-of the turn; ``LQ``'s 16-bit precision is more than speech recognition uses.
+A streaming resampler holds audio back: fed 20 ms chunks between 16 and 24 kHz,
+soxr's ``HQ`` holds 21 ms on average (up to 37 ms), ``LQ`` 11 ms (up to 20 ms),
+``LD`` its filter's 1 ms. On a user's speech every held-back millisecond delays
+the end of the turn. ``LD``'s 60 dB filter is more than speech recognition needs
+(benchmarks/RESULTS.md, "A low-delay resampler for what only machines hear").
 Audio a person hears keeps ``HQ``.
 """
 
@@ -90,6 +93,9 @@ def resample(
     if from_rate == to_rate or not data:
         return data
     frames = _to_float(data, num_channels)
+    if preset == "LD":
+        stream = LowDelayStream(from_rate, to_rate, num_channels)
+        return _to_pcm16(stream.resample_chunk(frames, last=True))
     return _to_pcm16(soxr.resample(frames, from_rate, to_rate, quality=preset))
 
 
@@ -119,9 +125,11 @@ class StreamResampler:
         self._quality = _check_quality(quality)
         self._stream = self._new_stream()
 
-    def _new_stream(self) -> soxr.ResampleStream | None:
+    def _new_stream(self) -> soxr.ResampleStream | LowDelayStream | None:
         if self._from_rate == self._to_rate:
             return None
+        if self._quality == "LD":
+            return LowDelayStream(self._from_rate, self._to_rate, self._num_channels)
         return soxr.ResampleStream(
             self._from_rate,
             self._to_rate,

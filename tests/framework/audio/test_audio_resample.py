@@ -7,7 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from framework.audio import StreamResampler, interleave, resample, sine_wave
+from framework.audio import Quality, StreamResampler, interleave, resample, sine_wave
+
+QUALITIES: list[Quality] = ["HQ", "LD"]  # soxr's default, and the low-delay filter
 
 
 def samples(data: bytes, num_channels: int = 1) -> np.ndarray:
@@ -31,17 +33,19 @@ def stream(resampler: StreamResampler, data: bytes, sizes: list[int]) -> bytes:
     return b"".join(out)
 
 
+@pytest.mark.parametrize("quality", QUALITIES)
 @pytest.mark.parametrize(("from_rate", "to_rate"), [(16000, 24000), (48000, 16000), (8000, 44100)])
-def test_resample_keeps_duration_and_pitch(from_rate: int, to_rate: int) -> None:
+def test_resample_keeps_duration_and_pitch(from_rate: int, to_rate: int, quality: Quality) -> None:
     data = sine_wave(440, from_rate, 0.5)
-    out = resample(data, from_rate, to_rate)
+    out = resample(data, from_rate, to_rate, quality=quality)
     assert len(out) // 2 == round(len(data) // 2 * to_rate / from_rate)
     assert abs(dominant_freq(out, to_rate) - 440) < 5
 
 
-def test_resample_stereo_keeps_channels_apart() -> None:
+@pytest.mark.parametrize("quality", QUALITIES)
+def test_resample_stereo_keeps_channels_apart(quality: Quality) -> None:
     data = interleave(sine_wave(300, 16000, 0.25, 0.8), sine_wave(300, 16000, 0.25, 0.4))
-    out = samples(resample(data, 16000, 8000, num_channels=2), 2)
+    out = samples(resample(data, 16000, 8000, num_channels=2, quality=quality), 2)
     assert out.shape == (2000, 2)
     left, right = np.abs(out[200:-200]).max(axis=0)
     assert abs(left / right - 2.0) < 0.05
@@ -90,23 +94,26 @@ def test_bad_arguments() -> None:
     ("from_rate", "to_rate", "num_channels"),
     [(16000, 24000, 1), (24000, 16000, 1), (44100, 16000, 2), (8000, 48000, 1)],
 )
-def test_stream_matches_one_shot(from_rate: int, to_rate: int, num_channels: int) -> None:
+@pytest.mark.parametrize("quality", QUALITIES)
+def test_stream_matches_one_shot(
+    from_rate: int, to_rate: int, num_channels: int, quality: Quality
+) -> None:
     data = sine_wave(440, from_rate, 0.3, 0.7, num_channels)
-    one_shot = samples(resample(data, from_rate, to_rate, num_channels), num_channels)
+    one_shot = samples(resample(data, from_rate, to_rate, num_channels, quality), num_channels)
     rng = np.random.default_rng(from_rate + to_rate)
     sizes = rng.integers(1, 700, size=200).tolist()
-    resampler = StreamResampler(from_rate, to_rate, num_channels)
+    resampler = StreamResampler(from_rate, to_rate, num_channels, quality)
     streamed = samples(stream(resampler, data, sizes), num_channels)
     assert streamed.shape == one_shot.shape
     assert np.array_equal(streamed, one_shot)
 
 
 @settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(0, 400), max_size=30))
-def test_stream_equals_one_shot_for_any_chunking(sizes: list[int]) -> None:
+@given(st.lists(st.integers(0, 400), max_size=30), st.sampled_from(QUALITIES))
+def test_stream_equals_one_shot_for_any_chunking(sizes: list[int], quality: Quality) -> None:
     data = sine_wave(1000, 16000, 0.2, 0.9)
-    one_shot = resample(data, 16000, 22050)
-    assert stream(StreamResampler(16000, 22050), data, sizes) == one_shot
+    one_shot = resample(data, 16000, 22050, quality=quality)
+    assert stream(StreamResampler(16000, 22050, quality=quality), data, sizes) == one_shot
 
 
 def test_resampling_is_deterministic() -> None:
@@ -114,19 +121,21 @@ def test_resampling_is_deterministic() -> None:
     assert resample(data, 16000, 24000) == resample(data, 16000, 24000)
 
 
-def test_flush_resets_for_the_next_stream() -> None:
+@pytest.mark.parametrize("quality", QUALITIES)
+def test_flush_resets_for_the_next_stream(quality: Quality) -> None:
     data = sine_wave(440, 16000, 0.1)
-    resampler = StreamResampler(16000, 8000)
+    resampler = StreamResampler(16000, 8000, quality=quality)
     first = resampler.process(data) + resampler.flush()
     second = resampler.process(data) + resampler.flush()
     assert first == second
 
 
-def test_reset_drops_pending_audio() -> None:
+@pytest.mark.parametrize("quality", QUALITIES)
+def test_reset_drops_pending_audio(quality: Quality) -> None:
     data = sine_wave(440, 16000, 0.1)
-    fresh = StreamResampler(16000, 8000)
+    fresh = StreamResampler(16000, 8000, quality=quality)
     expected = fresh.process(data) + fresh.flush()
-    resampler = StreamResampler(16000, 8000)
+    resampler = StreamResampler(16000, 8000, quality=quality)
     resampler.process(sine_wave(3000, 16000, 0.05, 0.9))
     resampler.reset()
     assert resampler.process(data) + resampler.flush() == expected
