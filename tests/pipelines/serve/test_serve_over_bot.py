@@ -73,16 +73,19 @@ async def test_a_backchannel_over_the_bot_lets_the_reply_play_on(
         client = await connect_session(ws, detection)
         await _reply_playing(client)
         await anyio.sleep(0.3)  # the listener hears a little of it first
-        await say(client, speech_24k(said), 700, live=True)
+        # Smart Turn's verdict on a bare word is a coin toss (0.2-0.5 for this "Okay.",
+        # moved by the resampling and the silence after it), so under semantic_vad the
+        # remark is followed by silence enough for a turn judged incomplete to end too.
+        silence_ms = 700 if detection is VAD else 2300
+        await say(client, speech_24k(said), silence_ms, live=True)
         during = await client.until("response.done", limit_s=30)
         kinds = event_types(during)
         assert "input_audio_buffer.speech_started" not in kinds
         assert "input_audio_buffer.committed" not in kinds
         assert during[-1]["response"]["status"] == "completed"
         assert "france" in reply_text(during[-1]).lower()  # the whole reply was given
-        # No turn, no new reply, also once a turn judged incomplete would have ended.
-        quiet_s = 1.0 if detection is VAD else 2.5
-        assert event_types(await _events_for(client, quiet_s)) == []
+        # No turn, no new reply.
+        assert event_types(await _events_for(client, 1.0)) == []
 
         # The next turn is answered, and the backchannel's audio is not part of it.
         await say(client, speech_24k("Do you have a table near the window?"), 600, live=True)
