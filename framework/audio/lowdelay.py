@@ -79,11 +79,6 @@ class LowDelayStream:
         self._n_in = 0  # input samples taken since the stream began
         self._n_out = 0  # output samples computed (the first ``delay`` are dropped)
 
-    @property
-    def delay_samples(self) -> int:
-        """Output samples held back by the filter (its group delay)."""
-        return self._delay
-
     def resample_chunk(
         self, frames: npt.NDArray[np.float32], last: bool = False
     ) -> npt.NDArray[np.float32]:

@@ -126,7 +126,6 @@ class TurnProcessor(Processor):
         self._infer_s: float | None = None
         self._pause_end_ns: int | None = None  # the pause being judged
         self._words: EndOfUtteranceFrame | None = None  # the words' verdict on it
-        self._paused_at_s: float | None = None  # where the current pause's silence began
         self._hesitation_s = 0.0  # the longest pause this turn went on from (hesitation_ms)
         self._windows_lock = anyio.Lock()  # a verdict may end the turn between frames
         self._segmenter = SpeechSegmenter(self.params)
@@ -293,7 +292,6 @@ class TurnProcessor(Processor):
             elif event.kind == "stop":
                 await self._user_stopped(event)
             elif event.kind == "pause":
-                self._paused_at_s = event.speech_s
                 self._judge(rate)
                 self._pause_end_ns = self._to_ns(event.speech_s)
                 await self._both_ways(UserPausedSpeakingFrame(speech_end_ns=self._pause_end_ns))
@@ -343,11 +341,10 @@ class TurnProcessor(Processor):
 
     def _note_hesitation(self, resumed_s: float) -> None:
         """The user went on at ``resumed_s``: remember the pause if it was a hesitation."""
-        paused_at, self._paused_at_s = self._paused_at_s, None
         hesitation_ms = self.params.hesitation_ms
-        if paused_at is None or hesitation_ms <= 0:
+        if self._pause_end_ns is None or hesitation_ms <= 0:
             return
-        pause_s = resumed_s - paused_at
+        pause_s = (self._to_ns(resumed_s) - self._pause_end_ns) / 1e9
         if pause_s * 1000.0 + 1e-6 >= hesitation_ms:
             self._hesitation_s = max(self._hesitation_s, pause_s)
 
@@ -455,7 +452,7 @@ class TurnProcessor(Processor):
 
     async def _user_started(self, event: SpeechEvent) -> None:
         self._turn_start_s = event.speech_s
-        self._paused_at_s, self._hesitation_s = None, 0.0
+        self._hesitation_s = 0.0
         self._forget_verdict()
         self._interrupted_turn = False
         self._barge_s = 0.0
@@ -500,7 +497,7 @@ class TurnProcessor(Processor):
                 extra["end_of_turn_words_probability"] = self._words.probability
                 extra["end_of_turn_words_s"] = round(self._words.model_s, 4)
         self._forget_verdict()
-        self._paused_at_s, self._hesitation_s = None, 0.0
+        self._hesitation_s = 0.0
         sample = MetricSample(
             processor=self.name,
             name="end_of_turn_s",
