@@ -17,6 +17,7 @@ load time keeps the first real piece from paying ONNX Runtime's first-run cost.
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 from pathlib import Path
@@ -26,10 +27,22 @@ from pydantic import Field
 
 from processors.tts.base import TTSParams, TTSProcessor
 
-__all__ = ["PiperTTS", "PiperTTSParams", "default_voice_paths"]
+__all__ = ["PiperTTS", "PiperTTSParams", "default_voice_paths", "espeak_safe"]
 
 _VOICES: dict[tuple[str, str, int, bool, int], tuple[Any, threading.BoundedSemaphore]] = {}
 _VOICES_LOCK = threading.Lock()
+_TWO_STOPS = re.compile(r"(?<!\.)\.\.(?!\.)")
+
+
+def espeak_safe(text: str) -> str:
+    """``text`` with each run of exactly two full stops made one ("Stop.." -> "Stop.").
+
+    Piper's phonemizer (espeak-ng) is one per process; a text ending with two full
+    stops leaves the second behind in it, and the next text any voice of the
+    process speaks then starts with a spoken "dot". One, three ("...") or more
+    full stops do not.
+    """
+    return _TWO_STOPS.sub(".", text)
 
 
 def default_voice_paths() -> tuple[Path, Path]:
@@ -169,7 +182,7 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
         with turns:  # at most max_syntheses at once on the shared voice
             return b"".join(
                 chunk.audio_int16_bytes
-                for chunk in voice.synthesize(text, syn_config=self._syn_config)
+                for chunk in voice.synthesize(espeak_safe(text), syn_config=self._syn_config)
             )
 
     def cpu_time(self) -> float:

@@ -11,14 +11,10 @@ and said "unfinished".
 
 from __future__ import annotations
 
-import functools
 import itertools
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Sequence
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -86,26 +82,12 @@ def words(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, float | None]]:
     return seen
 
 
-@functools.cache
 def _speech(text: str) -> bytes:
-    """``text`` in the turn benchmark's voice (the cascade's test of the words uses it).
+    """``text`` in the turn benchmark's voice (the cascade's test of the words uses it)."""
+    from framework.audio import resample
+    from tests.pipelines.test_transcript_end_of_turn import _piece
 
-    Spoken in a fresh process: after the rest of the test suite has run, the same
-    Piper call in this process gave other audio (2.06 s instead of 1.87 s for the
-    first piece, whose transcript then began with a word that is not in it), and the
-    test is about the server's verdicts on this audio, not about that.
-    """
-    script = (
-        "import sys\n"
-        "from framework.audio import resample\n"
-        "from tests.pipelines.test_transcript_end_of_turn import _piece\n"
-        "sys.stdout.buffer.write(resample(_piece(sys.argv[1]).tobytes(), 16000, 24000))\n"
-    )
-    root = Path(__file__).resolve().parents[3]
-    done = subprocess.run(
-        [sys.executable, "-c", script, text], cwd=root, capture_output=True, check=True
-    )
-    return done.stdout
+    return resample(_piece(text).tobytes(), 16000, 24000)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from framework.frames import (
     TTSStoppedFrame,
     TTSTextFrame,
 )
-from processors.tts.piper import PiperTTS, PiperTTSParams
+from processors.tts.piper import PiperTTS, PiperTTSParams, espeak_safe
 from processors.tts.text import split_text
 from tests.framework.helpers import wait_until
 
@@ -222,3 +222,27 @@ def test_the_shared_voice_runs_at_most_max_syntheses_at_once() -> None:
     finally:
         del voice.synthesize
     assert most == 2  # four asked at once: two ran, two waited their turn
+
+
+@pytest.mark.parametrize("ending", ["Stop..", "You said: Stop..", "Mr ..", "Number 3.."])
+def test_two_full_stops_at_the_end_leave_nothing_behind_for_the_next_text(ending: str) -> None:
+    tts = PiperTTS()
+    tts.load()
+    clean = tts.voice.phonemize("For the camping trip")
+    assert tts.synthesize(ending)
+    # espeak-ng is one per process: what it kept from the last text would open this one.
+    assert tts.voice.phonemize("For the camping trip") == clean
+
+
+@pytest.mark.parametrize(
+    ("text", "spoken"),
+    [
+        ("Stop..", "Stop."),
+        ("Hi.. there..", "Hi. there."),
+        ("Wait...", "Wait..."),
+        ("Well.... no.", "Well.... no."),
+        ("3.5 km.", "3.5 km."),
+    ],
+)
+def test_only_runs_of_exactly_two_full_stops_are_collapsed(text: str, spoken: str) -> None:
+    assert espeak_safe(text) == spoken
