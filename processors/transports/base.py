@@ -46,6 +46,8 @@ __all__ = [
 log = logging.getLogger("parley")
 DOWN, UP = Direction.DOWNSTREAM, Direction.UPSTREAM
 ResampleQuality = Literal["QQ", "LQ", "MQ", "HQ", "VHQ"]
+ListeningQuality = Literal["LD", "QQ", "LQ", "MQ", "HQ", "VHQ"]
+"""``framework.audio.Quality``: "LD" is the low-delay filter of ``framework.audio.lowdelay``."""
 
 
 async def sleep_until_ns(deadline_ns: int) -> None:
@@ -77,7 +79,14 @@ class InputTransportParams(BaseModel):
         default=20.0, gt=0, le=200, description="Duration of each pushed chunk."
     )
     resample_quality: ResampleQuality = Field(
-        default="HQ", description="soxr quality for audio arriving at another rate."
+        default="HQ",
+        description="soxr quality for the bot's audio leaving at another rate: what people hear.",
+    )
+    listening_quality: ListeningQuality = Field(
+        default="LD",
+        description="Resampler for the user's audio arriving at another rate. Only the VAD "
+        "and the transcriber hear it, so by default the low-delay 'LD' (~1 ms held back; "
+        "soxr 'HQ' holds back ~21 ms on average, which every end of turn waits for).",
     )
 
 
@@ -260,7 +269,7 @@ class LiveInputTransport(InputTransport):
         if resampler is None:
             from framework.audio import StreamResampler
 
-            quality = self.live_params.resample_quality
+            quality = self.live_params.listening_quality
             resampler = StreamResampler(rate, self.sample_rate, 1, quality)
             self._resamplers[rate] = resampler
         return resampler.process(pcm)

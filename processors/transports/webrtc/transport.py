@@ -139,7 +139,7 @@ class WebRTCInputTransport(InputTransport):
         """Resample the track's frames and push them in chunks, until it ends."""
         from framework.audio import StreamResampler
 
-        rate, quality = self.sample_rate, self.webrtc_params.resample_quality
+        rate, quality = self.sample_rate, self.webrtc_params.listening_quality
         resampler: StreamResampler | None = None
         pending = bytearray()
         chunk_bytes = 2 * self.chunk_samples
