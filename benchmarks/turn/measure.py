@@ -16,10 +16,14 @@ import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from benchmarks.turn.corpus import KINDS, SENTENCES, Clip, build_clips
+
+if TYPE_CHECKING:
+    from processors.vad.eou import TextForm
 
 __all__ = ["Scores", "auc", "main", "score_llm", "score_smart_turn", "summarise", "transcribe"]
 
@@ -62,21 +66,25 @@ GENERIC_PROMPT = "You are a helpful AI assistant."
 
 
 def score_llm(
-    texts: Sequence[str], threads: int = 1, system_prompt: str = GENERIC_PROMPT
+    texts: Sequence[str],
+    threads: int = 1,
+    system_prompt: str = GENERIC_PROMPT,
+    form: TextForm = "words",
 ) -> Scores:
-    """SmolLM2's end-of-utterance probability on each transcript (the cascade's detector)."""
+    """SmolLM2's end-of-utterance probability on each transcript (the cascade's detector),
+    read in ``form``."""
     from processors.llm.llama_cpp import LlamaCppLLMParams
     from processors.vad.eou import TranscriptEndOfTurn
 
     params = LlamaCppLLMParams(n_ctx=512, n_threads=threads, n_batch=128, warmup=False)
-    model = TranscriptEndOfTurn(params, system_prompt=system_prompt)
+    model = TranscriptEndOfTurn(params, system_prompt=system_prompt, form=form)
     model.load()
     try:
         model.probability("hello")  # the first run evaluates the cached template prefix
         results = [model.timed_probability(t) for t in texts]
     finally:
         model.release()
-    return Scores("llm_eou", [p for p, _ in results], [s for _, s in results])
+    return Scores(f"llm_eou ({form})", [p for p, _ in results], [s for _, s in results])
 
 
 def auc(positives: Sequence[float], negatives: Sequence[float]) -> float:
@@ -186,6 +194,35 @@ def report(clips: Sequence[Clip], detectors: Sequence[tuple[Scores, float]]) -> 
     return "\n".join(lines)
 
 
+COMBINED_THRESHOLDS = (3e-8, 1e-7, 3e-7, 1e-6, 1e-5)
+
+
+def combined(clips: Sequence[Clip], smart: Scores, llm: Scores) -> str:
+    """Markdown rows: what ends after the short silence when Smart Turn (at 0.5) and then
+    the words (at each threshold) must both call a clip complete, as the cascade does."""
+    through = [
+        (c, w)
+        for c, s, w in zip(clips, smart.probabilities, llm.probabilities, strict=True)
+        if s >= 0.5
+    ]
+    complete = sum(c.complete for c in clips)
+    incomplete = len(clips) - complete
+    lines = [
+        f"| {llm.name}: threshold | complete sentences ending at once (of {complete}) "
+        f"| incomplete clips ending there (of {incomplete}) |",
+        "|---|---:|---:|",
+        f"| none (Smart Turn alone) | {sum(c.complete for c, _ in through)} "
+        f"| {sum(not c.complete for c, _ in through)} |",
+    ]
+    for t in COMBINED_THRESHOLDS:
+        ended = [c for c, w in through if w >= t]
+        lines.append(
+            f"| {_fmt(t)} | {sum(c.complete for c in ended)} "
+            f"| {sum(not c.complete for c in ended)} |"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Build the clips, score them both ways and print the tables."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.turn.measure")
@@ -198,25 +235,39 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the system prompt before the user's words in the LLM's prompt (the pipeline "
         "file's, to measure the threshold a pipeline should use)",
     )
+    parser.add_argument(
+        "--form",
+        choices=("words", "transcript", "both"),
+        default="both",
+        help="how the LLM reads the transcript: normalised words, as transcribed without "
+        "its closing mark, or both (compared)",
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
     clips = build_clips(SENTENCES[: args.sentences])
     texts, stt_seconds = transcribe(clips)
     smart = score_smart_turn(clips, args.threads)
-    llm = score_llm(texts, args.threads, args.system_prompt)
-    pos = [p for c, p in zip(clips, llm.probabilities, strict=True) if c.complete]
-    neg = [p for c, p in zip(clips, llm.probabilities, strict=True) if not c.complete]
-    llm_threshold = best_threshold(pos, neg)
+    forms: list[TextForm] = ["words", "transcript"] if args.form == "both" else [args.form]
+    llms = [score_llm(texts, args.threads, args.system_prompt, form) for form in forms]
+    detectors = [(smart, 0.5)]
+    for llm in llms:
+        pos = [p for c, p in zip(clips, llm.probabilities, strict=True) if c.complete]
+        neg = [p for c, p in zip(clips, llm.probabilities, strict=True) if not c.complete]
+        detectors.append((llm, best_threshold(pos, neg)))
     if args.show:
-        for c, t, a, b in zip(clips, texts, smart.probabilities, llm.probabilities, strict=True):
-            print(f"{c.kind:9} smart={a:.3f} llm={b:.2e} | {c.text!r} -> {t!r}")
-    print(report(clips, [(smart, 0.5), (llm, llm_threshold)]))
+        for i, (c, t) in enumerate(zip(clips, texts, strict=True)):
+            words = " ".join(f"{llm.name}={llm.probabilities[i]:.2e}" for llm in llms)
+            print(f"{c.kind:9} smart={smart.probabilities[i]:.3f} {words} | {c.text!r} -> {t!r}")
+    print(report(clips, detectors))
+    for llm in llms:
+        print()
+        print(combined(clips, smart, llm))
     stt_ms = sorted(s * 1000.0 for s in stt_seconds)
     print(
         f"\nWhisper tiny.en transcript of a clip (the llm_eou input): p50 "
         f"{statistics.median(stt_ms):.0f} ms, p90 {stt_ms[int(0.9 * len(stt_ms))]:.0f} ms"
     )
-    for scores in (smart, llm):
+    for scores, _ in detectors:
         print(
             f"{scores.name}: accuracy with a threshold fitted on the other half of the "
             f"sentences: {cross_validated_accuracy(clips, scores):.0%}"

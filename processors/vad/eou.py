@@ -26,7 +26,8 @@ reply's generation, which waits on the same model, comes after the verdict),
 sends the verdict upstream to the turn processor as an
 :class:`~framework.frames.EndOfUtteranceFrame`, then lets the transcript go on.
 While the user speaks it evaluates the conversation so far in the background,
-so that at the pause only the user's words are left to evaluate.
+then the words of each interim transcript but its last, so that at the pause only
+the words heard since are left to evaluate.
 See docs/turn-taking.md, "The words' second opinion".
 """
 
@@ -37,11 +38,12 @@ import re
 import threading
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from framework import Direction, Processor, handles
 from framework.frames import (
     EndOfUtteranceFrame,
+    InterimTranscriptionFrame,
     StartFrame,
     TranscriptionFrame,
     UserPausedSpeakingFrame,
@@ -70,6 +72,9 @@ __all__ = [
 _PUNCTUATION = re.compile(r"[^\w\s']")
 _SENTINEL = "\u2063eou\u2063"  # marks where the user's words go in the rendered template
 Message = dict[str, Any]
+TextForm = Literal["words", "transcript"]
+"""How the check reads a transcript: ``"words"`` (:func:`normalise_transcript`) or
+``"transcript"`` (:func:`as_transcribed`)."""
 
 
 _DIGITS = re.compile(r"\d+")
@@ -133,6 +138,20 @@ OPEN_ENDINGS = (",", ";", ":", "...", "\u2026", "-", "\u2013", "\u2014")
 """Punctuation with which a transcriber ends words it heard go on."""
 
 
+_CLOSING = re.compile(r"[\s.?!\u2026]+$")
+
+
+def as_transcribed(text: str) -> str:
+    """The transcript as the reply's prompt will hold it, without its closing full
+    stop, question or exclamation mark.
+
+    Only that last mark gives the answer away; the rest is what the reply's prompt
+    holds token for token, so the reply that follows the check evaluates only the
+    mark and the chat template's few tokens after the check's cache.
+    """
+    return _CLOSING.sub("", text.strip())
+
+
 def holds_the_turn(text: str, phrases: Sequence[str]) -> bool:
     """Whether ``text`` is made only of ``phrases`` ("Wait.", "Um, hold on"): a request
     for time, not a message to answer.
@@ -177,18 +196,21 @@ class TranscriptEndOfTurn:
         *,
         system_prompt: str | None = None,
         affinity: object = None,
+        form: TextForm = "words",
     ) -> None:
         """Create the detector; the model is taken at :meth:`load`."""
         from processors.llm.llama_cpp import LlamaCppLLMParams
 
         self.llm_params = llm_params or LlamaCppLLMParams()
         self.system_prompt = system_prompt
+        self.form: TextForm = form
         self.affinity = affinity if affinity is not None else self
         self._shared: SharedModel[LlamaPool] | None = None
         self._formatter: Any = None
         self._end = -1
         self._lock = threading.Lock()
         self._prefilling = False
+        self._own = threading.Lock()  # one use of the model at a time by this detector
         self.last_wait_s = 0.0
         """How long the last :meth:`probability` waited for a context of the shared model."""
         self.last_tokens = 0
@@ -273,7 +295,8 @@ class TranscriptEndOfTurn:
             messages = [{"role": "system", "content": self.system_prompt}]
         messages.append({"role": "user", "content": _SENTINEL})
         head = self._render(messages).split(_SENTINEL, 1)[0]
-        return head + normalise_transcript(text)
+        words = normalise_transcript(text) if self.form == "words" else as_transcribed(text)
+        return head + words
 
     def probability(
         self, text: str, history: Sequence[Message] = (), stop: threading.Event | None = None
@@ -289,37 +312,50 @@ class TranscriptEndOfTurn:
         self.last_wait_s, self.last_tokens = 0.0, 0
         prompt = self.prompt(text, history)
         began = time.perf_counter()
-        pool = shared.model
-        llama = pool.take(stop, self.affinity)
-        if llama is None:
-            return None
-        self.last_wait_s = time.perf_counter() - began
+        # A prefill in flight holds the conversation's context; wait for it rather
+        # than take another context that would evaluate the whole conversation.
+        while not self._own.acquire(timeout=0.02):
+            if stop is not None and stop.is_set():
+                return None
         try:
-            return self._next_token_probability(llama, prompt)
+            pool = shared.model
+            llama = pool.take(stop, self.affinity)
+            if llama is None:
+                return None
+            self.last_wait_s = time.perf_counter() - began
+            try:
+                return self._next_token_probability(llama, prompt)
+            finally:
+                pool.give(llama, self.affinity)
         finally:
-            pool.give(llama, self.affinity)
+            self._own.release()
 
-    def prefill(self, history: Sequence[Message] = ()) -> int:
-        """Evaluate the conversation up to the user's words now, if the model is free.
+    def prefill(self, history: Sequence[Message] = (), text: str = "") -> int:
+        """Evaluate the conversation, and ``text`` (the user's words so far), now if the
+        model is free.
 
         Run while the user speaks, it takes the last reply's tokens (which the cache
-        rarely holds as the context has them) off the pause's critical path: the
-        check, and the reply after it, then evaluate only the user's words. Returns
-        how many tokens it evaluated (0 when no context is free now).
+        rarely holds as the context has them) and the words already heard off the
+        pause's critical path: the check then evaluates only the words that came
+        after ``text``. Returns how many tokens it evaluated (0 when no context is
+        free now, or this detector is already using the model).
         """
         shared = self._shared
-        if shared is None:
+        if shared is None or not self._own.acquire(blocking=False):
             return 0
-        pool = shared.model
-        llama = pool.take(owner=self.affinity, wait=False)
-        if llama is None:
-            return 0
-        self._prefilling = True
         try:
-            return self._evaluate(llama, self.prompt("", history))
+            pool = shared.model
+            llama = pool.take(owner=self.affinity, wait=False)
+            if llama is None:
+                return 0
+            self._prefilling = True
+            try:
+                return self._evaluate(llama, self.prompt(text, history))
+            finally:
+                self._prefilling = False
+                pool.give(llama, self.affinity)
         finally:
-            self._prefilling = False
-            pool.give(llama, self.affinity)
+            self._own.release()
 
     def timed_probability(self, text: str, history: Sequence[Message] = ()) -> tuple[float, float]:
         """:meth:`probability` and the seconds it took (the wait for a context included)."""
@@ -375,8 +411,9 @@ class EndOfUtteranceProcessor(Processor):
     one the user resumed past while it was judged is dropped (the transcriber's
     next one covers the whole turn), and so is its verdict's wait for the model.
     At each user start the conversation so far is evaluated in the background
-    (:meth:`TranscriptEndOfTurn.prefill`), so the check at the pause evaluates only
-    the user's words.
+    (:meth:`TranscriptEndOfTurn.prefill`), and at each interim transcript the words
+    heard so far but the last (when the model is free and no prefill is on its way),
+    so the check at the pause evaluates only the words that came after them.
     """
 
     def __init__(
@@ -393,6 +430,8 @@ class EndOfUtteranceProcessor(Processor):
         self._pause_end_ns: int | None = None  # set while a pause awaits its transcript
         self._check_stop: threading.Event | None = None  # makes a check stop waiting
         self._resumes = 0
+        self._speaking = False  # between the user's start and the end of the turn
+        self._prefilling = False  # a prefill is on its way to the model
 
     async def on_start(self, frame: StartFrame) -> None:
         """Take the model in a worker thread (shared with the LLM stage when it has it)."""
@@ -414,7 +453,22 @@ class EndOfUtteranceProcessor(Processor):
     async def _started(self, frame: UserStartedSpeakingFrame, direction: Direction) -> None:
         if direction is Direction.DOWNSTREAM:
             self._pause_end_ns = None
-            self.context.task_group.start_soon(self._prefill)
+            self._speaking = True
+            self.context.task_group.start_soon(self._prefill, "")
+        await self.push(frame, direction)
+
+    @handles(InterimTranscriptionFrame)
+    async def _interim(self, frame: InterimTranscriptionFrame, direction: Direction) -> None:
+        if (
+            direction is Direction.DOWNSTREAM
+            and self._speaking
+            and not self._prefilling
+            and not self.detector.busy()
+        ):
+            # All but the last word, which the next pass may hear whole or otherwise.
+            heard = " ".join(frame.text.split()[:-1])
+            if heard:
+                self.context.task_group.start_soon(self._prefill, heard)
         await self.push(frame, direction)
 
     @handles(UserResumedSpeakingFrame, UserStoppedSpeakingFrame)
@@ -423,6 +477,7 @@ class EndOfUtteranceProcessor(Processor):
     ) -> None:
         if direction is Direction.DOWNSTREAM:
             self._pause_end_ns = None
+            self._speaking = isinstance(frame, UserResumedSpeakingFrame)
             if isinstance(frame, UserResumedSpeakingFrame):
                 self._resumes += 1
                 if self._check_stop is not None:  # a check waiting for the model gives up
@@ -450,16 +505,19 @@ class EndOfUtteranceProcessor(Processor):
                 return
         await self.push(frame, direction)
 
-    async def _prefill(self) -> None:
+    async def _prefill(self, heard: str) -> None:
         context = self._conversation
-        if context is None or not self.detector.loaded():
+        if context is None or not self.detector.loaded() or self._prefilling:
             return
+        self._prefilling = True
         try:
-            tokens = await self.run_blocking(self.detector.prefill, context.snapshot())
+            tokens = await self.run_blocking(self.detector.prefill, context.snapshot(), heard)
         except Exception as exc:
             await self.push_error(f"{self.name}: end-of-utterance prefill failed: {exc}")
             return
-        self.report_event("end_of_utterance_prefill", tokens=tokens)
+        finally:
+            self._prefilling = False
+        self.report_event("end_of_utterance_prefill", tokens=tokens, words=len(heard.split()))
 
     async def _judge(self, text: str, pause_end_ns: int) -> None:
         probability: float | None = None

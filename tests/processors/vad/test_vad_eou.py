@@ -13,6 +13,7 @@ import pytest
 from benchmarks.turn.corpus import Clip, build_clips
 from framework.frames import (
     EndOfUtteranceFrame,
+    InterimTranscriptionFrame,
     MetricsFrame,
     TranscriptionFrame,
     UserPausedSpeakingFrame,
@@ -482,3 +483,94 @@ def test_its_own_prefill_does_not_count_as_the_model_being_busy(
         assert detector.busy()
     finally:
         pool.give(mine, detector.affinity)
+
+
+def test_the_words_heard_so_far_leave_only_the_rest_to_evaluate(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    whole = "I would like the veggie pizza with extra cheese, please."
+    detector.probability("hello")  # the cache holds another prompt
+    detector.prefill(HISTORY)
+    cold = detector.probability(whole, HISTORY)
+    all_words = detector.last_tokens
+    detector.probability("hello")
+    assert detector.prefill(HISTORY, "I would like the veggie pizza") > 20
+    warm = detector.probability(whole, HISTORY)
+    assert detector.last_tokens <= all_words - 5  # "i would like the veggie pizza" was in
+    assert warm == pytest.approx(cold, rel=1e-3)  # the same verdict, sooner
+
+
+def test_a_prefill_waits_for_nothing_and_a_check_waits_for_a_prefill(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    import threading
+
+    detector.probability("hello")
+    entered, go_on = threading.Event(), threading.Event()
+    real_evaluate = detector._evaluate
+
+    def slow(llm, prompt):  # type: ignore[no-untyped-def]
+        entered.set()
+        go_on.wait(10)
+        return real_evaluate(llm, prompt)
+
+    detector._evaluate = slow  # type: ignore[method-assign]
+    prefilling = threading.Thread(target=detector.prefill, args=(HISTORY, "I would like"))
+    prefilling.start()
+    try:
+        assert entered.wait(10)
+        del detector._evaluate
+        assert detector.prefill(HISTORY, "I would") == 0  # the model is in use: skipped
+        result: list[float | None] = []
+        check = threading.Thread(
+            target=lambda: result.append(detector.probability("I would like the", HISTORY))
+        )
+        check.start()
+        check.join(0.3)
+        assert check.is_alive()  # behind the prefill, not on another context
+        go_on.set()
+        check.join(30)
+    finally:
+        go_on.set()
+        prefilling.join(30)
+        if "_evaluate" in vars(detector):
+            del detector._evaluate
+    assert result and result[0] is not None
+    assert detector.last_tokens <= 2  # "the": the rest was prefilled
+
+
+@pytest.mark.anyio
+async def test_interim_transcripts_are_evaluated_ahead_of_the_pause(
+    own_detector: TranscriptEndOfTurn,
+) -> None:
+    detector = own_detector
+    whole = "Could you tell me a little bit about the history of Rome?"
+    detector.probability("hello")
+    detector.prefill([{"role": "system", "content": CASCADE_PROMPT}])
+    cold = detector.probability(whole)
+    all_words = detector.last_tokens
+    detector.probability("hello")
+    events: list[dict] = []  # type: ignore[type-arg]
+
+    async def script(task, head) -> None:  # type: ignore[no-untyped-def]
+        await task.queue_frame(UserStartedSpeakingFrame(speech_start_ns=1))
+        await anyio.sleep(0.3)  # the conversation's prefill
+        await task.queue_frame(InterimTranscriptionFrame(text="Could you tell me", user_id="u"))
+        await anyio.sleep(0.3)
+        await task.queue_frame(
+            InterimTranscriptionFrame(
+                text="Could you tell me a little bit about the hist", user_id="u"
+            )
+        )
+        await anyio.sleep(0.3)
+        await task.queue_frame(UserPausedSpeakingFrame(speech_end_ns=10))
+        await task.queue_frame(TranscriptionFrame(text=whole, user_id="u"))
+        await wait_until(lambda: bool(head.frames(UP, EndOfUtteranceFrame)), limit_s=30.0)
+        events.append({"tokens": detector.last_tokens})
+
+    [verdict], passed = await _stage_run(detector, script)
+    assert passed == [whole]
+    assert verdict.probability == pytest.approx(cold, rel=1e-3)
+    # "could you tell me a little bit about the" was evaluated before the pause;
+    # the unfinished last word ("hist") was not.
+    assert events[0]["tokens"] <= all_words - 8
