@@ -89,13 +89,6 @@ class ServerOptions(BaseModel):
         "and hold it until the turn ends (withdrawn if the user goes on); False starts it "
         "at the end of the turn.",
     )
-    interim_prefill: bool = Field(
-        default=False,
-        description="Transcribe while the user speaks (Whisper's interim passes, about a "
-        "third of a session's CPU per turn) and evaluate the words heard so far on the "
-        "end-of-utterance model, so that the semantic_vad check at a pause evaluates only "
-        "the last words (~15 ms instead of ~60-80 on a short question). Needs speculate.",
-    )
     backchannel_ms: float = Field(
         default=600.0,
         ge=0,

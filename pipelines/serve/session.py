@@ -47,7 +47,6 @@ from anyio.abc import TaskGroup
 from framework.frames import (
     ErrorFrame,
     FunctionCallFrame,
-    InterimTranscriptionFrame,
     OutputAudioFrame,
     TranscriptionFrame,
     UserPausedSpeakingFrame,
@@ -124,9 +123,7 @@ class RealtimeSession:
         self._closed = anyio.Event()
         self._tg: TaskGroup | None = None
         self._out_send, self._out_recv = anyio.create_memory_object_stream[Any](float("inf"))
-        self.task, self.stages = build_pipeline(
-            pipeline, self, interim=options.interim_prefill and options.speculate
-        )
+        self.task, self.stages = build_pipeline(pipeline, self)
         state, stages = self.state, self.stages
         self.speculator = Speculator(
             state,
@@ -364,10 +361,6 @@ class RealtimeSession:
     async def on_transcription(self, frame: TranscriptionFrame) -> None:
         """The STT's transcript of a closed turn (:meth:`Turns.on_transcription`)."""
         await self.turns.on_transcription(frame)
-
-    def on_interim(self, frame: InterimTranscriptionFrame) -> None:
-        """Words heard so far in the open turn (:meth:`Speculator.words_heard`)."""
-        self.speculator.words_heard(frame.text)
 
     async def on_stage_error(self, frame: ErrorFrame) -> None:
         """A stage failed (:meth:`Replies.on_stage_error`)."""

@@ -90,7 +90,6 @@ class Speculator:
         self.enabled = enabled
         self._words = _words_detector(llm)
         self._stop: threading.Event | None = None  # makes a check waiting for the model give up
-        self._prefilling = False  # a prefill is on its way to the model
 
     @property
     def judges_words(self) -> bool:
@@ -120,29 +119,6 @@ class Speculator:
         settings = response_settings(st.config, ResponseParams())
         self._spawn(self._prefill, model_messages(settings.instructions, list(st.conversation)))
 
-    def words_heard(self, text: str) -> None:
-        """An interim transcript of the open turn: evaluate its words but the last
-        (which the next pass may hear otherwise) on the model meanwhile, as the cascade
-        does; skipped while a reply or another prefill holds the model."""
-        st = self.state
-        words = text.split()[:-1]
-        detector = self._words
-        if (
-            not words
-            or not self.judges_words
-            or detector is None
-            or not detector.loaded()
-            or self._prefilling
-            or detector.busy()
-            or st.turn_detection is None
-            or not st.stt_turn_open
-            or st.held is not None  # over the bot: its words are judged otherwise
-        ):
-            return
-        settings = response_settings(st.config, ResponseParams())
-        history = model_messages(settings.instructions, list(st.conversation))
-        self._spawn(self._prefill, history, " ".join(words))
-
     async def _loaded_detector(self) -> TranscriptEndOfTurn | None:
         """The words' detector with its model taken (loading it if need be); None once
         the session has closed (a model taken meanwhile is given back)."""
@@ -155,20 +131,15 @@ class Speculator:
             return None
         return detector
 
-    async def _prefill(self, history: list[Any], heard: str = "") -> None:
-        if self._prefilling:
-            return
-        self._prefilling = True
+    async def _prefill(self, history: list[Any]) -> None:
         try:
             detector = await self._loaded_detector()
             if detector is None:
                 return
-            tokens = await anyio.to_thread.run_sync(detector.prefill, history, heard)
+            tokens = await anyio.to_thread.run_sync(detector.prefill, history)
         except Exception:
             log.exception("session %s: the end-of-utterance prefill failed", self.state.config.id)
             return
-        finally:
-            self._prefilling = False
         log.debug("session %s: prefilled %d tokens", self.state.config.id, tokens)
 
     async def vad_paused(self, frame: UserPausedSpeakingFrame) -> bool:

@@ -100,7 +100,6 @@ class SessionHooks(Protocol):
     async def vad_paused(self, frame: UserPausedSpeakingFrame) -> bool: ...
     async def vad_resumed(self, frame: UserResumedSpeakingFrame) -> bool: ...
     async def on_transcription(self, frame: TranscriptionFrame) -> None: ...
-    def on_interim(self, frame: InterimTranscriptionFrame) -> None: ...
     async def on_stage_error(self, frame: ErrorFrame) -> None: ...
     def on_llm_text(self, text: str) -> bool: ...
     def on_transcript_piece(self, text: str) -> None: ...
@@ -178,14 +177,8 @@ class Controller(_SessionStage):
     async def _transcription(self, frame: TranscriptionFrame, direction: Direction) -> None:
         await self._hooks.on_transcription(frame)
 
-    @handles(InterimTranscriptionFrame)
-    async def _interim(self, frame: InterimTranscriptionFrame, direction: Direction) -> None:
-        if direction is UPSTREAM:
-            await self.push(frame, direction)
-        else:
-            self._hooks.on_interim(frame)
-
     @handles(
+        InterimTranscriptionFrame,
         InputAudioFrame,
         UserStartedSpeakingFrame,
         UserStoppedSpeakingFrame,
@@ -315,10 +308,9 @@ class SessionStages:
 
 
 def build_pipeline(
-    config: PipelineConfig, hooks: SessionHooks, *, interim: bool = False
+    config: PipelineConfig, hooks: SessionHooks
 ) -> tuple[PipelineTask, SessionStages]:
-    """The session's pipeline and task, and its stages; ``interim`` keeps the
-    transcriber's passes while the user speaks (the server option ``interim_prefill``)."""
+    """The session's pipeline and task, and its stages."""
     from pipelines.factory import build_stage
 
     if config.pipeline.architecture != "cascade":
@@ -327,10 +319,9 @@ def build_pipeline(
             f"this one is {config.pipeline.architecture!r}"
         )
     stt = build_stage(config, "stt")
-    if not interim and isinstance(getattr(stt, "params", None), WhisperSTTParams):
-        # Unless the words heard are prefilled on the end-of-utterance model, the session
-        # reads no interim transcript: Whisper's passes while the user speaks would only
-        # cost CPU (a third of the server's per turn, benchmarks/RESULTS.md).
+    if isinstance(getattr(stt, "params", None), WhisperSTTParams):
+        # The session reads no interim transcript: Whisper's passes while the user speaks
+        # would only cost CPU (a third of the server's per turn, benchmarks/RESULTS.md).
         stt.params.interim_passes = False  # type: ignore[attr-defined]
     stages = SessionStages(
         turn=build_turn(config),
