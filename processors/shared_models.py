@@ -35,13 +35,22 @@ process when two models are constructed at the same time.
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-__all__ = ["MODELS", "ModelCache", "SharedModel", "limit_blas_threads"]
+__all__ = [
+    "MODELS",
+    "ModelCache",
+    "SharedModel",
+    "cpu_time_with",
+    "limit_blas_threads",
+    "thread_ids",
+]
 
 log = logging.getLogger("parley.models")
 T = TypeVar("T")
@@ -194,3 +203,34 @@ def limit_blas_threads(limit: int) -> bool:
 
 
 _blas_lock = threading.Lock()
+
+
+def thread_ids() -> set[str]:
+    """The process's thread ids (Linux ``/proc``; empty elsewhere).
+
+    Taken before and after a model starts its own compute threads, the difference
+    is those threads, for :func:`cpu_time_with`.
+    """
+    try:
+        return set(os.listdir("/proc/self/task"))
+    except OSError:
+        return set()
+
+
+def cpu_time_with(threads: frozenset[str]) -> float:
+    """CPU seconds of the calling thread plus ``threads`` (a model's own pool).
+
+    Inference libraries compute on threads of their own, invisible to
+    ``thread_time``; their CPU time is read from ``/proc``. Without known threads
+    this is process time.
+    """
+    if not threads:
+        return time.process_time()
+    total = time.thread_time()
+    for tid in threads:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat", encoding="ascii") as f:
+                total += int(f.read().split()[0]) / 1e9
+        except (OSError, ValueError, IndexError):
+            continue
+    return total

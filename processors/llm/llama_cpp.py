@@ -62,6 +62,7 @@ import anyio.from_thread
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
+from framework.foreground import FOREGROUND
 from framework.frames.base import Direction, Frame
 from framework.frames.lifecycle import CancelFrame, InterruptionFrame
 from framework.frames.llm import LLMMessagesFrame
@@ -83,6 +84,9 @@ __all__ = [
 ]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+FOREGROUND_WAIT_S = 0.3
+"""Between two tokens generation waits for foreground work (the synthesis of a reply's
+first piece, :mod:`framework.foreground`) this long at most."""
 _PER_MESSAGE_TOKENS = 6  # chat-template tokens around each message's content
 # llama.cpp can bring the process down when two threads construct models at the same
 # time (seen with two sessions of `parley serve` connecting at once): load one at a time.
@@ -345,6 +349,9 @@ class LlamaCppLLM(LLMProcessor[GenerationStats]):
                     anyio.from_thread.run_sync(send.send_nowait, text)
                 except (anyio.BrokenResourceError, anyio.ClosedResourceError):
                     break
+                # A first piece of audio being synthesised goes first: its listener is
+                # waiting, while these tokens will not be heard for a second or more.
+                FOREGROUND.wait_clear(FOREGROUND_WAIT_S)
         except Exception:
             llama.reset()  # still borrowed: the next caller starts from a clean cache
             raise

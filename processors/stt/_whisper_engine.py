@@ -33,7 +33,6 @@ import math
 import os
 import sys
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 
 import numpy as np
 
-from processors.shared_models import MODELS, limit_blas_threads
+from processors.shared_models import MODELS, cpu_time_with, limit_blas_threads, thread_ids
 from processors.stt._mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
 from processors.stt._whisper_guard import Verdict, collapse_repeats, judge, token_budget
 
@@ -167,16 +166,7 @@ class WhisperModel:
         CTranslate2 computes on threads of its own, invisible to ``thread_time``;
         their CPU time is read from ``/proc``. Elsewhere this is process time.
         """
-        if not self.threads:
-            return time.process_time()
-        total = time.thread_time()
-        for tid in self.threads:
-            try:
-                with open(f"/proc/self/task/{tid}/schedstat", encoding="ascii") as f:
-                    total += int(f.read().split()[0]) / 1e9
-            except (OSError, ValueError, IndexError):
-                continue
-        return total
+        return cpu_time_with(self.threads)
 
     def transcribe(
         self,
@@ -298,13 +288,6 @@ class _Decoded:
     verdict: Verdict
 
 
-def _thread_ids() -> set[str]:
-    try:
-        return set(os.listdir("/proc/self/task"))
-    except OSError:
-        return set()
-
-
 def _load(model_dir: Path, compute_type: str, cpu_threads: int) -> WhisperModel:
     if not (model_dir / "model.bin").is_file():
         raise FileNotFoundError(
@@ -313,7 +296,7 @@ def _load(model_dir: Path, compute_type: str, cpu_threads: int) -> WhisperModel:
         )
     ctranslate2 = _ctranslate2()
     limit_blas_threads(1)  # the features' matrix product: see limit_blas_threads
-    before = _thread_ids()
+    before = thread_ids()
     model = WhisperModel(
         ctranslate2.models.Whisper(
             str(model_dir), device="cpu", compute_type=compute_type, intra_threads=cpu_threads
@@ -321,7 +304,7 @@ def _load(model_dir: Path, compute_type: str, cpu_threads: int) -> WhisperModel:
     )
     # The first pass allocates buffers and starts the compute threads: do it now.
     model.transcribe(np.full(SAMPLE_RATE, 1000, dtype="<i2").tobytes(), PassOptions())
-    model.threads = frozenset(_thread_ids() - before - {str(threading.get_native_id())})
+    model.threads = frozenset(thread_ids() - before - {str(threading.get_native_id())})
     return model
 
 

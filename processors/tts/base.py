@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 from typing import ClassVar, Generic, TypeVar, cast
 
 import anyio
@@ -39,6 +40,7 @@ import anyio.lowlevel
 import anyio.to_thread
 from pydantic import BaseModel, ConfigDict, Field
 
+from framework.foreground import FOREGROUND
 from framework.frames.audio import OutputAudioFrame
 from framework.frames.base import Direction, Frame
 from framework.frames.control import TTSStartedFrame, TTSStoppedFrame
@@ -229,7 +231,8 @@ class TTSProcessor(Processor, Generic[P]):
         if self.failures.exhausted:
             return
         try:
-            chunks, cpu_s = await anyio.to_thread.run_sync(self._render, piece)
+            first = not self._started  # the reply's first audio: someone is waiting for it
+            chunks, cpu_s = await anyio.to_thread.run_sync(self._render, piece, first)
         except Exception as exc:
             # The interruption check below comes first: a piece nobody will hear
             # is not worth an error.
@@ -256,15 +259,20 @@ class TTSProcessor(Processor, Generic[P]):
                     ttfa = (time.monotonic_ns() - self._first_text_ns) / 1e9
                     await self._metrics(("ttfa", ttfa, "s"))
 
-    def _render(self, piece: str) -> tuple[list[bytes], float]:
-        """Worker thread: synthesise, resample to the output rate, cut into chunks."""
+    def _render(self, piece: str, first: bool = False) -> tuple[list[bytes], float]:
+        """Worker thread: synthesise, resample to the output rate, cut into chunks.
+
+        A reply's ``first`` audio is synthesised as foreground work
+        (:mod:`framework.foreground`): the language model pauses meanwhile.
+        """
         from framework.audio import chunk_pcm, resample
 
         text = clean_for_speech(piece)
         if not text:
             return [], 0.0
         cpu_start = self.cpu_time()
-        pcm = self.synthesize(text)
+        with FOREGROUND.running() if first else nullcontext():
+            pcm = self.synthesize(text)
         if pcm:
             pcm = resample(pcm, self.voice_sample_rate, self._out_rate)
         chunks = list(chunk_pcm(pcm, self._out_rate, 1, self.params.chunk_ms)) if pcm else []

@@ -25,11 +25,14 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from processors.shared_models import cpu_time_with, thread_ids
 from processors.tts.base import TTSParams, TTSProcessor
 
 __all__ = ["PiperTTS", "PiperTTSParams", "default_voice_paths", "espeak_safe"]
 
-_VOICES: dict[tuple[str, str, int, bool, int], tuple[Any, threading.BoundedSemaphore]] = {}
+_VOICES: dict[
+    tuple[str, str, int, bool, int], tuple[Any, threading.BoundedSemaphore, frozenset[str]]
+] = {}
 _VOICES_LOCK = threading.Lock()
 _TWO_STOPS = re.compile(r"(?<!\.)\.\.(?!\.)")
 
@@ -83,11 +86,13 @@ class PiperTTSParams(TTSParams):
         default=True, description="Scale each piece to full range, as Piper does by default."
     )
     num_threads: int = Field(
-        default=1,
+        default=2,
         ge=1,
         le=64,
-        description="ONNX Runtime threads. One leaves the other core to the LLM, which "
-        "generates while Piper speaks; on a busy 2-core machine it was also faster.",
+        description="ONNX Runtime threads (not spinning when idle). A reply's first piece "
+        "is synthesised as foreground work, the LLM pausing meanwhile, so two threads "
+        "have both cores for it: ~85 ms for four words against ~130-160 with one, on 2 "
+        "cores (benchmarks/RESULTS.md, 'The first piece in the foreground').",
     )
     memory_arena: bool = Field(
         default=True,
@@ -119,6 +124,7 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
         self._voice: Any = None
         self._turns: threading.BoundedSemaphore | None = None  # the shared voice's run slots
         self._syn_config: Any = None
+        self._threads: frozenset[str] = frozenset()  # the shared voice's ONNX pool threads
         self._rate = 22050
         self.load_s: float | None = None
 
@@ -157,11 +163,19 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
         with _VOICES_LOCK:
             shared = _VOICES.get(key)
             if shared is None:
+                before = thread_ids()
                 voice = _load_voice(model, config, p.num_threads, p.memory_arena)
-                shared = _VOICES[key] = (voice, threading.BoundedSemaphore(p.max_syntheses))
                 if p.warmup:
                     list(voice.synthesize("Hello."))
-            voice, self._turns = shared
+                # ONNX Runtime's own compute threads, for cpu_time: the intra-op pool has
+                # num_threads - 1 of them. More new threads means another stage started
+                # some meanwhile; then they cannot be told apart (process time instead).
+                pool = frozenset(thread_ids() - before - {str(threading.get_native_id())})
+                if len(pool) != p.num_threads - 1:
+                    pool = frozenset()
+                semaphore = threading.BoundedSemaphore(p.max_syntheses)
+                shared = _VOICES[key] = (voice, semaphore, pool)
+            voice, self._turns, self._threads = shared
         self._syn_config = SynthesisConfig(
             speaker_id=p.speaker_id,
             length_scale=p.length_scale,
@@ -186,8 +200,11 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
             )
 
     def cpu_time(self) -> float:
-        """Thread time with one ONNX thread; process time when ONNX Runtime uses a pool."""
-        return time.thread_time() if self.params.num_threads == 1 else time.process_time()
+        """The calling thread's CPU time, plus ONNX Runtime's pool threads' when it has
+        them (process time if they could not be told apart)."""
+        if self.params.num_threads == 1:
+            return time.thread_time()
+        return cpu_time_with(self._threads)
 
 
 def _load_voice(model: Path, config: Path, num_threads: int, memory_arena: bool = True) -> Any:

@@ -157,3 +157,38 @@ def test_long_conversations_are_trimmed_from_the_oldest_turn() -> None:
     assert 2 < len(kept) < len(messages)
     assert kept[1:] == messages[len(messages) - len(kept) + 1 :]
     assert _fit(vocab, messages, 100_000) == messages
+
+
+async def test_generation_waits_while_a_first_piece_is_synthesised() -> None:
+    import threading
+
+    from framework.foreground import FOREGROUND
+    from processors.llm.llama_cpp import FOREGROUND_WAIT_S
+
+    llm = LlamaCppLLM(LlamaCppLLMParams(temperature=0.0, max_tokens=200))
+    story = ask("Tell me a very long story about a dragon.", "You are a storyteller.")
+    release = threading.Event()
+    holding = threading.Event()
+
+    def first_piece() -> None:  # as the TTS holds it: in a worker thread
+        with FOREGROUND.running():
+            holding.set()
+            release.wait(10)
+
+    async with running(llm) as (task, sink):
+        await task.queue_frame(story)
+        await wait_until(lambda: len(sink.frames(kind=LLMTextFrame)) >= 3, 30)
+        worker = threading.Thread(target=first_piece)
+        worker.start()
+        try:
+            holding.wait(5)
+            await anyio.sleep(0.05)  # a token already being computed may still come
+            during = len(sink.frames(kind=LLMTextFrame))
+            await anyio.sleep(FOREGROUND_WAIT_S * 0.8)
+            held = len(sink.frames(kind=LLMTextFrame)) - during
+        finally:
+            release.set()
+            worker.join(5)
+        await wait_until(lambda: len(sink.frames(kind=LLMTextFrame)) > during + 3, 30)
+        await task.queue_frame(InterruptionFrame())
+    assert held == 0  # no token while the first piece ran (~13 ms each otherwise)

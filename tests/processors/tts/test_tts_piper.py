@@ -246,3 +246,31 @@ def test_two_full_stops_at_the_end_leave_nothing_behind_for_the_next_text(ending
 )
 def test_only_runs_of_exactly_two_full_stops_are_collapsed(text: str, spoken: str) -> None:
     assert espeak_safe(text) == spoken
+
+
+async def test_each_replys_first_piece_is_synthesised_in_the_foreground() -> None:
+    from framework.foreground import FOREGROUND
+
+    tts = PiperTTS(PiperTTSParams(first_piece_max_words=None))
+    seen: list[tuple[str, bool]] = []
+    async with running(tts) as (task, sink):
+        await tts.model_gate.wait()
+        real = tts.synthesize
+
+        def recording(text: str) -> bytes:
+            seen.append((text, FOREGROUND.active()))
+            return real(text)
+
+        tts.synthesize = recording  # type: ignore[method-assign]
+        await task.queue_frames(reply("Hello there. How are you today? I am fine."))
+        await wait_until(lambda: sink.count(LLMResponseEndFrame) == 1, 30)
+        await task.queue_frames(reply("Good. Bye now."))
+        await wait_until(lambda: sink.count(LLMResponseEndFrame) == 2, 30)
+    assert seen == [
+        ("Hello there.", True),
+        ("How are you today?", False),
+        ("I am fine.", False),
+        ("Good.", True),
+        ("Bye now.", False),
+    ]
+    assert not FOREGROUND.active()
