@@ -91,7 +91,7 @@ class PiperTTSParams(TTSParams):
         le=64,
         description="ONNX Runtime threads (not spinning when idle). A reply's first piece "
         "is synthesised as foreground work, the LLM pausing meanwhile, so two threads "
-        "have both cores for it: ~85 ms for four words against ~130-160 with one, on 2 "
+        "have both cores for it: ~75 ms for four words against ~125 with one, on 2 "
         "cores (benchmarks/RESULTS.md, 'The first piece in the foreground').",
     )
     memory_arena: bool = Field(
