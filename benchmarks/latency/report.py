@@ -336,9 +336,9 @@ def markdown_report(results: dict[str, Any], plots: Sequence[str] = ()) -> str:
         "Turn-taking: a talk-over is bot audio played inside a user utterance (pauses "
         "included) from a reply that started after it began; a false end is a turn ended "
         "before the utterance's last word; user words lost are the utterance's words (as "
-        "normalised for the WER) missing from the user messages of the final LLM context "
-        "although the speech-to-text transcribed them, with all the missing ones, "
-        "recognition errors included, in brackets.",
+        "normalised for the WER) that the speech-to-text transcribed and that have no "
+        "word in their place in the user messages of the final LLM context, with all the "
+        "missing ones, recognition errors included, in brackets.",
         "",
         _md_table(header, rows),
         "",

@@ -17,8 +17,10 @@ speech sample, pauses included):
   utterances' words, normalised as for the WER, are aligned in order against all
   the user messages' words; ``context_missing`` counts the words of this utterance
   with no identical word in the context, and ``context_lost`` those of them that
-  the speech-to-text did transcribe (found in the utterance's transcripts): the
-  words the turn-taking dropped, apart from recognition errors.
+  the speech-to-text did transcribe (found in the utterance's transcripts, superseded
+  ones included) and that have no word in their place in the context (the
+  alignment deletes them): the words the turn-taking dropped, apart from
+  recognition errors and words a later pass over the turn heard otherwise.
 """
 
 from __future__ import annotations
@@ -56,6 +58,16 @@ def align(reference: Sequence[str], hypothesis: Sequence[str]) -> list[bool]:
     Ties are broken towards matches, then substitutions, so a word is unmatched
     only when no alignment of least cost pairs it with an identical word.
     """
+    return [op == MATCH for op in align_ops(reference, hypothesis)]
+
+
+MATCH, SUBSTITUTED, DELETED = "=", "~", "-"
+
+
+def align_ops(reference: Sequence[str], hypothesis: Sequence[str]) -> list[str]:
+    """For each reference word, what a minimum edit alignment does with it: matched
+    (:data:`MATCH`), paired with another word (:data:`SUBSTITUTED`) or left without
+    one (:data:`DELETED`). Ties go to matches, then substitutions."""
     n, m = len(reference), len(hypothesis)
     cost = [[0] * (m + 1) for _ in range(n + 1)]
     for i in range(n + 1):
@@ -67,18 +79,18 @@ def align(reference: Sequence[str], hypothesis: Sequence[str]) -> list[bool]:
         for j in range(1, m + 1):
             same = reference[i - 1] == hypothesis[j - 1]
             row[j] = min(previous[j - 1] + (not same), previous[j] + 1, row[j - 1] + 1)
-    matched = [False] * n
+    ops = [DELETED] * n
     i, j = n, m
     while i > 0 and j > 0:
         same = reference[i - 1] == hypothesis[j - 1]
         if cost[i][j] == cost[i - 1][j - 1] + (not same):
-            matched[i - 1] = same
+            ops[i - 1] = MATCH if same else SUBSTITUTED
             i, j = i - 1, j - 1
         elif cost[i][j] == cost[i - 1][j] + 1:
             i -= 1
         else:
             j -= 1
-    return matched
+    return ops
 
 
 def context_user_messages(messages: Iterable[dict[str, Any]]) -> list[str]:
@@ -198,18 +210,21 @@ def _words_lost(
         if item.get("speech_start_ns") is not None and item.get("reply_expected", True)
     ]
     reference = [word for _n, words in expected for word in words]
-    matched = align(reference, context)
+    placed = align_ops(reference, context)
     at = 0
     for n, words in expected:
-        in_context = matched[at : at + len(words)]
+        in_context = placed[at : at + len(words)]
         at += len(words)
         turn, item = turns[n], items[n]
         heard_words = _transcribed(ix, item, window_ends[n])
         heard = align(words, heard_words)
         turn.context_words = len(words)
-        turn.context_missing = sum(1 for ok in in_context if not ok)
+        turn.context_missing = sum(1 for op in in_context if op != MATCH)
+        # Lost: transcribed, and nothing in its place in the context. A word the
+        # context holds another word for was heard otherwise by a later pass over the
+        # turn ("a tent" at a pause, "the tent" in the final transcript).
         turn.context_lost = sum(
-            1 for ok, got in zip(in_context, heard, strict=True) if got and not ok
+            1 for op, got in zip(in_context, heard, strict=True) if got and op == DELETED
         )
 
 

@@ -15,7 +15,7 @@ import pytest
 from benchmarks.latency.measure import measure_conversation
 from benchmarks.latency.records import ConversationResult
 from benchmarks.latency.report import collect, kind_rows, markdown_report, summary_table
-from benchmarks.latency.turntaking import align, context_user_messages, overlap_ns
+from benchmarks.latency.turntaking import align, align_ops, context_user_messages, overlap_ns
 from framework.frames import (
     InterruptionFrame,
     TranscriptionFrame,
@@ -87,6 +87,29 @@ def test_a_recognition_error_is_missing_from_the_context_but_not_lost() -> None:
     (turn,) = measure_conversation(s.log.records, "cascade").turns
     assert (turn.context_words, turn.context_missing, turn.context_lost) == (3, 1, 0)
     assert turn.false_ends == 0 and turn.talk_over_s == 0.0
+
+
+def test_a_word_a_later_pass_heard_otherwise_is_missing_but_not_lost() -> None:
+    # The pause's transcript heard "a tent", the final pass over the whole turn "the
+    # tent": "a" is in a transcript and not in the context, but "the" stands in its place.
+    s = Script()
+    s.start()
+    text = "I am packing a tent and two sleeping bags"
+    ss, se = s.item(0, 1000, 5000, speech=(300, 4500), kind="hesitation", transcript=text)  # type: ignore[misc]
+    s.frame("stt.whisper", TranscriptionFrame(text="I am packing a tent"), ss + 1500)
+    _vad_turn(s, ss, se, se + 300, "I am packing the tent and two sleeping bags")
+    s.bot_audio(se + 600, se + 600, se + 1600)
+    s.context(se + 2000, "I am packing the tent and two sleeping bags")
+    s.end(se + 2000)
+    (turn,) = measure_conversation(s.log.records, "cascade").turns
+    assert (turn.context_words, turn.context_missing, turn.context_lost) == (9, 1, 0)
+
+
+def test_align_ops_tells_a_substitution_from_a_deletion() -> None:
+    said = ["i", "would", "like", "a", "large", "pizza"]
+    ops = align_ops(said, ["i", "like", "the", "large", "pizza"])
+    assert ops == ["=", "-", "=", "~", "=", "="]
+    assert align(["a", "b"], []) == [False, False]
 
 
 def test_without_a_context_record_words_lost_are_unknown_not_zero() -> None:
