@@ -54,6 +54,7 @@ async def test_two_sessions_use_one_instance_of_each_model() -> None:
     from processors.tts import piper
 
     before = {key: MODELS.users(key) for key in MODELS.loaded()}  # other tests' users
+    voices = set(piper._VOICES)  # other tests' voices (other settings: other instances)
     async with running_server(cascade_config(), max_sessions=4) as base:
         url = f"{base}/realtime"
         ready: list[int] = []
@@ -69,7 +70,7 @@ async def test_two_sessions_use_one_instance_of_each_model() -> None:
                 assert kinds.count(kind) == 1, kinds
                 [key] = [k for k in MODELS.loaded() if k[0] == kind]
                 assert MODELS.users(key) - before.get(key, 0) == 2, kind
-            assert len(piper._VOICES) == 1
+            assert len(set(piper._VOICES) - voices) <= 1  # one voice for both sessions
             release.set()
         await wait_no_sessions(url, 60)
 

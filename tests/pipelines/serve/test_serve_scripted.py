@@ -228,7 +228,9 @@ async def test_idle_timeout_triggers_a_response(url: str) -> None:
         client = await _connect(
             ws,
             output_modalities=["text"],
-            audio={"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 300}}},
+            # Long enough for the silence appended below to be in the buffer by then on
+            # a loaded machine (300 ms was not, once in a full CI run).
+            audio={"input": {"turn_detection": {"type": "server_vad", "idle_timeout_ms": 1000}}},
         )
         await client.send(
             type="conversation.item.create",
