@@ -459,12 +459,7 @@ class EndOfUtteranceProcessor(Processor):
 
     @handles(InterimTranscriptionFrame)
     async def _interim(self, frame: InterimTranscriptionFrame, direction: Direction) -> None:
-        if (
-            direction is Direction.DOWNSTREAM
-            and self._speaking
-            and not self._prefilling
-            and not self.detector.busy()
-        ):
+        if direction is Direction.DOWNSTREAM and self._speaking and not self.detector.busy():
             # All but the last word, which the next pass may hear whole or otherwise.
             heard = " ".join(frame.text.split()[:-1])
             if heard:

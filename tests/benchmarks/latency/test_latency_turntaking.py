@@ -74,17 +74,26 @@ def test_nothing_is_lost_when_the_context_holds_the_whole_utterance() -> None:
     assert turn.false_ends == 1  # still a false end and a talk-over: they are separate measures
 
 
+def _one_turn(said: str, final: str, pause_transcript: str | None = None) -> Any:
+    """One answered turn: ``said``, transcribed at the end as ``final`` (and at a pause
+    as ``pause_transcript``), with ``final`` in the context."""
+    s = Script()
+    s.start()
+    ss, se = s.item(0, 1000, 5000, speech=(300, 4500), transcript=said)  # type: ignore[misc]
+    if pause_transcript is not None:
+        s.frame("stt.whisper", TranscriptionFrame(text=pause_transcript), ss + 1500)
+    _vad_turn(s, ss, se, se + 300, final)
+    s.bot_audio(se + 600, se + 600, se + 1600)
+    s.context(se + 2000, final)
+    s.end(se + 2000)
+    (turn,) = measure_conversation(s.log.records, "cascade").turns
+    return turn
+
+
 def test_a_recognition_error_is_missing_from_the_context_but_not_lost() -> None:
     # the STT heard "melons" for "olives": the context cannot hold the word, but the
     # turn-taking dropped nothing
-    s = Script()
-    s.start()
-    ss, se = s.item(0, 1000, 3000, speech=(300, 2500), transcript="mushrooms and olives")  # type: ignore[misc]
-    _vad_turn(s, ss, se, se + 300, "mushrooms and melons")
-    s.bot_audio(se + 600, se + 600, se + 1600)
-    s.context(se + 2000, "mushrooms and melons")
-    s.end(se + 2000)
-    (turn,) = measure_conversation(s.log.records, "cascade").turns
+    turn = _one_turn("mushrooms and olives", "mushrooms and melons")
     assert (turn.context_words, turn.context_missing, turn.context_lost) == (3, 1, 0)
     assert turn.false_ends == 0 and turn.talk_over_s == 0.0
 
@@ -92,16 +101,11 @@ def test_a_recognition_error_is_missing_from_the_context_but_not_lost() -> None:
 def test_a_word_a_later_pass_heard_otherwise_is_missing_but_not_lost() -> None:
     # The pause's transcript heard "a tent", the final pass over the whole turn "the
     # tent": "a" is in a transcript and not in the context, but "the" stands in its place.
-    s = Script()
-    s.start()
-    text = "I am packing a tent and two sleeping bags"
-    ss, se = s.item(0, 1000, 5000, speech=(300, 4500), kind="hesitation", transcript=text)  # type: ignore[misc]
-    s.frame("stt.whisper", TranscriptionFrame(text="I am packing a tent"), ss + 1500)
-    _vad_turn(s, ss, se, se + 300, "I am packing the tent and two sleeping bags")
-    s.bot_audio(se + 600, se + 600, se + 1600)
-    s.context(se + 2000, "I am packing the tent and two sleeping bags")
-    s.end(se + 2000)
-    (turn,) = measure_conversation(s.log.records, "cascade").turns
+    turn = _one_turn(
+        "I am packing a tent and two sleeping bags",
+        "I am packing the tent and two sleeping bags",
+        pause_transcript="I am packing a tent",
+    )
     assert (turn.context_words, turn.context_missing, turn.context_lost) == (9, 1, 0)
 
 
