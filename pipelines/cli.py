@@ -215,15 +215,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 130
 
 
+_LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
 def _main(arguments: list[str]) -> int:
     from pipelines.config import ConfigError
     from pipelines.registry import BackendError
 
-    command = plugin_commands().get(arguments[0]) if arguments else None
+    verbose = bool(arguments) and arguments[0] in ("-v", "--verbose")
+    rest = arguments[1:] if verbose else arguments
+    command = plugin_commands().get(rest[0]) if rest else None
     if command is not None:  # a registered command parses its own options
-        logging.basicConfig(level=logging.WARNING)
+        logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format=_LOG_FORMAT)
         try:
-            result: int = command.load()(arguments[1:])
+            result: int = command.load()(rest[1:])
         except (ConfigError, BackendError) as exc:
             print(f"parley {command.name}: {exc}", file=sys.stderr)
             return 2
@@ -231,7 +236,7 @@ def _main(arguments: list[str]) -> int:
     args = build_parser().parse_args(arguments)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        format=_LOG_FORMAT,
     )
     try:
         result = args.func(args)

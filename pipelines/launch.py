@@ -20,7 +20,7 @@ from anyio.abc import Process
 
 from pipelines.config import ConfigError, PipelineConfig, ServeConfig
 
-__all__ = ["ServerStartError", "prepared", "start_server"]
+__all__ = ["ServerStartError", "prepared", "server_command", "start_server"]
 
 log = logging.getLogger("parley")
 
@@ -58,6 +58,23 @@ async def _wait_healthy(host: str, port: int, process: Process, timeout_s: float
     raise ServerStartError(f"parley serve did not answer on {host}:{port} within {timeout_s} s")
 
 
+def server_command(serve: ServeConfig, port: int) -> list[str]:
+    """The ``parley serve`` command line for ``serve`` on ``port``.
+
+    Verbose (``--verbose``) when this process logs debug messages (``parley -v``), so
+    the server's turn-taking verdicts and timings show too.
+    """
+    command = [sys.executable, "-m", "pipelines.cli"]
+    if logging.getLogger().isEnabledFor(logging.DEBUG):
+        command.append("--verbose")
+    command += ["serve", serve.pipeline, "--host", serve.host, "--port", str(port)]
+    for item in serve.set:
+        command += ["--set", item]
+    for item in serve.options:
+        command += ["--option", item]
+    return command
+
+
 @asynccontextmanager
 async def start_server(serve: ServeConfig) -> AsyncIterator[str]:
     """Run ``parley serve`` as a child process; yields its WebSocket base URL.
@@ -69,12 +86,7 @@ async def start_server(serve: ServeConfig) -> AsyncIterator[str]:
     from pipelines.serve.app import TOKEN_ENV
 
     port = serve.port or _free_port(serve.host)
-    command = [sys.executable, "-m", "pipelines.cli", "serve", serve.pipeline]
-    command += ["--host", serve.host, "--port", str(port)]
-    for item in serve.set:
-        command += ["--set", item]
-    for item in serve.options:
-        command += ["--option", item]
+    command = server_command(serve, port)
     env = {name: value for name, value in os.environ.items() if name != TOKEN_ENV}
     process = await anyio.open_process(command, stdout=subprocess.DEVNULL, stderr=None, env=env)
     try:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from typing import Any
 
 import anyio.to_thread
@@ -165,6 +166,7 @@ class Speculator:
         )
         st.speculation = spec
         st.slots.append(spec)
+        log.debug("session %s: pause %s", st.config.id, _since(frame.speech_end_ns))
         return True
 
     async def vad_resumed(self, frame: UserResumedSpeakingFrame) -> bool:
@@ -185,6 +187,7 @@ class Speculator:
         """The STT's transcript of a pause: start the reply if the turn will be answered."""
         st = self.state
         spec.transcribed, spec.text = True, text
+        log.debug("session %s: pause transcribed %s", st.config.id, _since(spec.speech_end_ns))
         settings = response_settings(st.config, ResponseParams())
         # The verdict only matters where the turn processor waits for it (semantic_vad
         # with the words' check): under server_vad it would cost a model evaluation
@@ -237,7 +240,13 @@ class Speculator:
             log.exception("session %s: the end-of-utterance check failed", self.state.config.id)
         if spec is not self.state.speculation or stop.is_set():
             return
-        log.debug("session %s: words' verdict %s on %r", self.state.config.id, probability, text)
+        log.debug(
+            "session %s: words' verdict %s on %r %s",
+            self.state.config.id,
+            "none" if probability is None else f"{probability:.3g}",
+            text,
+            _since(spec.speech_end_ns),
+        )
         await self._turn.judge_words(
             EndOfUtteranceFrame(
                 probability=probability, speech_end_ns=spec.speech_end_ns, text=text
@@ -299,3 +308,10 @@ def _words_detector(llm: Processor) -> TranscriptEndOfTurn | None:
     if not isinstance(llm, LlamaCppLLM):
         return None
     return TranscriptEndOfTurn(llm.params, affinity=llm.affinity)
+
+
+def _since(speech_end_ns: int | None) -> str:
+    """How long ago the speech ended, for the debug log."""
+    if speech_end_ns is None:
+        return ""
+    return f"{(time.monotonic_ns() - speech_end_ns) / 1e6:.0f} ms after the end of speech"

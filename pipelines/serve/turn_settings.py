@@ -101,6 +101,7 @@ def turn_settings(
         # transcript; without it the turn would wait transcript_wait_ms for nothing.
         "transcript_check": words and turn_detection.create_response,
         "transcript_threshold": base.transcript_threshold,
+        "transcript_complete_threshold": base.transcript_complete_threshold,
         "transcript_wait_ms": base.transcript_wait_ms,
         "transcript_incomplete_stop_ms": base.transcript_incomplete_stop_ms,
     }

@@ -36,6 +36,7 @@ ends.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
@@ -231,4 +232,13 @@ class WhisperSTT(STTProcessor[WhisperSTTParams]):
         model, options = self._model, self._options
         if model is None or options is None:
             raise RuntimeError("the Whisper model is not loaded")
-        return model.transcribe(pcm, options, cache, stop)
+        if not log.isEnabledFor(logging.DEBUG):
+            return model.transcribe(pcm, options, cache, stop)
+        began, cpu = time.perf_counter(), model.cpu_time()
+        text = model.transcribe(pcm, options, cache, stop)
+        log.debug(
+            "%s: a pass over %.2f s of audio took %.0f ms (%.0f ms CPU)%s",
+            self.name, len(pcm) / 2 / SAMPLE_RATE, (time.perf_counter() - began) * 1e3,
+            (model.cpu_time() - cpu) * 1e3, "" if text is not None else " (given up)",
+        )  # fmt: skip
+        return text

@@ -6,6 +6,7 @@ docs/vad.md for the defaults and how they were measured.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, ClassVar
 
@@ -40,6 +41,8 @@ UPSTREAM = Direction.UPSTREAM
 _BUILD_FIELDS = ("vad", "aggressiveness", "webrtc_frame_ms")
 _MODEL_RATE = 16000
 _PRE_ROLL_S = 0.2  # audio before the detected start that the model also hears
+
+log = logging.getLogger("parley.turn")
 
 
 def create_analyzer(params: VADParams, backend: str, sample_rate: int = 16000) -> VADAnalyzer:
@@ -316,6 +319,8 @@ class TurnProcessor(Processor):
         if self._probability is None:  # no verdict yet: a CPU too busy for the model
             return max(p.unjudged_stop_ms, self._complete_stop_ms())
         if self._probability < p.end_of_turn_threshold:
+            if self._words_finished():  # the words are sure: they overrule the voice
+                return self._complete_stop_ms()
             return p.incomplete_stop_ms
         if not p.transcript_check:
             return self._complete_stop_ms()
@@ -354,6 +359,16 @@ class TurnProcessor(Processor):
         if asks_for_more(verdict.text, p.hold_phrases, p.open_endings):
             return True
         return verdict.probability is not None and verdict.probability < p.transcript_threshold
+
+    def _words_finished(self) -> bool:
+        """The pause's words read finished surely enough to overrule Smart Turn's 'incomplete'."""
+        p, verdict = self.params, self._words
+        threshold = p.transcript_complete_threshold
+        if not p.transcript_check or threshold is None or verdict is None:
+            return False
+        if verdict.probability is None or verdict.probability < threshold:
+            return False
+        return not asks_for_more(verdict.text, p.hold_phrases, p.open_endings)
 
     @handles(EndOfUtteranceFrame)
     async def _words_verdict(self, frame: EndOfUtteranceFrame, direction: Direction) -> None:
@@ -417,6 +432,7 @@ class TurnProcessor(Processor):
             return
         self._probability = probability
         self._infer_s = time.perf_counter() - began
+        log.debug("%s: Smart Turn %.3f in %.0f ms", self.name, probability, self._infer_s * 1e3)
         self._judging = False
         await self._end_if_due(pause_id)
 
@@ -488,6 +504,14 @@ class TurnProcessor(Processor):
         await self.push(stopped, UPSTREAM)
         await self.push(stopped, DOWNSTREAM)
         extra: dict[str, Any] = {"audio_wait_s": round(event.decided_s - event.speech_s, 4)}
+        log.debug(
+            "%s: turn ended after %.0f ms of silence (Smart Turn %s, words %s, hesitation %.2f s)",
+            self.name,
+            extra["audio_wait_s"] * 1000.0,
+            _fmt(self._probability),
+            _fmt(None if self._words is None else self._words.probability),
+            self._hesitation_s,
+        )
         if self._smart():
             extra["end_of_turn_probability"] = self._probability
             extra["end_of_turn_model_s"] = self._infer_s
@@ -505,3 +529,7 @@ class TurnProcessor(Processor):
             extra=extra,
         )
         await self.push(MetricsFrame(samples=[sample]), DOWNSTREAM)
+
+
+def _fmt(probability: float | None) -> str:
+    return "none" if probability is None else f"{probability:.3g}"

@@ -99,6 +99,17 @@ class TurnParams(VADParams):
             "which the words are unfinished."
         ),
     )
+    transcript_complete_threshold: float | None = Field(
+        default=1e-3,
+        gt=0.0,
+        lt=1.0,
+        description=(
+            "transcript_check: the end-of-utterance probability from which the words "
+            "overrule a Smart Turn verdict of 'incomplete': the turn ends as if judged "
+            "complete (after complete_stop_ms, or longer after a hesitation). None: "
+            "Smart Turn's 'incomplete' always waits incomplete_stop_ms."
+        ),
+    )
     transcript_incomplete_stop_ms: float = Field(
         default=1500.0,
         gt=0,

@@ -189,16 +189,25 @@ def _wait_s(h: Harness) -> dict:  # type: ignore[type-arg]
 
 
 async def _speak_and_judge(  # type: ignore[no-untyped-def]
-    h: Harness, clip: Clip, words: float | None, *, stale: bool = False, text: str = ""
+    h: Harness,
+    clip: Clip,
+    words: float | None,
+    *,
+    stale: bool = False,
+    text: str = "",
+    sounds_complete: bool = True,
 ):
-    """Feed the sentence; at its pause send the words' verdict ``words`` (None: none)."""
+    """Feed the sentence; at its pause send the words' verdict ``words`` (None: none).
+
+    ``sounds_complete``: the verdict Smart Turn gives the clip (checked)."""
     text = text or clip.text
 
     async def script(h: Harness) -> None:
         await h.feed(_silence(0.5) + _pcm(clip.samples) + _silence(0.06))
         await wait_until(lambda: bool(h.down(UserPausedSpeakingFrame)), limit_s=30.0)
         await wait_until(lambda: h.turn.probability is not None, limit_s=30.0)
-        assert h.turn.probability is not None and h.turn.probability >= 0.5, "not complete"
+        assert h.turn.probability is not None
+        assert (h.turn.probability >= 0.5) is sounds_complete, h.turn.probability
         if words is not None:
             [pause] = h.down(UserPausedSpeakingFrame)
             end_ns = pause.speech_end_ns - (1 if stale else 0)
@@ -228,6 +237,36 @@ async def test_unfinished_words_make_a_complete_sounding_turn_wait_the_long_wait
     extra = await _speak_and_judge(SettledHarness(PARAMS), clip, 1e-9)
     assert extra["end_of_turn_probability"] >= 0.5
     assert 1.5 <= extra["audio_wait_s"] <= 1.5 + 0.15
+
+
+@pytest.fixture(scope="module")
+def held_back_clip() -> Clip:
+    """A finished sentence Smart Turn calls unfinished in Piper's voice (p ~0.02)."""
+    text = "I was wondering whether you could | help me with my homework."
+    [complete] = [c for c in build_clips([text]) if c.complete]
+    return complete
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("words", "update", "text", "wait_s"),
+    [
+        (0.01, {}, "", 0.2),  # sure enough: the words overrule the voice
+        (1e-4, {}, "", 1.5),  # finished, but not surely enough
+        (0.01, {"transcript_complete_threshold": None}, "", 1.5),  # overruling off
+        (0.01, {"transcript_check": False}, "", 1.5),  # words not asked
+        (0.01, {}, "I was wondering whether you could help me with,", 1.5),  # ends open
+    ],
+)
+async def test_words_sure_of_their_end_overrule_smart_turns_incomplete(
+    held_back_clip: Clip, words: float, update: dict, text: str, wait_s: float
+) -> None:
+    params = PARAMS.model_copy(update=update)
+    extra = await _speak_and_judge(
+        SettledHarness(params), held_back_clip, words, text=text, sounds_complete=False
+    )
+    assert extra["end_of_turn_probability"] < 0.5
+    assert wait_s <= extra["audio_wait_s"] <= wait_s + (0.1 if wait_s < 1 else 0.15)
 
 
 @pytest.mark.anyio
