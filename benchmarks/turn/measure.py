@@ -223,13 +223,20 @@ def combined(clips: Sequence[Clip], smart: Scores, llm: Scores) -> str:
         f"| none (Smart Turn alone) | {sum(c.complete for c, _ in through)} "
         f"| {sum(not c.complete for c, _ in through)} |",
     ]
-    for t in COMBINED_THRESHOLDS:
-        ended = [c for c, w in through if w >= t]
-        lines.append(
-            f"| {_fmt(t)} | {sum(c.complete for c in ended)} "
-            f"| {sum(not c.complete for c in ended)} |"
+    return "\n".join(lines + _rows_from(through, COMBINED_THRESHOLDS))
+
+
+def _rows_from(pairs: Sequence[tuple[Clip, float]], thresholds: Sequence[float]) -> list[str]:
+    """Markdown rows: at each threshold, the complete and incomplete clips whose words'
+    probability reaches it."""
+    rows = []
+    for t in thresholds:
+        reached = [c for c, w in pairs if w >= t]
+        rows.append(
+            f"| {_fmt(t)} | {sum(c.complete for c in reached)} "
+            f"| {sum(not c.complete for c in reached)} |"
         )
-    return "\n".join(lines)
+    return rows
 
 
 OVERRULE_THRESHOLDS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
@@ -253,13 +260,7 @@ def overruled(clips: Sequence[Clip], smart: Scores, llm: Scores) -> str:
         f"at once (of {complete}) | incomplete clips it holds back that end (of {incomplete}) |",
         "|---|---:|---:|",
     ]
-    for t in OVERRULE_THRESHOLDS:
-        freed = [c for c, w in held if w >= t]
-        lines.append(
-            f"| {_fmt(t)} | {sum(c.complete for c in freed)} "
-            f"| {sum(not c.complete for c in freed)} |"
-        )
-    return "\n".join(lines)
+    return "\n".join(lines + _rows_from(held, OVERRULE_THRESHOLDS))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
