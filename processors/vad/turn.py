@@ -92,7 +92,10 @@ class TurnProcessor(Processor):
     model in a worker thread. Judged complete, the turn ends after
     ``complete_stop_ms`` of silence (at once when the verdict comes later);
     incomplete, after ``incomplete_stop_ms``; while the model has not answered,
-    after ``unjudged_stop_ms`` (docs/turn-taking.md).
+    after ``unjudged_stop_ms``. With ``transcript_check`` the pause's words are a
+    second opinion both ways: unfinished words hold a turn judged complete, and words
+    sure of their end (``transcript_complete_threshold``) end one judged incomplete
+    as if complete (docs/turn-taking.md).
     """
 
     Params: ClassVar[type[TurnParams]] = TurnParams
