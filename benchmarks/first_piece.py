@@ -19,6 +19,7 @@ import argparse
 import threading
 import time
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import numpy as np
 
@@ -66,10 +67,7 @@ def synthesis_ms(
             for piece in PIECES:
                 time.sleep(0.05)  # the model gets going again between two pieces
                 began = time.perf_counter()
-                if foreground:
-                    with FOREGROUND.running():
-                        tts.synthesize(piece)
-                else:
+                with FOREGROUND.running() if foreground else nullcontext():
                     tts.synthesize(piece)
                 times.append((time.perf_counter() - began) * 1000.0)
     finally:

@@ -50,6 +50,7 @@ __all__ = [
     "cpu_time_with",
     "limit_blas_threads",
     "thread_ids",
+    "threads_since",
 ]
 
 log = logging.getLogger("parley.models")
@@ -208,13 +209,18 @@ _blas_lock = threading.Lock()
 def thread_ids() -> set[str]:
     """The process's thread ids (Linux ``/proc``; empty elsewhere).
 
-    Taken before and after a model starts its own compute threads, the difference
-    is those threads, for :func:`cpu_time_with`.
+    Taken before a model starts its own compute threads, then given to
+    :func:`threads_since`, it finds those threads, for :func:`cpu_time_with`.
     """
     try:
         return set(os.listdir("/proc/self/task"))
     except OSError:
         return set()
+
+
+def threads_since(before: set[str]) -> frozenset[str]:
+    """The threads started since ``before`` (:func:`thread_ids`), the calling one aside."""
+    return frozenset(thread_ids() - before - {str(threading.get_native_id())})
 
 
 def cpu_time_with(threads: frozenset[str]) -> float:

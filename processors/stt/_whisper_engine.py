@@ -32,7 +32,6 @@ import importlib.util
 import math
 import os
 import sys
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,13 @@ from typing import Any
 
 import numpy as np
 
-from processors.shared_models import MODELS, cpu_time_with, limit_blas_threads, thread_ids
+from processors.shared_models import (
+    MODELS,
+    cpu_time_with,
+    limit_blas_threads,
+    thread_ids,
+    threads_since,
+)
 from processors.stt._mel import HOP_LENGTH, N_FRAMES, SAMPLE_RATE, log_mel_spectrogram
 from processors.stt._whisper_guard import Verdict, collapse_repeats, judge, token_budget
 
@@ -304,7 +309,7 @@ def _load(model_dir: Path, compute_type: str, cpu_threads: int) -> WhisperModel:
     )
     # The first pass allocates buffers and starts the compute threads: do it now.
     model.transcribe(np.full(SAMPLE_RATE, 1000, dtype="<i2").tobytes(), PassOptions())
-    model.threads = frozenset(thread_ids() - before - {str(threading.get_native_id())})
+    model.threads = threads_since(before)
     return model
 
 

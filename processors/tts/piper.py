@@ -25,7 +25,7 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
-from processors.shared_models import cpu_time_with, thread_ids
+from processors.shared_models import cpu_time_with, thread_ids, threads_since
 from processors.tts.base import TTSParams, TTSProcessor
 
 __all__ = ["PiperTTS", "PiperTTSParams", "default_voice_paths", "espeak_safe"]
@@ -170,7 +170,7 @@ class PiperTTS(TTSProcessor[PiperTTSParams]):
                 # ONNX Runtime's own compute threads, for cpu_time: the intra-op pool has
                 # num_threads - 1 of them. More new threads means another stage started
                 # some meanwhile; then they cannot be told apart (process time instead).
-                pool = frozenset(thread_ids() - before - {str(threading.get_native_id())})
+                pool = threads_since(before)
                 if len(pool) != p.num_threads - 1:
                     pool = frozenset()
                 semaphore = threading.BoundedSemaphore(p.max_syntheses)

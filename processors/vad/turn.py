@@ -369,9 +369,8 @@ class TurnProcessor(Processor):
         threshold = p.transcript_complete_threshold
         if not p.transcript_check or threshold is None or verdict is None:
             return False
-        if verdict.probability is None or verdict.probability < threshold:
-            return False
-        return not asks_for_more(verdict.text, p.hold_phrases, p.open_endings)
+        sure = verdict.probability is not None and verdict.probability >= threshold
+        return sure and not self._words_unfinished(verdict)
 
     @handles(EndOfUtteranceFrame)
     async def _words_verdict(self, frame: EndOfUtteranceFrame, direction: Direction) -> None:
