@@ -7,7 +7,9 @@ engine (:mod:`processors.stt._whisper_engine`) decides what to retry.
 
 * **Repetition**: the most consecutive copies of any word n-gram, on words
   compared without case or punctuation ("Yes, yes. Yes." is three copies of
-  "yes"), and whether the whole text is one n-gram said twice or more ("9 9").
+  "yes"), whether the whole text is one n-gram said twice or more ("9 9"), and
+  whether it ends with a phrase of three or more words said twice ("... and a
+  small stove and a small stove": Whisper saying the end of a long turn again).
   Whisper's own check, the zlib compression ratio of the text above 2.4, is
   applied as well: it catches long loops the word check misses (a cycle that
   varies a little).
@@ -37,6 +39,7 @@ __all__ = [
 
 COMPRESSION_RATIO_LIMIT = 2.4  # Whisper's threshold for a looping output
 MAX_COPIES = 2  # more consecutive copies of an n-gram than this is a loop
+TAIL_PHRASE_WORDS = 3  # a text ending with a phrase this long (or longer) twice is a loop
 _TOKENS_BASE = 8  # punctuation and a word or two, whatever the length
 _TOKENS_PER_S = 7.0  # above a fast speaking rate (~5 words/s, ~1.3 tokens a word)
 _LOGPROB_FLOOR = -1.0  # Whisper's average log-probability threshold
@@ -85,6 +88,13 @@ def _whole_repeat(keys: list[str]) -> bool:
     return False
 
 
+def _tail_repeat(keys: list[str]) -> bool:
+    """Whether the words end with the same phrase of ``TAIL_PHRASE_WORDS`` or more words twice."""
+    return any(
+        keys[-2 * n : -n] == keys[-n:] for n in range(TAIL_PHRASE_WORDS, len(keys) // 2 + 1)
+    )
+
+
 def compression_ratio(text: str) -> float:
     """Bytes of ``text`` over bytes of its zlib compression (Whisper's loop measure)."""
     data = text.encode("utf-8")
@@ -119,6 +129,7 @@ def judge(
         tokens >= budget
         or most_copies(text) > MAX_COPIES
         or (len(keys) > 1 and _whole_repeat(keys))
+        or _tail_repeat(keys)
         or compression_ratio(text) > COMPRESSION_RATIO_LIMIT
     )
     non_speech = no_speech_prob > no_speech_threshold and avg_logprob < _LOGPROB_FLOOR

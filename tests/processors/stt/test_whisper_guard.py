@@ -42,6 +42,10 @@ def test_most_copies_counts_consecutive_ngrams_without_case_or_punctuation() -> 
         "Yes. Yes.",
         SIDE_LEFT_LOOP,
         "I think that I think that",
+        # the end of a long turn said again (tiny.en on an 8 s window, a corpus turn)
+        "for the camping trip i am packing a tent two sleeping bags and a small stove "
+        "and a small stove",
+        "Book it for Friday at seven, Friday at seven.",
     ],
 )
 def test_loops_are_judged_looping(text: str) -> None:
@@ -51,7 +55,16 @@ def test_loops_are_judged_looping(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["Side left.", "no, no, I said the red one", "Turn off the lights.", "", "9"]
+    "text",
+    [
+        "Side left.",
+        "no, no, I said the red one",
+        "Turn off the lights.",
+        "",
+        "9",
+        "That is all. Thank you, thank you.",  # a two-word phrase twice is speech
+        "I said the red one, the red one, please.",  # repeated, but not at the end
+    ],
 )
 def test_ordinary_text_is_clean(text: str) -> None:
     assert _judge(text).clean
