@@ -28,9 +28,15 @@ Under ``semantic_vad`` the pause's transcript is also judged by the words
 (docs/turn-taking.md, "The words' second opinion"): a
 :class:`~processors.vad.eou.TranscriptEndOfTurn` on the session's language
 model (the LLM stage's loaded model, shared) gives the probability that the
-user's words are finished, in a worker thread, before the reply starts, and the
-turn processor gets it (:meth:`~processors.vad.turn.TurnProcessor.judge_words`):
-a pause Smart Turn calls complete ends the turn only once the words agree.
+user's words are finished, in a worker thread, and the turn processor gets it
+(:meth:`~processors.vad.turn.TurnProcessor.judge_words`): a pause Smart Turn
+calls complete ends the turn only once the words agree. The check has a
+context of the model's pool of its own; when two are free it runs beside the
+reply, which starts at once, so a turn that ends on the verdict finds its reply
+under way; otherwise it runs first and the reply after it. While the user
+speaks, both contexts get the conversation evaluated
+(:meth:`~processors.vad.eou.TranscriptEndOfTurn.prefill`), so each evaluates
+only the user's words at the pause.
 Without speculation there is no pause transcript, so the check is off then
 (:func:`~pipelines.serve.turn_settings.turn_settings`).
 
@@ -41,6 +47,7 @@ withdraws the held reply.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -52,7 +59,7 @@ from framework import Processor
 from framework.frames import EndOfUtteranceFrame, UserPausedSpeakingFrame, UserResumedSpeakingFrame
 from pipelines.serve.commits import fill_transcript
 from pipelines.serve.items import Item, Part
-from pipelines.serve.responses import model_messages, response_settings
+from pipelines.serve.responses import ResponseSettings, model_messages, response_settings
 from pipelines.serve.session_config import ResponseParams
 from pipelines.serve.stages import Controller
 from pipelines.serve.state import HeldReply, Send, SessionState, Spawn, Speculation
@@ -90,6 +97,7 @@ class Speculator:
         self._turn = turn
         self.enabled = enabled
         self._words = _words_detector(llm)
+        self._reply_owner = getattr(llm, "affinity", None)  # the context its replies prefer
         self._stop: threading.Event | None = None  # makes a check waiting for the model give up
 
     @property
@@ -137,7 +145,11 @@ class Speculator:
             detector = await self._loaded_detector()
             if detector is None:
                 return
-            tokens = await anyio.to_thread.run_sync(detector.prefill, history)
+            # The reply's context first (it is the one the user waits on), then the check's.
+            tokens = await anyio.to_thread.run_sync(
+                functools.partial(detector.prefill, history, owner=self._reply_owner)
+            )
+            tokens += await anyio.to_thread.run_sync(detector.prefill, history)
         except Exception:
             log.exception("session %s: the end-of-utterance prefill failed", self.state.config.id)
             return
@@ -192,24 +204,42 @@ class Speculator:
         # The verdict only matters where the turn processor waits for it (semantic_vad
         # with the words' check): under server_vad it would cost a model evaluation
         # per pause, and hold the model while the reply waits.
-        if spec is st.speculation and self._turn.uses_words:
+        if spec is st.speculation and self._turn.uses_words and self._words is not None:
             history = model_messages(settings.instructions, list(st.conversation))
-            if self._words is not None and self._words.busy():
+            if self._words.room() >= 2 and self._will_answer(spec):
+                # The model has a context for each: the reply starts now and the words
+                # are judged beside it, so the turn that ends on the verdict finds its
+                # reply under way (each on one core of its own).
+                await self._prepare_reply(spec, text, settings)
+                await self._judge_words(spec, text, history)
+                return
+            if self._words.busy():
                 # A reply holds the model (none will be prepared then): judge meanwhile.
                 self._spawn(self._judge_words, spec, text, history)
             else:
                 await self._judge_words(spec, text, history)
+        if self._will_answer(spec):
+            await self._prepare_reply(spec, text, settings)
+
+    def _will_answer(self, spec: Speculation) -> bool:
+        """Whether the turn of ``spec`` gets the reply prepared at its pause."""
+        st = self.state
         td = st.turn_detection
-        if (
-            spec is not st.speculation
-            or td is None
-            or not td.create_response
-            or spec.config is not st.config
-            or st.response is not None
-            or st.deferred_auto
-            or not st.ready.is_set()
-        ):
-            return
+        return (
+            spec is st.speculation
+            and td is not None
+            and td.create_response
+            and spec.config is st.config
+            and st.response is None
+            and not st.deferred_auto
+            and st.ready.is_set()
+        )
+
+    async def _prepare_reply(
+        self, spec: Speculation, text: str, settings: ResponseSettings
+    ) -> None:
+        """Start the reply to the pause's ``text``, held until the turn ends."""
+        st = self.state
         log.debug("session %s: reply prepared at a pause of %s", st.config.id, spec.item_id)
         pending = Item(
             spec.item_id, "message", role="user", content=[Part("input_audio", heard=text)]
@@ -307,7 +337,8 @@ def _words_detector(llm: Processor) -> TranscriptEndOfTurn | None:
 
     if not isinstance(llm, LlamaCppLLM):
         return None
-    return TranscriptEndOfTurn(llm.params, affinity=llm.affinity)
+    # Its own context, not the reply's: with two free the check runs beside the reply.
+    return TranscriptEndOfTurn(llm.params)
 
 
 def _since(speech_end_ns: int | None) -> str:

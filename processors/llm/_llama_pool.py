@@ -60,6 +60,11 @@ class LlamaPool:
         with self._cond:
             return len(self.instances) - len(self._free)
 
+    def room(self) -> int:
+        """How many callers could take a context now: the free ones plus those not loaded yet."""
+        with self._cond:
+            return len(self._free) + self.size - len(self.instances) - self._loading
+
     def full(self) -> bool:
         """True when a caller would wait: every context lent out and no room for another."""
         with self._cond:

@@ -330,22 +330,28 @@ class TranscriptEndOfTurn:
         finally:
             self._own.release()
 
-    def prefill(self, history: Sequence[Message] = (), text: str = "") -> int:
+    def prefill(
+        self, history: Sequence[Message] = (), text: str = "", *, owner: object = None
+    ) -> int:
         """Evaluate the conversation, and ``text`` (the user's words so far), now if the
         model is free.
 
         Run while the user speaks, it takes the last reply's tokens (which the cache
         rarely holds as the context has them) and the words already heard off the
         pause's critical path: the check then evaluates only the words that came
-        after ``text``. Returns how many tokens it evaluated (0 when no context is
-        free now, or this detector is already using the model).
+        after ``text``. ``owner`` (default :attr:`affinity`) names the context to
+        prefer: another caller's, such as a reply's that runs beside the check, gets
+        the conversation evaluated the same way, since a reply's prompt starts with
+        the check's. Returns how many tokens it evaluated (0 when no context is free
+        now, or this detector is already using the model).
         """
         shared = self._shared
         if shared is None or not self._own.acquire(blocking=False):
             return 0
+        owner = self.affinity if owner is None else owner
         try:
             pool = shared.model
-            llama = pool.take(owner=self.affinity, wait=False)
+            llama = pool.take(owner=owner, wait=False)
             if llama is None:
                 return 0
             self._prefilling = True
@@ -353,9 +359,14 @@ class TranscriptEndOfTurn:
                 return self._evaluate(llama, self.prompt(text, history))
             finally:
                 self._prefilling = False
-                pool.give(llama, self.affinity)
+                pool.give(llama, owner)
         finally:
             self._own.release()
+
+    def room(self) -> int:
+        """Contexts of the shared model a caller could take now: free, or not loaded yet."""
+        shared = self._shared
+        return shared.model.room() if shared is not None else 0
 
     def timed_probability(self, text: str, history: Sequence[Message] = ()) -> tuple[float, float]:
         """:meth:`probability` and the seconds it took (the wait for a context included)."""
