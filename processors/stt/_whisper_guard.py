@@ -90,9 +90,7 @@ def _whole_repeat(keys: list[str]) -> bool:
 
 def _tail_repeat(keys: list[str]) -> bool:
     """Whether the words end with the same phrase of ``TAIL_PHRASE_WORDS`` or more words twice."""
-    return any(
-        keys[-2 * n : -n] == keys[-n:] for n in range(TAIL_PHRASE_WORDS, len(keys) // 2 + 1)
-    )
+    return any(keys[-2 * n : -n] == keys[-n:] for n in range(TAIL_PHRASE_WORDS, len(keys) // 2 + 1))
 
 
 def compression_ratio(text: str) -> float:

@@ -186,3 +186,33 @@ async def test_server_vad_pauses_are_not_judged_by_the_words(
     # in a pause cut just after the word)
     assert any("capital" in text.lower() for text in pauses), pauses
     assert words == [], words
+
+
+@pytest.mark.parametrize("room", [2, 1], ids=["beside", "after"])
+async def test_the_reply_starts_beside_the_words_check_when_the_model_has_room(
+    url: str,
+    words: list[tuple[str, float | None]],
+    monkeypatch: pytest.MonkeyPatch,
+    room: int,
+) -> None:
+    # With a context free for each, the reply prepared at the pause is under way before
+    # the words are judged; with one, the words come first, then the reply.
+    started: list[bool] = []
+    judge = Speculator._judge_words
+
+    async def recording(self: Speculator, spec: Speculation, text: str, history: Any) -> None:
+        started.append(spec.reply is not None)
+        await judge(self, spec, text, history)
+
+    monkeypatch.setattr(Speculator, "_judge_words", recording)
+    if room == 1:  # another session's reply holds the other context
+        monkeypatch.setattr(TranscriptEndOfTurn, "room", lambda self: 1)
+    async with websockets.connect(f"{url}/realtime") as ws:
+        client = await connect_session(ws, {"type": "semantic_vad", "eagerness": "medium"})
+        events, _ = await _talk(client, 300, speech_24k(QUESTION), 6000)
+    kinds = event_types(events)
+    assert kinds.count("input_audio_buffer.committed") == 1, kinds
+    assert kinds.count("response.created") == 1, kinds
+    assert "response.output_audio.delta" in kinds, kinds
+    assert started and started[-1] is (room == 2), started
+    assert any(p is not None and p >= THRESHOLD for _text, p in words), words

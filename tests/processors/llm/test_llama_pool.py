@@ -87,6 +87,19 @@ def test_lent_to_and_full_tell_who_holds_what() -> None:
     pool.give(b, owner=check)
 
 
+def test_room_counts_free_contexts_and_those_not_loaded_yet() -> None:
+    pool = LlamaPool(_Loader(), size=2)
+    assert pool.room() == 2  # one loaded and free, one place to load
+    a = pool.take()
+    assert pool.room() == 1
+    b = pool.take()  # the second is loaded now
+    assert pool.room() == 0
+    pool.give(a)
+    assert pool.room() == 1
+    pool.give(b)
+    assert pool.room() == 2
+
+
 def test_take_gives_up_once_stopped() -> None:
     pool = LlamaPool(_Loader(), size=1)
     held = pool.take()

@@ -383,6 +383,26 @@ def test_prefill_leaves_only_the_users_words_to_evaluate(detector: TranscriptEnd
         assert detector.prefill([]) == 0
 
 
+def test_a_prefill_for_another_owner_warms_that_owners_context(
+    detector: TranscriptEndOfTurn,
+) -> None:
+    # A reply that runs beside the check prefers its own context: the conversation is
+    # evaluated there too, so the reply's prompt (which starts with the check's) finds it.
+    reply = object()
+    pool = detector._shared.model  # type: ignore[union-attr]
+    history = _history("Which trains go to the coast on Sundays?", "Two, at nine and at noon.")
+    assert detector.prefill(history, owner=reply) > 20  # a conversation no context holds
+    context = pool.take(owner=reply, wait=False)  # the one the prefill gave back for it
+    assert context is not None
+    try:
+        prompt = detector.prompt("", history)
+        tokens = context.tokenize(prompt.encode(), add_bos=False, special=True)
+        assert context._input_ids[: context.n_tokens].tolist() == tokens
+    finally:
+        pool.give(context, reply)
+    assert detector.prefill(history, owner=reply) <= 1  # already there: nothing new
+
+
 @pytest.fixture
 def own_detector(detector: TranscriptEndOfTurn) -> TranscriptEndOfTurn:
     """A detector for one stage (the stage releases it), on the already loaded model."""
