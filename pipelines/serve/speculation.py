@@ -145,11 +145,13 @@ class Speculator:
             detector = await self._loaded_detector()
             if detector is None:
                 return
-            # The reply's context first (it is the one the user waits on), then the check's.
+            # The reply's context first (it is the one the user waits on), then the
+            # check's, when the pauses will be judged (semantic_vad, not server_vad).
             tokens = await anyio.to_thread.run_sync(
                 functools.partial(detector.prefill, history, owner=self._reply_owner)
             )
-            tokens += await anyio.to_thread.run_sync(detector.prefill, history)
+            if self._turn.uses_words:
+                tokens += await anyio.to_thread.run_sync(detector.prefill, history)
         except Exception:
             log.exception("session %s: the end-of-utterance prefill failed", self.state.config.id)
             return

@@ -176,9 +176,21 @@ async def test_server_vad_pauses_are_not_judged_by_the_words(
         await transcribed(self, spec, text)
 
     monkeypatch.setattr(Speculator, "on_speculative_transcript", recording)
+    owners: list[object] = []  # whom each prefill at the speech's start was for
+    prefill = TranscriptEndOfTurn.prefill
+
+    def recording_prefill(
+        self: TranscriptEndOfTurn, history: Any = (), text: str = "", *, owner: object = None
+    ) -> int:
+        owners.append(owner)
+        return prefill(self, history, text, owner=owner)
+
+    monkeypatch.setattr(TranscriptEndOfTurn, "prefill", recording_prefill)
     async with websockets.connect(f"{url}/realtime") as ws:
         client = await connect_session(ws, {"type": "server_vad", "silence_duration_ms": 800})
         events, _ = await _talk(client, 300, speech_24k(QUESTION), 3000)
+    # the reply's context is prefilled; the check's own is not, as no check will come
+    assert owners and None not in owners, owners
     kinds = event_types(events)
     assert kinds.count("input_audio_buffer.committed") == 1, kinds
     assert kinds.count("response.created") == 1, kinds
