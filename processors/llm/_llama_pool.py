@@ -67,8 +67,7 @@ class LlamaPool:
 
     def full(self) -> bool:
         """True when a caller would wait: every context lent out and no room for another."""
-        with self._cond:
-            return not self._free and len(self.instances) + self._loading >= self.size
+        return self.room() == 0
 
     def lent_to(self, owner: object) -> bool:
         """True while a caller naming ``owner`` holds a context."""
